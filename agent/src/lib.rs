@@ -1,0 +1,249 @@
+//! The Piface agent: everything that must happen on the machine where the files are.
+//!
+//! For now that is the pi runtime: starting `pi --mode rpc` for sessions ([`child`]), relaying
+//! its output as [`FromAgent::Event`]s, feeding it commands, killing it, running `!!` shell
+//! commands ([`shell`]) and probing pi's model list. The agent speaks only the protocol of
+//! `piface-shared`; it has no HTTP and no idea of browsers.
+//!
+//! [`spawn`] starts an agent as a task that talks over a pair of bounded channels. `piface
+//! serve` wires those channels straight into the coordinator (the in-process link); a
+//! networked transport carries the same messages through the codec.
+
+pub mod child;
+pub mod shell;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use piface_shared::protocol::{
+    FromAgent, Hello, SessionId, SpawnError, SpawnSpec, ToAgent, PROTOCOL_VERSION,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn, Instrument};
+
+pub use child::PiProcess;
+
+/// Settings of an agent.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The pi executable (a path or a name looked up on PATH).
+    pub pi_bin: PathBuf,
+    /// How long a new pi may take to answer its first command.
+    pub start_timeout: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping pi.
+    pub kill_grace: Duration,
+    /// Longest run of a `!!` command before it is killed.
+    pub shell_timeout: Duration,
+    /// Working directory of the throw-away pi that lists models.
+    pub probe_dir: PathBuf,
+}
+
+impl AgentConfig {
+    /// Defaults for a given pi binary.
+    pub fn new(pi_bin: PathBuf) -> AgentConfig {
+        AgentConfig {
+            pi_bin,
+            start_timeout: Duration::from_secs(30),
+            kill_grace: Duration::from_secs(5),
+            shell_timeout: Duration::from_secs(600),
+            probe_dir: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/".into()),
+        }
+    }
+}
+
+/// Depth of the agent's control queue (replies and notices; events have their own streams).
+const OUTBOUND_DEPTH: usize = 256;
+
+/// The coordinator's ends of an agent started with [`spawn`].
+pub struct AgentLink {
+    /// Commands to the agent. Dropping it shuts the agent down (its pi processes are stopped).
+    pub tx: mpsc::Sender<ToAgent>,
+    /// Messages from the agent; the first is its [`Hello`].
+    pub rx: mpsc::Receiver<FromAgent>,
+    /// Finishes when the agent has stopped every pi it ran.
+    pub task: JoinHandle<()>,
+}
+
+/// Opens the per-session streams that carry a session's events to the coordinator.
+///
+/// Each session gets its own bounded stream so that a session whose clients are slow pushes
+/// back on its own pi only, never on another session's. The in-process link hands out
+/// channels; a network transport opens one stream per session.
+pub trait SessionStreams: Send + Sync + 'static {
+    /// A new stream for `session`: it carries [`FromAgent::Event`]s in order, then one
+    /// [`FromAgent::Exited`].
+    fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent>;
+}
+
+/// Starts an agent on the current tokio runtime.
+pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink {
+    let (to_tx, to_rx) = mpsc::channel(64);
+    let (from_tx, from_rx) = mpsc::channel(OUTBOUND_DEPTH);
+    let agent = Agent { config: Arc::new(config), sessions: Arc::default(), out: from_tx, streams };
+    let task = tokio::spawn(agent.run(to_rx).instrument(tracing::info_span!("agent")));
+    AgentLink { tx: to_tx, rx: from_rx, task }
+}
+
+/// Our hello.
+pub fn hello(pi_version: Option<String>) -> Hello {
+    Hello {
+        protocol_version: PROTOCOL_VERSION,
+        software_version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default(),
+        os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        pi_version,
+    }
+}
+
+type Sessions = Arc<Mutex<HashMap<SessionId, Arc<PiProcess>>>>;
+
+struct Agent {
+    config: Arc<AgentConfig>,
+    /// Running pi processes by session. A std mutex: it is only held to look up or swap an entry.
+    sessions: Sessions,
+    out: mpsc::Sender<FromAgent>,
+    streams: Arc<dyn SessionStreams>,
+}
+
+impl Agent {
+    async fn run(self, mut rx: mpsc::Receiver<ToAgent>) {
+        if self.out.send(FromAgent::Hello(hello(None))).await.is_err() {
+            return;
+        }
+        while let Some(msg) = rx.recv().await {
+            self.handle(msg);
+        }
+        info!("coordinator link closed; stopping pi processes");
+        let all: Vec<_> = self.sessions.lock().unwrap().drain().map(|(_, p)| p).collect();
+        let grace = self.config.kill_grace;
+        let mut stops = tokio::task::JoinSet::new();
+        for p in all {
+            stops.spawn(async move { p.kill(grace).await });
+        }
+        stops.join_all().await;
+    }
+
+    /// Handles one command without waiting on any process, so one slow pi never delays the
+    /// commands of another session.
+    fn handle(&self, msg: ToAgent) {
+        match msg {
+            ToAgent::Hello(h) => {
+                if let Err(e) = h.check_compatible() {
+                    warn!("coordinator hello: {e}");
+                }
+            }
+            ToAgent::Spawn { req, session, spec } => {
+                let task = spawn_session(self.config.clone(), self.sessions.clone(), self.out.clone(), self.streams.clone(), req, session.clone(), spec);
+                tokio::spawn(task.instrument(tracing::info_span!("session", session_id = %session)));
+            }
+            ToAgent::Input { session, line } => self.input(session, line),
+            ToAgent::Kill { req, session } => {
+                let proc = self.sessions.lock().unwrap().remove(&session);
+                let out = self.out.clone();
+                let grace = self.config.kill_grace;
+                tokio::spawn(async move {
+                    let was_running = proc.is_some();
+                    if let Some(p) = proc {
+                        p.kill(grace).await;
+                    }
+                    let _ = out.send(FromAgent::Killed { req, was_running }).await;
+                });
+            }
+            ToAgent::Shell { req, session, command } => {
+                let cwd = self.sessions.lock().unwrap().get(&session).map(|p| p.cwd().to_owned());
+                let out = self.out.clone();
+                let timeout = self.config.shell_timeout;
+                tokio::spawn(async move {
+                    let result = match cwd {
+                        Some(cwd) => shell::run(&command, &cwd, timeout).await,
+                        None => Err("session is not running on this agent".to_string()),
+                    };
+                    let _ = out.send(FromAgent::ShellDone { req, result }).await;
+                });
+            }
+            ToAgent::ProbeModels { req } => {
+                let config = self.config.clone();
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    let result = child::probe_models(&config).await;
+                    let _ = out.send(FromAgent::Models { req, result }).await;
+                });
+            }
+        }
+    }
+
+    fn input(&self, session: SessionId, line: Bytes) {
+        let proc = self.sessions.lock().unwrap().get(&session).cloned();
+        let notice = match proc {
+            None => Some("pi is not running for this session; the command was not delivered".to_string()),
+            Some(p) => p.send_line(line).err().map(|e| e.to_string()),
+        };
+        if let Some(message) = notice {
+            debug!(session_id = %session, "{message}");
+            let out = self.out.clone();
+            tokio::spawn(async move {
+                let _ = out.send(FromAgent::Notice { session: Some(session), message }).await;
+            });
+        }
+    }
+}
+
+async fn spawn_session(
+    config: Arc<AgentConfig>,
+    sessions: Sessions,
+    out: mpsc::Sender<FromAgent>,
+    streams: Arc<dyn SessionStreams>,
+    req: u64,
+    session: SessionId,
+    spec: SpawnSpec,
+) {
+    let refusal = if sessions.lock().unwrap().contains_key(&session) {
+        Some(SpawnError::AlreadyRunning)
+    } else if !std::path::Path::new(&spec.cwd).is_dir() {
+        Some(SpawnError::NoSuchDirectory(spec.cwd.clone()))
+    } else {
+        None
+    };
+    if let Some(e) = refusal {
+        let _ = out.send(FromAgent::Spawned { req, result: Err(e) }).await;
+        return;
+    }
+    let stream = streams.open(&session);
+    let result = PiProcess::start(&config, &spec, Some((session.clone(), stream))).await;
+    let result = match result {
+        Ok(proc) => {
+            let proc = Arc::new(proc);
+            let pid = proc.pid();
+            info!(pid, "pi started");
+            let previous = sessions.lock().unwrap().insert(session.clone(), proc.clone());
+            if let Some(p) = previous {
+                // Two spawns for one session raced; keep the newer, stop the older.
+                tokio::spawn(async move { p.kill(Duration::from_secs(1)).await });
+            }
+            // Forget the process once it exits on its own, so Input gets a clear notice.
+            let sessions2 = sessions.clone();
+            let session2 = session.clone();
+            let watched = proc.clone();
+            tokio::spawn(async move {
+                watched.wait_done().await;
+                let mut map = sessions2.lock().unwrap();
+                if map.get(&session2).is_some_and(|p| Arc::ptr_eq(p, &watched)) {
+                    map.remove(&session2);
+                }
+            });
+            Ok(piface_shared::protocol::Spawned { pid })
+        }
+        Err(e) => {
+            info!("pi failed to start: {e}");
+            Err(e)
+        }
+    };
+    let _ = out.send(FromAgent::Spawned { req, result }).await;
+}

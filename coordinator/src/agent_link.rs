@@ -1,0 +1,175 @@
+//! The coordinator's end of the link to an agent: request/reply matching on the control
+//! stream, and the session streams that feed each session's [`Hub`].
+//!
+//! Invariant: a session's events reach its hub in the order the agent numbered them; the
+//! pump of one session awaits its own hub only, so a slow session never holds up another.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use piface_agent::SessionStreams;
+use piface_shared::protocol::{FromAgent, Hello, RequestId, SessionId, ToAgent};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::App;
+
+/// Messages a session stream may hold before the agent's reader waits (and pi with it).
+const SESSION_STREAM_DEPTH: usize = 64;
+
+/// Why a request to the agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The agent is gone.
+    #[error("the agent is not connected")]
+    Disconnected,
+    /// No reply in time.
+    #[error("the agent did not answer within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Sends requests to an agent and matches replies.
+pub struct AgentHandle {
+    tx: mpsc::Sender<ToAgent>,
+    pending: Mutex<HashMap<RequestId, oneshot::Sender<FromAgent>>>,
+    next: AtomicU64,
+    hello: OnceLock<Hello>,
+}
+
+impl AgentHandle {
+    /// A handle over the agent's command channel.
+    pub fn new(tx: mpsc::Sender<ToAgent>) -> AgentHandle {
+        AgentHandle { tx, pending: Mutex::default(), next: AtomicU64::new(1), hello: OnceLock::new() }
+    }
+
+    /// The agent's hello, once received.
+    pub fn hello(&self) -> Option<&Hello> {
+        self.hello.get()
+    }
+
+    /// Sends a message that has no reply.
+    pub async fn send(&self, msg: ToAgent) -> Result<(), LinkError> {
+        self.tx.send(msg).await.map_err(|_| LinkError::Disconnected)
+    }
+
+    /// Sends `make(req)` and waits up to `timeout` for the reply carrying `req`.
+    pub async fn request(&self, make: impl FnOnce(RequestId) -> ToAgent, timeout: Duration) -> Result<FromAgent, LinkError> {
+        let req = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(req, tx);
+        let result = async {
+            self.send(make(req)).await?;
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(_)) => Err(LinkError::Disconnected),
+                Err(_) => Err(LinkError::Timeout(timeout)),
+            }
+        }
+        .await;
+        self.pending.lock().unwrap().remove(&req);
+        result
+    }
+
+    fn complete(&self, req: RequestId, msg: FromAgent) {
+        match self.pending.lock().unwrap().remove(&req) {
+            Some(tx) => {
+                let _ = tx.send(msg);
+            }
+            None => debug!(req, "reply to a request nobody waits for"),
+        }
+    }
+}
+
+/// Reads the agent's control stream until it closes.
+pub async fn run_control(app: Arc<App>, mut rx: mpsc::Receiver<FromAgent>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            FromAgent::Hello(hello) => {
+                if let Err(e) = hello.check_compatible() {
+                    warn!("agent hello refused: {e}");
+                    break;
+                }
+                info!(hostname = %hello.hostname, version = %hello.software_version, "agent connected");
+                let _ = app.agent.hello.set(hello);
+            }
+            FromAgent::Spawned { req, .. }
+            | FromAgent::Killed { req, .. }
+            | FromAgent::ShellDone { req, .. }
+            | FromAgent::Models { req, .. } => app.agent.complete(req, msg),
+            FromAgent::Notice { session, message } => app.notice(session.as_deref(), message).await,
+            FromAgent::Event { session, .. } | FromAgent::Exited { session, .. } => {
+                warn!(session_id = %session, "session message on the control stream; dropped")
+            }
+        }
+    }
+    info!("agent link closed");
+    // Everyone waiting for a reply learns the agent is gone.
+    app.agent.pending.lock().unwrap().clear();
+    app.agent_gone();
+}
+
+/// [`SessionStreams`] for an agent in this process: a channel per session, pumped into the
+/// session's hub.
+#[derive(Default)]
+pub struct LocalStreams {
+    app: OnceLock<Weak<App>>,
+}
+
+impl LocalStreams {
+    /// Connects the streams to the app once it exists (the app needs the agent, the agent
+    /// needs the streams).
+    pub fn bind(&self, app: &Arc<App>) {
+        let _ = self.app.set(Arc::downgrade(app));
+    }
+}
+
+impl SessionStreams for LocalStreams {
+    fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent> {
+        let (tx, rx) = mpsc::channel(SESSION_STREAM_DEPTH);
+        let app = self.app.get().and_then(Weak::upgrade);
+        let session = session.clone();
+        tokio::spawn(async move {
+            match app {
+                Some(app) => pump_session(app, session, rx).await,
+                None => warn!(session_id = %session, "session stream opened before the coordinator was ready"),
+            }
+        });
+        tx
+    }
+}
+
+/// Feeds one session's stream into its hub, in order.
+async fn pump_session(app: Arc<App>, session: SessionId, mut rx: mpsc::Receiver<FromAgent>) {
+    let Some(hub) = app.registry.hub(&session) else {
+        warn!(session_id = %session, "events for an unknown session; dropping its stream");
+        return;
+    };
+    let mut expected = 0u64;
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            FromAgent::Event { seq, meta, line, .. } => {
+                if seq != expected {
+                    warn!(session_id = %session, seq, expected, "gap in a session's event sequence");
+                }
+                expected = seq + 1;
+                if hub.push_event(&meta, line).await == crate::hub::FollowUp::AgentEnd {
+                    app.after_agent_end(&session);
+                }
+            }
+            FromAgent::Notice { message, .. } => app.notice(Some(&session), message).await,
+            FromAgent::Exited { code, stderr, .. } => {
+                app.session_exited(&session, &hub, code, &stderr).await;
+                return;
+            }
+            other => debug!(session_id = %session, "unexpected message on a session stream: {other:?}"),
+        }
+    }
+}
+
+/// A JSON line for pi's stdin.
+pub fn input(session: &str, line: impl Into<Bytes>) -> ToAgent {
+    ToAgent::Input { session: session.to_owned(), line: line.into() }
+}

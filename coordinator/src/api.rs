@@ -1,0 +1,122 @@
+//! REST handlers of the original's API (`shared/contract/rest-api.md`): health, models and
+//! sessions. Each handler is a thin shell over a method of [`App`].
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::record::Status;
+use crate::sessions::CreateSession;
+use crate::App;
+
+type AppState = State<Arc<App>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The `/api` routes.
+pub fn router(app: Arc<App>) -> Router<Arc<App>> {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/api/models", get(models))
+        .route("/api/sessions", get(list_sessions).post(create_session))
+        .route("/api/sessions/{id}", get(get_session).patch(patch_session))
+        .route("/api/sessions/{id}/kill", post(kill_session))
+        .route("/api/sessions/{id}/resume", post(resume_session))
+        .route("/api/sessions/{id}/transcribe", post(transcribe))
+        .route("/api/sessions/{id}/tts", post(tts))
+        .route("/api/audio/tts/{file}", get(tts_audio))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(app.config.max_body))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn models(State(app): AppState) -> Response {
+    let models = app.models.get(&app).await;
+    let mut body = Vec::with_capacity(models.len() + 12);
+    body.extend_from_slice(br#"{"models":"#);
+    body.extend_from_slice(&models);
+    body.push(b'}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn list_sessions(State(app): AppState) -> Json<serde_json::Value> {
+    Json(json!({ "sessions": app.registry.list() }))
+}
+
+async fn create_session(State(app): AppState, body: Result<Json<CreateSession>, JsonRejection>) -> ApiResult<impl IntoResponse> {
+    let Json(req) = body?;
+    let record = app.create_session(req).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+async fn get_session(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<impl IntoResponse> {
+    let Path(id) = id?;
+    app.registry.get(&id).map(Json).ok_or_else(ApiError::session_not_found)
+}
+
+async fn patch_session(State(app): AppState, id: Result<Path<String>, PathRejection>, body: Bytes) -> ApiResult<impl IntoResponse> {
+    let Path(id) = id?;
+    #[derive(serde::Deserialize)]
+    struct Patch {
+        render_markdown: Option<bool>,
+    }
+    let patch: Patch = if body.iter().all(u8::is_ascii_whitespace) {
+        Patch { render_markdown: None }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::validation(e.to_string()))?
+    };
+    app.patch_session(&id, patch.render_markdown).map(Json)
+}
+
+async fn kill_session(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<impl IntoResponse> {
+    let Path(id) = id?;
+    app.kill_session(&id).await.map(Json)
+}
+
+async fn resume_session(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<impl IntoResponse> {
+    let Path(id) = id?;
+    app.resume_session(&id).await.map(Json)
+}
+
+/// Speech arrives with the speech-to-text issue; until then the original's "not configured"
+/// answers, after the same checks.
+async fn transcribe(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiError {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(e) => return e.into(),
+    };
+    match app.registry.get(&id) {
+        None => ApiError::session_not_found(),
+        Some(r) if r.status != Status::Live => ApiError::conflict("Speech transcription requires a live session"),
+        Some(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Speech transcription is not configured on this server"),
+    }
+}
+
+async fn tts(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiError {
+    let id = match id {
+        Ok(Path(id)) => id,
+        Err(e) => return e.into(),
+    };
+    match app.registry.get(&id) {
+        None => ApiError::session_not_found(),
+        Some(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Text-to-speech is not configured on this server"),
+    }
+}
+
+async fn tts_audio() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Text-to-speech is not configured on this server")
+}

@@ -1,0 +1,130 @@
+//! The Piface coordinator: the HTTP and WebSocket API of the original Piface, the session
+//! registry, and the link to agents that run pi.
+//!
+//! Entry point: [`run`] takes a bound listener and a shutdown signal, so tests start the same
+//! code as `piface serve` on port 0. [`app`] builds the axum router alone.
+//!
+//! What it is not: it never starts pi or touches a project's files itself; that is the
+//! agent's job, reached through [`agent_link`].
+
+pub mod agent_link;
+pub mod api;
+pub mod cli;
+pub mod error;
+pub mod frontend;
+pub mod hub;
+pub mod models;
+pub mod record;
+pub mod registry;
+pub mod sessions;
+pub mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::agent_link::{AgentHandle, LocalStreams};
+use crate::hub::HubLimits;
+use crate::models::ModelsCache;
+use crate::registry::Registry;
+
+/// Settings of a coordinator with its in-process agent.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The pi executable the local agent runs.
+    pub pi_bin: PathBuf,
+    /// Default of `use_direnv` for new sessions (`--direnv/--no-direnv`).
+    pub direnv_default: bool,
+    /// Where Piface keeps its own files.
+    pub data_dir: PathBuf,
+    /// How long a new pi may take to answer its first command.
+    pub start_timeout: Duration,
+    /// Limits of each session's event hub.
+    pub hub_limits: HubLimits,
+    /// Largest accepted request body.
+    pub max_body: usize,
+    /// Ask pi for its models at start-up.
+    pub probe_models_at_start: bool,
+}
+
+impl Config {
+    /// Defaults for a given pi binary and data directory.
+    pub fn new(pi_bin: PathBuf, data_dir: PathBuf) -> Config {
+        Config {
+            pi_bin,
+            direnv_default: true,
+            data_dir,
+            start_timeout: Duration::from_secs(30),
+            hub_limits: HubLimits::default(),
+            max_body: 2 * 1024 * 1024,
+            probe_models_at_start: true,
+        }
+    }
+}
+
+/// State shared by every handler and task.
+pub struct App {
+    /// Settings.
+    pub config: Config,
+    /// Sessions and their hubs.
+    pub registry: Registry,
+    /// The agent that runs pi (in-process for `serve`).
+    pub agent: AgentHandle,
+    /// pi's model list.
+    pub models: ModelsCache,
+    /// Cancelled at shutdown; long-lived tasks (WebSockets) end with it.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let streams = Arc::new(LocalStreams::default());
+    let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
+    agent_config.start_timeout = config.start_timeout;
+    let link = piface_agent::spawn(agent_config, streams.clone());
+    let app = Arc::new(App {
+        registry: Registry::default(),
+        agent: AgentHandle::new(link.tx),
+        models: ModelsCache::default(),
+        shutdown: shutdown.clone(),
+        config,
+    });
+    streams.bind(&app);
+    app.agent.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
+    let control = tokio::spawn(agent_link::run_control(app.clone(), link.rx));
+    if app.config.probe_models_at_start {
+        let app = app.clone();
+        tokio::spawn(async move { app.models.refresh(&app).await });
+    }
+
+    info!(addr = %listener.local_addr()?, "Piface is listening");
+    let router = app_router(app.clone());
+    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let result = serve.await;
+
+    info!("shutting down: stopping pi processes");
+    // Records stay as they are: the persistence layer restores live sessions at next start.
+    let mut stops = tokio::task::JoinSet::new();
+    for id in app.registry.live_ids() {
+        let app = app.clone();
+        stops.spawn(async move {
+            let kill = |req| piface_shared::protocol::ToAgent::Kill { req, session: id.clone() };
+            if let Err(e) = app.agent.request(kill, Duration::from_secs(15)).await {
+                warn!(session_id = %id, "could not stop pi: {e}");
+            }
+        });
+    }
+    stops.join_all().await;
+    control.abort();
+    drop(link.task);
+    result.map_err(Into::into)
+}
+
+/// The router of the whole HTTP surface.
+pub fn app_router(app: Arc<App>) -> axum::Router {
+    api::router(app.clone()).merge(ws::router(app.clone())).fallback(frontend::fallback).with_state(app)
+}

@@ -1,0 +1,344 @@
+//! Session lifecycle: create, resume, kill, pi's exit, internal requests to pi, and the
+//! session-file capture after the first run.
+//!
+//! These are methods on [`App`] used by both the REST handlers and the WebSocket relay.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use piface_shared::protocol::{FromAgent, SpawnError, SpawnSpec, ToAgent};
+use serde_json::{Map, Value};
+use tracing::{info, warn};
+
+use crate::agent_link::input;
+use crate::error::ApiError;
+use crate::hub::Hub;
+use crate::record::{now, SessionRecord, Status, WorkspaceMode};
+use crate::App;
+
+/// How long an internal command to pi may take (the original's 10 s).
+const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `POST /api/sessions` accepts.
+#[derive(Debug, serde::Deserialize)]
+pub struct CreateSession {
+    pub working_dir: String,
+    /// Omitted → the default; `null` → no flag.
+    #[serde(default, deserialize_with = "explicit")]
+    pub provider: Option<Option<String>>,
+    #[serde(default, deserialize_with = "explicit")]
+    pub model: Option<Option<String>>,
+    #[serde(default, deserialize_with = "explicit")]
+    pub thinking_level: Option<Option<String>>,
+    #[serde(default)]
+    pub session_name: Option<String>,
+    #[serde(default)]
+    pub no_session: bool,
+    #[serde(default = "yes")]
+    pub render_markdown: bool,
+    #[serde(default)]
+    pub use_direnv: Option<bool>,
+    /// Accepted for compatibility; worktree sessions come with the workspaces issue.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an omitted field (`None`, by `default`).
+fn explicit<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The original's defaults for new sessions.
+pub const DEFAULT_PROVIDER: &str = "openai-codex";
+/// See [`DEFAULT_PROVIDER`].
+pub const DEFAULT_MODEL: &str = "gpt-5.5";
+/// See [`DEFAULT_PROVIDER`].
+pub const DEFAULT_THINKING: &str = "medium";
+
+fn or_default(value: Option<Option<String>>, default: &str) -> Option<String> {
+    match value {
+        None => Some(default.to_string()),
+        Some(v) => v.filter(|s| !s.is_empty()),
+    }
+}
+
+fn spec_of(record: &SessionRecord) -> SpawnSpec {
+    SpawnSpec {
+        cwd: record.effective_dir().to_string(),
+        provider: record.model_provider.clone(),
+        model: record.model_id.clone(),
+        thinking: record.thinking_level.clone(),
+        session_file: record.session_file.clone().filter(|f| std::path::Path::new(f).is_file()),
+        no_session: record.no_session,
+        use_direnv: record.use_direnv,
+    }
+}
+
+fn spawn_error(e: SpawnError) -> ApiError {
+    match e {
+        SpawnError::NoSuchDirectory(_) => ApiError::bad_request(e.to_string()),
+        SpawnError::Launch(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        _ => ApiError::conflict(e.to_string()),
+    }
+}
+
+impl App {
+    /// `POST /api/sessions`.
+    pub async fn create_session(&self, req: CreateSession) -> Result<SessionRecord, ApiError> {
+        let dir = std::path::Path::new(&req.working_dir);
+        let project_dir = std::fs::canonicalize(dir).ok().map(|p| p.to_string_lossy().into_owned());
+        let stamp = now();
+        let record = SessionRecord {
+            piface_id: uuid::Uuid::new_v4().to_string(),
+            working_dir: req.working_dir.clone(),
+            status: Status::Live,
+            session_file: None,
+            no_session: req.no_session,
+            use_direnv: req.use_direnv.unwrap_or(self.config.direnv_default),
+            model_provider: or_default(req.provider, DEFAULT_PROVIDER),
+            model_id: or_default(req.model, DEFAULT_MODEL),
+            thinking_level: or_default(req.thinking_level, DEFAULT_THINKING),
+            session_name: req.session_name.filter(|s| !s.trim().is_empty()),
+            render_markdown: req.render_markdown,
+            parent_piface_id: None,
+            branch_entry_id: None,
+            project_dir,
+            project_subdir: ".".into(),
+            execution_dir: Some(req.working_dir.clone()),
+            workspace_mode: WorkspaceMode::Shared,
+            workspace_id: None,
+            workspace_name: None,
+            workspace_root: None,
+            workspace_branch: None,
+            workspace_base_ref: None,
+            workspace_theme_override: None,
+            workspace_skin_override: None,
+            workspace_created_by_piface: false,
+            workspace_status: "ready".into(),
+            workspace_error: None,
+            bootstrap_log_path: None,
+            launch_log_path: None,
+            created_at: stamp.clone(),
+            last_active: stamp,
+            attention_required: false,
+        };
+        let id = record.piface_id.clone();
+        let spec = spec_of(&record);
+        let hub = self.new_hub(&id);
+        self.registry.insert_starting(record, hub.clone());
+        match self.spawn_pi(&id, spec).await {
+            Ok(pid) => {
+                info!(session_id = %id, pid, "session created");
+                Ok(self.registry.set_live(&id, None, |_| {}).expect("inserted above"))
+            }
+            Err(e) => {
+                hub.close();
+                self.registry.remove(&id);
+                Err(e)
+            }
+        }
+    }
+
+    /// `POST /api/sessions/{id}/resume`.
+    pub async fn resume_session(&self, id: &str) -> Result<SessionRecord, ApiError> {
+        let record = self.registry.get(id).ok_or_else(ApiError::session_not_found)?;
+        if record.status == Status::Live && self.registry.live_hub(id).is_some() {
+            return Err(ApiError::conflict("Session is already live"));
+        }
+        if record.no_session {
+            return Err(ApiError::conflict("Ephemeral sessions cannot be resumed"));
+        }
+        let hub = self.new_hub(id);
+        self.registry.attach_hub(id, hub.clone()).ok_or_else(ApiError::session_not_found)?;
+        match self.spawn_pi(id, spec_of(&record)).await {
+            Ok(_) => Ok(self
+                .registry
+                .set_live(id, None, |r| {
+                    r.status = Status::Live;
+                    r.last_active = now();
+                })
+                .ok_or_else(ApiError::session_not_found)?),
+            Err(e) => {
+                hub.close();
+                self.registry.detach_hub(id, &hub);
+                Err(e)
+            }
+        }
+    }
+
+    fn new_hub(&self, id: &str) -> Arc<Hub> {
+        Arc::new(Hub::new(id.to_string(), self.config.hub_limits))
+    }
+
+    async fn spawn_pi(&self, id: &str, spec: SpawnSpec) -> Result<u32, ApiError> {
+        let session = id.to_string();
+        let wait = self.config.start_timeout + Duration::from_secs(10);
+        let reply = self
+            .agent
+            .request(|req| ToAgent::Spawn { req, session, spec }, wait)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        match reply {
+            FromAgent::Spawned { result: Ok(s), .. } => Ok(s.pid),
+            FromAgent::Spawned { result: Err(e), .. } => Err(spawn_error(e)),
+            other => Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("unexpected agent reply: {other:?}"))),
+        }
+    }
+
+    /// `POST /api/sessions/{id}/kill`: stops pi (abort, SIGTERM, SIGKILL) and archives the
+    /// record. A session without a running pi is returned as it is.
+    pub async fn kill_session(&self, id: &str) -> Result<SessionRecord, ApiError> {
+        self.registry.get(id).ok_or_else(ApiError::session_not_found)?;
+        if let Some(hub) = self.registry.hub(id) {
+            let session = id.to_string();
+            let reply = self.agent.request(|req| ToAgent::Kill { req, session }, Duration::from_secs(30)).await;
+            if let Err(e) = reply {
+                warn!(session_id = %id, "kill: {e}");
+            }
+            // The session stream ends with pi's exit; let it deliver its last events first.
+            if tokio::time::timeout(Duration::from_secs(5), hub.wait_closed()).await.is_err() {
+                self.close_session(id, &hub);
+            }
+        }
+        self.registry
+            .update(id, |r| {
+                r.status = Status::Closed;
+                r.last_active = now();
+            })
+            .ok_or_else(ApiError::session_not_found)
+    }
+
+    /// `PATCH /api/sessions/{id}`.
+    pub fn patch_session(&self, id: &str, render_markdown: Option<bool>) -> Result<SessionRecord, ApiError> {
+        self.registry.get(id).ok_or_else(ApiError::session_not_found)?;
+        let Some(render_markdown) = render_markdown else {
+            return Err(ApiError::bad_request("No updatable fields provided"));
+        };
+        self.registry.update(id, |r| r.render_markdown = render_markdown).ok_or_else(ApiError::session_not_found)
+    }
+
+    /// pi of a session ended: the stream has delivered all its events.
+    pub(crate) async fn session_exited(&self, id: &str, hub: &Arc<Hub>, code: Option<i32>, stderr: &str) {
+        if hub.is_closed() {
+            return;
+        }
+        let stderr = stderr.trim();
+        if code != Some(0) && !stderr.is_empty() {
+            warn!(session_id = %id, ?code, "pi exited: {stderr}");
+        } else {
+            info!(session_id = %id, ?code, "pi exited");
+        }
+        self.close_session(id, hub);
+    }
+
+    fn close_session(&self, id: &str, hub: &Arc<Hub>) {
+        // The record first: clients that see the hub close read the closed record.
+        self.registry.update(id, |r| {
+            if r.status == Status::Live {
+                r.status = Status::Closed;
+                r.last_active = now();
+            }
+        });
+        self.registry.detach_hub(id, hub);
+        hub.close();
+    }
+
+    /// The agent link closed: no pi of it runs any more.
+    pub(crate) fn agent_gone(&self) {
+        for id in self.registry.live_ids() {
+            if let Some(hub) = self.registry.hub(&id) {
+                self.close_session(&id, &hub);
+            }
+        }
+    }
+
+    /// Tells a session's clients something went wrong (a notice from the agent).
+    pub(crate) async fn notice(&self, session: Option<&str>, message: String) {
+        match session.and_then(|id| self.registry.hub(id)) {
+            Some(hub) => hub.push(None, error_frame(&message)).await,
+            None => warn!(session_id = ?session, "agent notice: {message}"),
+        }
+    }
+
+    /// Sends one JSON command to a session's pi and bumps `last_active`.
+    pub async fn send_to_pi(&self, id: &str, line: Vec<u8>) -> Result<(), String> {
+        if self.registry.live_hub(id).is_none() {
+            return Err("Session is not live".into());
+        }
+        self.agent.send(input(id, line)).await.map_err(|e| e.to_string())?;
+        self.registry.update(id, |r| r.last_active = now());
+        Ok(())
+    }
+
+    /// Sends `command` (a JSON object without `id`) to pi under an internal id and returns
+    /// pi's successful reply. The reply never reaches browsers.
+    pub async fn pi_request(&self, id: &str, mut command: Map<String, Value>) -> Result<Value, String> {
+        let hub = self.registry.live_hub(id).ok_or("Session is not live")?;
+        let (rid, rx) = hub.new_internal();
+        command.insert("id".into(), Value::String(rid.clone()));
+        let line = serde_json::to_vec(&command).map_err(|e| e.to_string())?;
+        self.agent.send(input(id, line)).await.map_err(|e| e.to_string())?;
+        let reply: Bytes = match tokio::time::timeout(INTERNAL_TIMEOUT, rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => return Err("pi exited before answering".into()),
+            Err(_) => {
+                hub.cancel_internal(&rid);
+                return Err(format!("pi did not answer within {} s", INTERNAL_TIMEOUT.as_secs()));
+            }
+        };
+        let reply: Value = serde_json::from_slice(&reply).map_err(|e| e.to_string())?;
+        if reply.get("success").and_then(Value::as_bool) == Some(true) {
+            Ok(reply)
+        } else {
+            Err(reply.get("error").and_then(Value::as_str).unwrap_or("pi refused the command").to_string())
+        }
+    }
+
+    /// After a run, learn the session file once (pi has one only after its first turn).
+    pub(crate) fn after_agent_end(self: &Arc<Self>, id: &str) {
+        let Some(record) = self.registry.get(id) else { return };
+        if record.session_file.is_some() || record.no_session {
+            return;
+        }
+        let app = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let mut cmd = Map::new();
+            cmd.insert("type".into(), "get_state".into());
+            match app.pi_request(&id, cmd).await {
+                Ok(reply) => {
+                    let file = reply.pointer("/data/sessionFile").and_then(Value::as_str).map(str::trim).filter(|f| !f.is_empty());
+                    if let Some(file) = file {
+                        let file = expand_home(file);
+                        info!(session_id = %id, session_file = %file, "session file captured");
+                        app.registry.update(&id, |r| r.session_file = Some(file));
+                    }
+                }
+                Err(e) => warn!(session_id = %id, "could not read pi's session file: {e}"),
+            }
+        });
+    }
+}
+
+/// `{"type":"piface_error","message":…}`.
+pub fn error_frame(message: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "type": "piface_error", "message": message }).to_string())
+}
+
+fn expand_home(path: &str) -> String {
+    match (path.strip_prefix("~/"), std::env::var("HOME")) {
+        (Some(rest), Ok(home)) => format!("{}/{rest}", home.trim_end_matches('/')),
+        _ => path.to_string(),
+    }
+}

@@ -1,0 +1,340 @@
+//! The chat relay `/ws/sessions/{id}` (`shared/contract/websocket.md`).
+//!
+//! Each connection is two halves: a writer task that reads the session's [`Hub`] at its own
+//! pace and batches frames into the socket, and a reader loop that turns client messages into
+//! pi commands (with the `!`/`!!` shortcuts and the reserved-id check). Frames for this client
+//! alone (errors, its replay) go through the hub too, so the client sees one ordered stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use piface_shared::protocol::{FromAgent, ToAgent};
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, Instrument};
+
+use crate::hub::{ClientId, Fetch, Hub, CMD_PREFIX, RESERVED_PREFIX};
+use crate::sessions::error_frame;
+use crate::App;
+
+/// Close code for a session that is unknown or not live (the original's intent).
+pub const CLOSE_NOT_LIVE: u16 = 4004;
+
+/// Bytes handed to the socket before a flush.
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// The WebSocket routes.
+pub fn router(_app: Arc<App>) -> Router<Arc<App>> {
+    Router::new().route("/ws/sessions/{id}", get(upgrade))
+}
+
+async fn upgrade(State(app): State<Arc<App>>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Response {
+    let span = tracing::info_span!("ws", session_id = %id);
+    ws.on_upgrade(move |socket| serve_socket(app, id, socket).instrument(span))
+}
+
+async fn serve_socket(app: Arc<App>, id: String, mut socket: WebSocket) {
+    // Accepting first and then closing with 4004 lets clients read the reason, where the
+    // original's refusal before accept reached them as a failed handshake.
+    let (Some(hub), Some(record)) = (app.registry.live_hub(&id), app.registry.get(&id)) else {
+        let frame = CloseFrame { code: CLOSE_NOT_LIVE, reason: Utf8Bytes::from_static("Session not found or not alive") };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+        return;
+    };
+    let client = hub.attach();
+    debug!(client, "client connected");
+    let (mut sink, stream) = socket.split();
+    let state = json!({ "type": "piface_session_state", "session": record }).to_string();
+    let mut ok = sink.feed(Message::Text(state.into())).await.is_ok();
+    for frame in hub.pending_attention() {
+        ok = ok && sink.feed(text(frame)).await.is_ok();
+    }
+    if ok && sink.flush().await.is_ok() {
+        let done = app.shutdown.child_token();
+        let writer = tokio::spawn(write_loop(app.clone(), id.clone(), hub.clone(), client, sink, done.clone()));
+        read_loop(&app, &id, &hub, client, stream, &done).await;
+        done.cancel();
+        let _ = writer.await;
+    }
+    hub.detach(client);
+    debug!(client, "client disconnected");
+}
+
+fn text(frame: Bytes) -> Message {
+    match Utf8Bytes::try_from(frame) {
+        Ok(t) => Message::Text(t),
+        // Lines are validated as JSON by the agent, so this is unreachable in practice.
+        Err(_) => Message::Text(Utf8Bytes::from_static(r#"{"type":"piface_error","message":"an event was not valid UTF-8"}"#)),
+    }
+}
+
+async fn write_loop(app: Arc<App>, id: String, hub: Arc<Hub>, client: ClientId, mut sink: SplitSink<WebSocket, Message>, done: CancellationToken) {
+    loop {
+        let fetched = tokio::select! {
+            f = hub.fetch(client, WRITE_BATCH) => f,
+            () = done.cancelled() => break,
+        };
+        match fetched {
+            Fetch::Frames(frames) => {
+                for frame in frames {
+                    if sink.feed(text(frame)).await.is_err() {
+                        done.cancel();
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    done.cancel();
+                    return;
+                }
+            }
+            Fetch::Lagged => {
+                hub.push(Some(client), error_frame("This connection fell behind the session; its history is being resent")).await;
+                if let Err(e) = request_replay(&app, &id, &hub, client).await {
+                    debug!("resync: {e}");
+                }
+            }
+            Fetch::Closed => {
+                if let Some(record) = app.registry.get(&id) {
+                    let state = json!({ "type": "piface_session_state", "session": record }).to_string();
+                    let _ = sink.send(Message::Text(state.into())).await;
+                }
+                let frame = CloseFrame { code: 1000, reason: Utf8Bytes::from_static("Session closed") };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                break;
+            }
+        }
+    }
+    done.cancel();
+}
+
+async fn read_loop(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId, mut stream: SplitStream<WebSocket>, done: &CancellationToken) {
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => m,
+            () = done.cancelled() => return,
+        };
+        let reply = match msg {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+            Some(Ok(Message::Text(t))) => handle_text(app, id, hub, client, t.as_str()).await.err(),
+            Some(Ok(Message::Binary(_))) => Some("Binary frames are not supported on this socket; send JSON text".to_string()),
+            Some(Ok(_)) => None, // ping/pong are handled by the library
+        };
+        if let Some(message) = reply {
+            hub.push(Some(client), error_frame(&message)).await;
+        }
+    }
+}
+
+async fn request_replay(app: &Arc<App>, id: &str, hub: &Hub, client: ClientId) -> Result<(), String> {
+    let rid = hub.new_replay(client);
+    let line = json!({ "type": "get_messages", "id": rid }).to_string();
+    app.send_to_pi(id, line.into_bytes()).await
+}
+
+/// Handles one client message; `Err` is the `piface_error` text for this client.
+async fn handle_text(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId, text: &str) -> Result<(), String> {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return Err("Invalid JSON".into());
+    };
+    let Value::Object(mut msg) = value else {
+        return Err("Messages must be JSON objects".into());
+    };
+    if let Some(Value::String(given)) = msg.get("id") {
+        if given.starts_with(RESERVED_PREFIX) && !given.starts_with(CMD_PREFIX) {
+            return Err(format!("Command ids starting with {RESERVED_PREFIX} are reserved for Piface"));
+        }
+    }
+    let kind = msg.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+    match kind.as_str() {
+        "piface_get_history" => return request_replay(app, id, hub, client).await,
+        "prompt" | "steer" | "follow_up" => {
+            if let Some(shortcut) = prepare_prompt(&mut msg)? {
+                return run_shortcut(app, id, hub, &mut msg, shortcut).await;
+            }
+        }
+        "bash" => {
+            if let Some(Value::String(command)) = msg.get("command") {
+                let command = command.clone();
+                let cmd_id = ensure_id(&mut msg);
+                hub.remember_bash(cmd_id, command);
+            }
+        }
+        "extension_ui_response" => {
+            if let Some(Value::String(ui_id)) = msg.get("id") {
+                hub.ui_answered(ui_id);
+            }
+        }
+        _ => {}
+    }
+    forward(app, id, &msg).await
+}
+
+async fn forward(app: &Arc<App>, id: &str, msg: &Map<String, Value>) -> Result<(), String> {
+    // Re-encoding keeps the command on one line whatever whitespace the client used.
+    let line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
+    app.send_to_pi(id, line).await
+}
+
+/// A `!` or `!!` shortcut found in a prompt.
+#[derive(Debug, PartialEq, Eq)]
+enum Shortcut {
+    /// `!cmd`: pi runs it (RPC `bash`), its output joins the model's context.
+    PiBash(String),
+    /// `!!cmd`: the agent runs it; pi never sees it.
+    LocalShell(String),
+}
+
+/// Validates a prompt-like message, removes `piface_upload_ids` and finds a bang shortcut.
+fn prepare_prompt(msg: &mut Map<String, Value>) -> Result<Option<Shortcut>, String> {
+    let message = match msg.get("message") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("message must be a string".into()),
+    };
+    let uploads = match msg.remove("piface_upload_ids") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(ids)) => ids,
+        Some(_) => return Err("piface_upload_ids must be a list".into()),
+    };
+    let shortcut = message.as_deref().and_then(find_shortcut);
+    if !uploads.is_empty() {
+        if shortcut.is_some() {
+            return Err("Bash shortcuts (! / !!) do not support file attachments.".into());
+        }
+        for upload in &uploads {
+            match upload.as_str().map(str::trim) {
+                Some(u) if !u.is_empty() => return Err(format!("Unknown upload id: {u}")),
+                _ => return Err("Invalid upload id".into()),
+            }
+        }
+    }
+    Ok(shortcut)
+}
+
+fn find_shortcut(message: &str) -> Option<Shortcut> {
+    if let Some(rest) = message.strip_prefix("!!") {
+        let cmd = rest.trim_start();
+        return (!cmd.is_empty()).then(|| Shortcut::LocalShell(cmd.to_string()));
+    }
+    let cmd = message.strip_prefix('!')?.trim_start();
+    (!cmd.is_empty()).then(|| Shortcut::PiBash(cmd.to_string()))
+}
+
+/// The message's string `id`, or a new `__piface_cmd_…` one put into it.
+fn ensure_id(msg: &mut Map<String, Value>) -> String {
+    match msg.get("id") {
+        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+        _ => {
+            let id = format!("{CMD_PREFIX}{}", uuid::Uuid::new_v4().simple());
+            msg.insert("id".into(), Value::String(id.clone()));
+            id
+        }
+    }
+}
+
+async fn run_shortcut(app: &Arc<App>, id: &str, hub: &Arc<Hub>, msg: &mut Map<String, Value>, shortcut: Shortcut) -> Result<(), String> {
+    let cmd_id = ensure_id(msg);
+    match shortcut {
+        Shortcut::PiBash(command) => {
+            hub.remember_bash(cmd_id.clone(), command.clone());
+            let mut bash = Map::new();
+            bash.insert("type".into(), "bash".into());
+            bash.insert("id".into(), cmd_id.into());
+            bash.insert("command".into(), command.into());
+            forward(app, id, &bash).await
+        }
+        Shortcut::LocalShell(command) => {
+            let (app, id, hub) = (app.clone(), id.to_string(), hub.clone());
+            tokio::spawn(async move {
+                let frame = local_shell(&app, &id, cmd_id, command).await;
+                hub.push(None, frame).await;
+            });
+            Ok(())
+        }
+    }
+}
+
+/// Runs a `!!` command on the agent and builds the pi-style response the original sends.
+async fn local_shell(app: &Arc<App>, id: &str, cmd_id: String, command: String) -> Bytes {
+    let (session, text) = (id.to_string(), command.clone());
+    let shell = move |req| ToAgent::Shell { req, session, command: text };
+    // The agent enforces its own time limit on the command; this only guards a lost link.
+    let reply = app.agent.request(shell, Duration::from_secs(3600)).await;
+    app.registry.update(id, |r| r.last_active = crate::record::now());
+    let response = match reply {
+        Ok(FromAgent::ShellDone { result: Ok(out), .. }) => json!({
+            "type": "response", "id": cmd_id, "command": "bash", "success": true,
+            "data": {
+                "output": out.output, "exitCode": out.exit_code, "cancelled": out.cancelled,
+                "truncated": out.truncated, "command": command, "excludeFromContext": true,
+            }
+        }),
+        Ok(FromAgent::ShellDone { result: Err(e), .. }) => {
+            json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": e })
+        }
+        Ok(other) => json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": format!("unexpected agent reply: {other:?}") }),
+        Err(e) => json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": e.to_string() }),
+    };
+    Bytes::from(response.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shortcuts() {
+        let cases: &[(&str, Option<Shortcut>)] = &[
+            ("!ls", Some(Shortcut::PiBash("ls".into()))),
+            ("!  ls -la", Some(Shortcut::PiBash("ls -la".into()))),
+            ("!!echo hi", Some(Shortcut::LocalShell("echo hi".into()))),
+            ("!! echo hi", Some(Shortcut::LocalShell("echo hi".into()))),
+            ("!", None),
+            ("!!", None),
+            ("!!   ", None),
+            ("hello !x", None),
+            (" !x", None),
+        ];
+        for (input, want) in cases {
+            assert_eq!(&find_shortcut(input), want, "{input:?}");
+        }
+    }
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn prompt_validation() {
+        let mut m = obj(json!({"type": "prompt", "message": "hi", "piface_upload_ids": []}));
+        assert_eq!(prepare_prompt(&mut m), Ok(None));
+        assert!(!m.contains_key("piface_upload_ids"));
+        let check = |v: Value, want: &str| assert_eq!(prepare_prompt(&mut obj(v)).unwrap_err(), want);
+        check(json!({"message": 3}), "message must be a string");
+        check(json!({"message": "x", "piface_upload_ids": "a"}), "piface_upload_ids must be a list");
+        check(json!({"message": "x", "piface_upload_ids": [" "]}), "Invalid upload id");
+        check(json!({"message": "x", "piface_upload_ids": ["u1"]}), "Unknown upload id: u1");
+        check(json!({"message": "!!ls", "piface_upload_ids": ["u1"]}), "Bash shortcuts (! / !!) do not support file attachments.");
+    }
+
+    #[test]
+    fn ids_are_kept_or_made() {
+        let mut m = obj(json!({"id": "mine"}));
+        assert_eq!(ensure_id(&mut m), "mine");
+        let mut m = obj(json!({"id": ""}));
+        let made = ensure_id(&mut m);
+        assert!(made.starts_with(CMD_PREFIX) && made.len() == CMD_PREFIX.len() + 32);
+        assert_eq!(m["id"], made.as_str());
+    }
+}

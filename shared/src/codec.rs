@@ -1,0 +1,211 @@
+//! The one codec for agent⇄coordinator frames: a 4-byte big-endian length, then the message
+//! encoded with bincode 2 (standard config, through serde).
+//!
+//! Framing is separate from decoding on purpose: a frame whose length is sane but whose payload
+//! does not decode (a message type added by a newer peer, a corrupt payload) is consumed and
+//! reported as [`CodecError::Undecodable`], so the reader can log it and go on with the next
+//! frame. Only a length over [`MAX_FRAME_LEN`] is fatal for the stream, since nothing after it
+//! can be trusted.
+
+use bytes::{Buf, BufMut, BytesMut};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Largest payload accepted: pi lines may be 64 MiB, plus room for the envelope.
+pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024 + 64 * 1024;
+
+const LEN_PREFIX: usize = 4;
+
+/// Errors of [`encode_frame`] and [`decode_frame`].
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The announced frame length is over [`MAX_FRAME_LEN`]; the stream must be closed.
+    #[error("frame of {len} bytes exceeds the limit of {MAX_FRAME_LEN} bytes")]
+    FrameTooLarge {
+        /// The announced or attempted length.
+        len: usize,
+    },
+    /// A complete frame whose payload is not a message this side knows. The frame was consumed;
+    /// reading can go on.
+    #[error("undecodable frame of {len} bytes: {reason}")]
+    Undecodable {
+        /// Payload length.
+        len: usize,
+        /// What bincode said.
+        reason: String,
+    },
+    /// The message could not be encoded.
+    #[error("cannot encode message: {0}")]
+    Encode(String),
+}
+
+fn config() -> bincode::config::Configuration {
+    bincode::config::standard()
+}
+
+/// Appends one frame holding `msg` to `dst`.
+pub fn encode_frame<T: Serialize>(msg: &T, dst: &mut BytesMut) -> Result<(), CodecError> {
+    let start = dst.len();
+    dst.put_u32(0);
+    let mut writer = dst.writer();
+    let written = bincode::serde::encode_into_std_write(msg, &mut writer, config())
+        .map_err(|e| CodecError::Encode(e.to_string()));
+    let dst = writer.into_inner();
+    let len = match written {
+        Ok(len) => len,
+        Err(e) => {
+            dst.truncate(start);
+            return Err(e);
+        }
+    };
+    if len > MAX_FRAME_LEN {
+        dst.truncate(start);
+        return Err(CodecError::FrameTooLarge { len });
+    }
+    dst[start..start + LEN_PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
+}
+
+/// Takes one frame off the front of `src`.
+///
+/// Returns `Ok(None)` when `src` does not yet hold a whole frame (read more and call again).
+pub fn decode_frame<T: DeserializeOwned>(src: &mut BytesMut) -> Result<Option<T>, CodecError> {
+    if src.len() < LEN_PREFIX {
+        return Ok(None);
+    }
+    let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+    if len > MAX_FRAME_LEN {
+        return Err(CodecError::FrameTooLarge { len });
+    }
+    if src.len() < LEN_PREFIX + len {
+        src.reserve(LEN_PREFIX + len - src.len());
+        return Ok(None);
+    }
+    src.advance(LEN_PREFIX);
+    let payload = src.split_to(len);
+    match bincode::serde::decode_from_slice::<T, _>(&payload, config()) {
+        Ok((msg, used)) if used == len => Ok(Some(msg)),
+        Ok((_, used)) => Err(CodecError::Undecodable {
+            len,
+            reason: format!("{} trailing bytes", len - used),
+        }),
+        Err(e) => Err(CodecError::Undecodable { len, reason: e.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::*;
+    use bytes::Bytes;
+
+    fn samples() -> Vec<FromAgent> {
+        vec![
+            FromAgent::Hello(Hello {
+                protocol_version: PROTOCOL_VERSION,
+                software_version: "0.1.0".into(),
+                hostname: "h".into(),
+                os: "linux-x86_64".into(),
+                pi_version: Some("0.73.1".into()),
+            }),
+            FromAgent::Spawned { req: 7, result: Ok(Spawned { pid: 42 }) },
+            FromAgent::Spawned {
+                req: 8,
+                result: Err(SpawnError::ExitedAtStart { code: Some(1), stderr: "boom".into() }),
+            },
+            FromAgent::Event {
+                session: "s".into(),
+                seq: 3,
+                meta: EventMeta { kind: "response".into(), id: Some("x".into()), command: Some("bash".into()), success: Some(true) },
+                line: Bytes::from_static(br#"{"type":"response"}"#),
+            },
+            FromAgent::Exited { session: "s".into(), code: None, stderr: String::new() },
+            FromAgent::Killed { req: 1, was_running: true },
+            FromAgent::ShellDone { req: 2, result: Err("no bash".into()) },
+            FromAgent::Models { req: 3, result: Ok(Bytes::from_static(b"[]")) },
+            FromAgent::Notice { session: None, message: "m".into() },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_through_one_buffer() {
+        let mut buf = BytesMut::new();
+        for m in samples() {
+            encode_frame(&m, &mut buf).unwrap();
+        }
+        let to_agent = ToAgent::Input { session: "s".into(), line: Bytes::from_static(b"{}") };
+        encode_frame(&to_agent, &mut buf).unwrap();
+        for m in samples() {
+            let got: FromAgent = decode_frame(&mut buf).unwrap().unwrap();
+            assert_eq!(got, m);
+        }
+        let got: ToAgent = decode_frame(&mut buf).unwrap().unwrap();
+        assert_eq!(got, to_agent);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn partial_frames_wait_for_more_bytes() {
+        let mut whole = BytesMut::new();
+        encode_frame(&samples()[3], &mut whole).unwrap();
+        let mut buf = BytesMut::new();
+        for (i, b) in whole.iter().enumerate() {
+            buf.put_u8(*b);
+            let got: Option<FromAgent> = decode_frame(&mut buf).unwrap();
+            assert_eq!(got.is_some(), i == whole.len() - 1);
+        }
+    }
+
+    #[test]
+    fn unknown_variant_is_skipped_and_the_stream_goes_on() {
+        let mut buf = BytesMut::new();
+        // Variant index 200 does not exist; bincode's standard config writes it as one byte.
+        buf.put_u32(2);
+        buf.put_slice(&[200, 0]);
+        encode_frame(&samples()[5], &mut buf).unwrap();
+        let err = decode_frame::<FromAgent>(&mut buf).unwrap_err();
+        assert!(matches!(err, CodecError::Undecodable { len: 2, .. }), "{err}");
+        let next: FromAgent = decode_frame(&mut buf).unwrap().unwrap();
+        assert_eq!(next, samples()[5]);
+    }
+
+    #[test]
+    fn truncated_payload_inside_a_frame_is_undecodable_not_a_panic() {
+        let mut whole = BytesMut::new();
+        encode_frame(&samples()[0], &mut whole).unwrap();
+        let payload_len = whole.len() - 4 - 3;
+        let mut buf = BytesMut::new();
+        buf.put_u32(payload_len as u32);
+        buf.put_slice(&whole[4..4 + payload_len]);
+        assert!(matches!(decode_frame::<FromAgent>(&mut buf), Err(CodecError::Undecodable { .. })));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn oversized_length_is_fatal() {
+        let mut buf = BytesMut::new();
+        buf.put_u32(u32::MAX);
+        assert!(matches!(decode_frame::<FromAgent>(&mut buf), Err(CodecError::FrameTooLarge { .. })));
+    }
+
+    #[test]
+    fn random_garbage_never_panics() {
+        // A small deterministic generator keeps the test reproducible without a dependency.
+        let mut x: u64 = 0x9E3779B97F4A7C15;
+        for _ in 0..2000 {
+            let mut buf = BytesMut::new();
+            let n = (x % 64) as usize;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                buf.put_u8(x as u8);
+            }
+            buf[..n.min(4)].fill(0);
+            while let Ok(Some(_)) | Err(CodecError::Undecodable { .. }) = decode_frame::<FromAgent>(&mut buf) {
+                if buf.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! A look at a pi JSON line that finds its routing fields and validates it, without building a
+//! tree of the whole line.
+//!
+//! pi writes one JSON object per line. The relay needs only `type`, and for responses `id`,
+//! `command` and `success`; everything else (a `message_update` may carry megabytes of partial
+//! message) is skipped by serde's `IgnoredAny`, which checks the syntax without allocating.
+//! The line itself is then forwarded as the bytes pi wrote.
+
+use serde::Deserialize;
+use std::borrow::Cow;
+
+use crate::protocol::EventMeta;
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    id: Option<IdValue<'a>>,
+    #[serde(borrow, default)]
+    command: Option<Cow<'a, str>>,
+    #[serde(default)]
+    success: Option<bool>,
+}
+
+/// pi echoes whatever `id` a command carried; clients normally send strings, but a number
+/// must not make the line unreadable.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdValue<'a> {
+    Str(#[serde(borrow)] Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
+}
+
+/// Why a line was not accepted as a pi event.
+#[derive(Debug, thiserror::Error)]
+#[error("not a pi event (one JSON object with a string `type`): {0}")]
+pub struct NotJson(String);
+
+/// Validates `line` as one JSON object and returns its routing fields.
+pub fn inspect(line: &[u8]) -> Result<EventMeta, NotJson> {
+    let env: Envelope<'_> = serde_json::from_slice(line).map_err(|e| NotJson(e.to_string()))?;
+    Ok(EventMeta {
+        kind: env.kind.map(Cow::into_owned).unwrap_or_default(),
+        id: match env.id {
+            Some(IdValue::Str(s)) => Some(s.into_owned()),
+            _ => None,
+        },
+        command: env.command.map(Cow::into_owned),
+        success: env.success,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str, kind: &str, id: Option<&str>, command: Option<&str>, success: Option<bool>) {
+        let m = inspect(line.as_bytes()).unwrap();
+        assert_eq!(
+            (m.kind.as_str(), m.id.as_deref(), m.command.as_deref(), m.success),
+            (kind, id, command, success),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn routing_fields() {
+        check(r#"{"type":"agent_start"}"#, "agent_start", None, None, None);
+        check(r#"{"type":"response","id":"a\"b","command":"bash","success":true,"data":{"x":[1,2]}}"#, "response", Some("a\"b"), Some("bash"), Some(true));
+        check(r#"{"id":5,"type":"response","command":"abort","success":false}"#, "response", None, Some("abort"), Some(false));
+        check(r#"{"type":"message_update","message":{"content":[{"type":"text","text":"\u00e9"}]}}"#, "message_update", None, None, None);
+        check(r#"{}"#, "", None, None, None);
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_json_object() {
+        for bad in ["", "hello", "{", r#"{"type":1}"#, "[1]", r#"{"type":"a"} x"#, "{\"a\":\"\u{0}\"}"] {
+            assert!(inspect(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        assert!(inspect(b"{\"type\":\"a\xff\"}").is_err());
+    }
+}

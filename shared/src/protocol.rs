@@ -1,0 +1,274 @@
+//! Messages of the agent⇄coordinator protocol.
+//!
+//! Compatibility rules (see ARCHITECTURE.md, "Wire protocol"): the protocol evolves by adding.
+//! New messages go at the end of their enum, new fields go last, a retired variant keeps its
+//! slot, and [`PROTOCOL_VERSION`] changes only when an old peer could misread a new frame.
+//! Both sides send a [`Hello`] first and refuse a peer whose version they cannot speak.
+//!
+//! pi's own output crosses as [`FromAgent::Event`]: the JSON line exactly as pi wrote it plus an
+//! [`EventMeta`] that the agent extracted once, so the coordinator never parses the line again.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol. Bumped only for changes an older peer cannot skip safely.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Identifier of a session: the `piface_id` (a UUID string) that also names it in URLs.
+pub type SessionId = String;
+
+/// Identifier of a request from the coordinator; the agent echoes it in the matching reply.
+pub type RequestId = u64;
+
+/// First message in each direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`PROTOCOL_VERSION`] of the sender.
+    pub protocol_version: u32,
+    /// The sender's software version (the `piface` crate version).
+    pub software_version: String,
+    /// Host name of the sender's machine.
+    pub hostname: String,
+    /// Operating system and architecture, e.g. `linux-x86_64`.
+    pub os: String,
+    /// The agent's pi version when known (`pi --version`); `None` from the coordinator.
+    pub pi_version: Option<String>,
+}
+
+impl Hello {
+    /// Checks that a peer's hello is one this side can speak.
+    pub fn check_compatible(&self) -> Result<(), VersionMismatch> {
+        if self.protocol_version == PROTOCOL_VERSION {
+            Ok(())
+        } else {
+            Err(VersionMismatch { ours: PROTOCOL_VERSION, theirs: self.protocol_version })
+        }
+    }
+}
+
+/// A peer speaks a protocol version this side does not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("peer speaks protocol version {theirs}, this side speaks {ours}")]
+pub struct VersionMismatch {
+    /// Our [`PROTOCOL_VERSION`].
+    pub ours: u32,
+    /// The version the peer announced.
+    pub theirs: u32,
+}
+
+/// How to start a pi process for a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpawnSpec {
+    /// Working directory of pi (the session's execution directory).
+    pub cwd: String,
+    /// `--provider`, when set.
+    pub provider: Option<String>,
+    /// `--model`, when set.
+    pub model: Option<String>,
+    /// `--thinking`, when set.
+    pub thinking: Option<String>,
+    /// `--session <file>` to continue an existing pi session file.
+    pub session_file: Option<String>,
+    /// `--no-session`: an ephemeral session without a session file.
+    pub no_session: bool,
+    /// Run pi through `direnv exec <cwd>` when direnv is installed on the agent.
+    pub use_direnv: bool,
+}
+
+/// Coordinator → agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToAgent {
+    /// Opening message.
+    Hello(Hello),
+    /// Start pi for a session; answered by [`FromAgent::Spawned`].
+    Spawn {
+        /// Echoed in the reply.
+        req: RequestId,
+        /// The session the process belongs to.
+        session: SessionId,
+        /// How to start it.
+        spec: SpawnSpec,
+    },
+    /// One JSON command for pi's stdin, without the trailing newline.
+    Input {
+        /// Target session.
+        session: SessionId,
+        /// The JSON text of the command, a single line.
+        line: Bytes,
+    },
+    /// Stop a session's pi: abort, SIGTERM to its process group, SIGKILL after a grace period.
+    /// Answered by [`FromAgent::Killed`].
+    Kill {
+        /// Echoed in the reply.
+        req: RequestId,
+        /// Target session.
+        session: SessionId,
+    },
+    /// Run a `!!` shell command in the session's directory; answered by [`FromAgent::ShellDone`].
+    Shell {
+        /// Echoed in the reply.
+        req: RequestId,
+        /// Session whose directory the command runs in.
+        session: SessionId,
+        /// The command line, run with `bash -lc`.
+        command: String,
+    },
+    /// Ask a throw-away pi for its model list; answered by [`FromAgent::Models`].
+    ProbeModels {
+        /// Echoed in the reply.
+        req: RequestId,
+    },
+}
+
+/// What the agent extracted from a pi line: enough for the coordinator to route it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EventMeta {
+    /// pi's `type` field (`message_update`, `response`, …); empty when the line has none.
+    pub kind: String,
+    /// The `id` of a `response` (or of an `extension_ui_request`).
+    pub id: Option<String>,
+    /// The `command` of a `response`.
+    pub command: Option<String>,
+    /// The `success` flag of a `response`.
+    pub success: Option<bool>,
+}
+
+/// Facts about a started pi process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spawned {
+    /// Process id of pi (or of `direnv exec` wrapping it); also its process-group id.
+    pub pid: u32,
+}
+
+/// Why a pi could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpawnError {
+    /// The executable could not be run at all (missing binary, bad directory).
+    Launch(String),
+    /// pi exited before it answered its first command; carries its exit status and stderr.
+    ExitedAtStart {
+        /// Exit code, when it exited rather than died by a signal.
+        code: Option<i32>,
+        /// What pi wrote to stderr (the tail, bounded).
+        stderr: String,
+    },
+    /// pi did not answer its first command in time.
+    Timeout {
+        /// Seconds waited.
+        seconds: u64,
+        /// What pi wrote to stderr so far.
+        stderr: String,
+    },
+    /// The session already has a running pi on this agent.
+    AlreadyRunning,
+    /// The working directory does not exist (or is not a directory) on the agent.
+    NoSuchDirectory(String),
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Launch(e) => write!(f, "failed to start pi: {e}"),
+            SpawnError::ExitedAtStart { code, stderr } => {
+                match code {
+                    Some(c) => write!(f, "pi process exited immediately with code {c}")?,
+                    None => write!(f, "pi process was killed by a signal during start-up")?,
+                }
+                let stderr = stderr.trim();
+                if !stderr.is_empty() {
+                    write!(f, ": {stderr}")?;
+                }
+                Ok(())
+            }
+            SpawnError::Timeout { seconds, stderr } => {
+                write!(f, "pi did not answer within {seconds} s of starting")?;
+                let stderr = stderr.trim();
+                if !stderr.is_empty() {
+                    write!(f, ": {stderr}")?;
+                }
+                Ok(())
+            }
+            SpawnError::AlreadyRunning => write!(f, "Session is already live"),
+            SpawnError::NoSuchDirectory(dir) => write!(f, "Directory does not exist: {dir}"),
+        }
+    }
+}
+
+/// Output of a `!!` shell command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellOutput {
+    /// stdout followed by stderr, lossily decoded as UTF-8.
+    pub output: String,
+    /// Exit code; `None` when killed by a signal.
+    pub exit_code: Option<i32>,
+    /// The output was cut at the agent's limit.
+    pub truncated: bool,
+    /// The command was stopped (time limit, session killed).
+    pub cancelled: bool,
+}
+
+/// Agent → coordinator.
+///
+/// [`FromAgent::Event`] and [`FromAgent::Exited`] travel on the session's own stream (see
+/// ARCHITECTURE.md), everything else on the control stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FromAgent {
+    /// Opening message.
+    Hello(Hello),
+    /// Reply to [`ToAgent::Spawn`].
+    Spawned {
+        /// The request this answers.
+        req: RequestId,
+        /// The process, or why there is none.
+        result: Result<Spawned, SpawnError>,
+    },
+    /// One JSON line from a session's pi, as pi wrote it (without the newline).
+    Event {
+        /// Source session.
+        session: SessionId,
+        /// Per-session sequence number, from 0, without gaps.
+        seq: u64,
+        /// Routing facts read from the line.
+        meta: EventMeta,
+        /// The line's bytes: valid UTF-8 JSON.
+        line: Bytes,
+    },
+    /// A session's pi ended (on its own or killed). Sent after its last [`FromAgent::Event`].
+    Exited {
+        /// The session.
+        session: SessionId,
+        /// Exit code, when it exited rather than died by a signal.
+        code: Option<i32>,
+        /// The tail of its stderr.
+        stderr: String,
+    },
+    /// Reply to [`ToAgent::Kill`]; the process group is gone when this is sent.
+    Killed {
+        /// The request this answers.
+        req: RequestId,
+        /// Whether a process was running.
+        was_running: bool,
+    },
+    /// Reply to [`ToAgent::Shell`].
+    ShellDone {
+        /// The request this answers.
+        req: RequestId,
+        /// The output, or why the command could not run.
+        result: Result<ShellOutput, String>,
+    },
+    /// Reply to [`ToAgent::ProbeModels`]: pi's `data.models` as a JSON array.
+    Models {
+        /// The request this answers.
+        req: RequestId,
+        /// The JSON array text, or why it could not be had.
+        result: Result<Bytes, String>,
+    },
+    /// Something about a session the coordinator should tell its clients (a skipped non-JSON
+    /// line, an oversized line, a full input queue). Never fatal.
+    Notice {
+        /// The session concerned, if any.
+        session: Option<SessionId>,
+        /// Human-readable text.
+        message: String,
+    },
+}

@@ -1,0 +1,12 @@
+//! Test support for Piface.
+//!
+//! - [`fake_llm`]: a scriptable, deterministic OpenAI-compatible server (also the `fake-llm` binary) that the
+//!   real `pi` can talk to offline; answers are driven by `[[directive:…]]`s in the user's prompt.
+//! - [`pi_env`]: an isolated `HOME`/pi agent directory wired to that server, and [`pi_bin`], the pi that tests
+//!   run (installed on demand by `scripts/install-pi.sh`).
+
+pub mod fake_llm;
+pub mod pi_env;
+
+pub use fake_llm::{router, spawn_fake_llm, Directives, FakeLlm, RecordedRequest};
+pub use pi_env::{pi_bin, workspace_root, PiEnv};
