@@ -34,6 +34,21 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/api/audio/tts/{file}", get(tts_audio))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.max_body))
+        .layer(axum::middleware::from_fn_with_state(app, refuse_oversized))
+}
+
+/// Answers 413 from the headers when `Content-Length` is over the limit, before the client has
+/// sent the body. (Bodies without a length are cut by `DefaultBodyLimit` as they stream.)
+async fn refuse_oversized(State(app): AppState, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > app.config.max_body as u64) {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large").into_response();
+    }
+    next.run(req).await
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -97,8 +97,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     app.agent.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
     let control = tokio::spawn(agent_link::run_control(app.clone(), link.rx));
     if app.config.probe_models_at_start {
-        let app = app.clone();
-        tokio::spawn(async move { app.models.refresh(&app).await });
+        let (app, asked) = (app.clone(), std::time::Instant::now());
+        tokio::spawn(async move { app.models.refresh(&app, asked).await });
     }
 
     info!(addr = %listener.local_addr()?, "Piface is listening");

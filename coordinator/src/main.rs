@@ -47,6 +47,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+    // Machine-readable, on stdout: scripts and tests that pass `--port 0` read the port here.
+    println!("listening on http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     piface_coordinator::run(config, listener, shutdown).await

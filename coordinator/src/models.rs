@@ -35,20 +35,20 @@ impl ModelsCache {
             Some((at, models)) => {
                 if at.elapsed() > MAX_AGE {
                     let app = app.clone();
-                    tokio::spawn(async move { app.models.refresh(&app).await });
+                    let asked = Instant::now();
+                    tokio::spawn(async move { app.models.refresh(&app, asked).await });
                 }
                 models
             }
-            None => self.refresh(app).await.unwrap_or_else(|| Bytes::from_static(b"[]")),
+            None => self.refresh(app, Instant::now()).await.unwrap_or_else(|| Bytes::from_static(b"[]")),
         }
     }
 
-    /// Fetches the list now; `None` when no source answered.
-    pub async fn refresh(&self, app: &Arc<App>) -> Option<Bytes> {
-        let started = Instant::now();
+    /// Fetches the list unless it was fetched after `asked`; `None` when no source answered.
+    pub async fn refresh(&self, app: &Arc<App>, asked: Instant) -> Option<Bytes> {
         let _one = self.refreshing.lock().await;
         if let Some((at, models)) = self.cached.lock().unwrap().clone() {
-            if at > started {
+            if at > asked {
                 return Some(models); // someone else refreshed while we waited
             }
         }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds Piface and starts it: `piface serve` on http://127.0.0.1:7832 (arguments are passed on,
+# e.g. `--port 8000` or `--host 0.0.0.0`). Uses `pi` from PATH when there is one, else installs
+# the pinned pi into .pi-runtime/.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is needed to build Piface: https://rustup.rs" >&2
+  exit 1
+fi
+if command -v pi >/dev/null; then
+  pi_bin="$(command -v pi)"
+else
+  pi_bin="$("$root/scripts/install-pi.sh" | tail -n 1)"
+fi
+cargo build --release --bin piface
+exec "$root/target/release/piface" serve --pi-bin "$pi_bin" "$@"

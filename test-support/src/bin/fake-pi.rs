@@ -1,0 +1,114 @@
+//! `fake-pi`: a small stand-in for `pi --mode rpc` that makes edge cases deterministic and
+//! measures the relay's upper bound (it writes events as fast as a pipe takes them).
+//!
+//! It answers `get_state`, `get_messages`, `get_available_models`, `abort` and `bash` like pi
+//! (same envelope), and scripts its output from a `prompt`'s message:
+//! - `stream:COUNT:BYTES`: `agent_start`, COUNT `message_update` events of about BYTES bytes
+//!   each (field `i` numbers them from 0), `agent_end`;
+//! - `big:BYTES`: one event whose `payload` string is BYTES long;
+//! - `garbage`: a line that is not JSON, then `{"type":"after_garbage"}`;
+//! - `toolong:BYTES`: a line of BYTES `x` (no JSON), then `{"type":"after_toolong"}`;
+//! - `crash:CODE`: writes `crashing` to stderr and exits with CODE;
+//! - anything else: `agent_start`, `message_end` with an assistant echo, `agent_end`.
+//!
+//! `fake-pi --emit COUNT BYTES` writes the `stream` events to stdout and exits: the raw
+//! baseline of the relay benchmark. Arguments it does not know (pi's `--mode rpc`,
+//! `--provider`, …) are ignored.
+
+use std::io::{BufRead, BufWriter, Write};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    if args.first().map(String::as_str) == Some("--emit") {
+        let count = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+        let bytes = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
+        emit_stream(&mut out, count, bytes);
+        let _ = out.flush();
+        return;
+    }
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let Ok(cmd) = serde_json::from_str::<serde_json::Value>(&line) else {
+            reply(&mut out, &serde_json::Value::Null, "parse", false, None);
+            continue;
+        };
+        let id = cmd.get("id").cloned().unwrap_or(serde_json::Value::Null);
+        let kind = cmd.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
+        match kind.as_str() {
+            "get_state" => reply(&mut out, &id, "get_state", true, Some(serde_json::json!({"sessionFile": null, "isStreaming": false}))),
+            "get_messages" => reply(&mut out, &id, "get_messages", true, Some(serde_json::json!({"messages": []}))),
+            "get_available_models" => reply(&mut out, &id, "get_available_models", true, Some(serde_json::json!({"models": [{"id": "fake-pi-model", "provider": "fake-pi"}]}))),
+            "bash" => {
+                let command = cmd.get("command").and_then(|c| c.as_str()).unwrap_or_default();
+                reply(&mut out, &id, "bash", true, Some(serde_json::json!({"output": format!("ran {command}\n"), "exitCode": 0, "cancelled": false, "truncated": false})));
+            }
+            "prompt" | "steer" | "follow_up" => {
+                reply(&mut out, &id, &kind, true, None);
+                let message = cmd.get("message").and_then(|m| m.as_str()).unwrap_or_default();
+                prompt(&mut out, message);
+            }
+            other => reply(&mut out, &id, other, true, None),
+        }
+        let _ = out.flush();
+    }
+}
+
+fn reply(out: &mut impl Write, id: &serde_json::Value, command: &str, success: bool, data: Option<serde_json::Value>) {
+    let mut r = serde_json::json!({"type": "response", "command": command, "success": success});
+    if !id.is_null() {
+        r["id"] = id.clone();
+    }
+    if let Some(data) = data {
+        r["data"] = data;
+    }
+    let _ = writeln!(out, "{r}");
+}
+
+fn prompt(out: &mut impl Write, message: &str) {
+    let mut parts = message.split(':');
+    let verb = parts.next().unwrap_or_default();
+    let n1: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let n2: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(200);
+    match verb {
+        "stream" => emit_stream(out, n1, n2),
+        "big" => {
+            let _ = writeln!(out, r#"{{"type":"big","payload":"{}"}}"#, "b".repeat(n1));
+        }
+        "garbage" => {
+            let _ = writeln!(out, "this is not json {{");
+            let _ = writeln!(out, r#"{{"type":"after_garbage"}}"#);
+        }
+        "toolong" => {
+            let _ = out.write_all(&vec![b'x'; n1]);
+            let _ = writeln!(out);
+            let _ = writeln!(out, r#"{{"type":"after_toolong"}}"#);
+        }
+        "crash" => {
+            let _ = out.flush();
+            eprintln!("crashing");
+            std::process::exit(n1 as i32);
+        }
+        _ => {
+            let msg = serde_json::json!({"role": "assistant", "content": [{"type": "text", "text": format!("echo: {message}")}]});
+            let _ = writeln!(out, r#"{{"type":"agent_start"}}"#);
+            let _ = writeln!(out, "{}", serde_json::json!({"type": "message_end", "message": msg}));
+            let _ = writeln!(out, "{}", serde_json::json!({"type": "agent_end", "messages": [msg]}));
+        }
+    }
+}
+
+/// `agent_start`, `count` events of about `bytes` bytes, `agent_end`.
+fn emit_stream(out: &mut impl Write, count: usize, bytes: usize) {
+    let _ = writeln!(out, r#"{{"type":"agent_start"}}"#);
+    let filler = "x".repeat(bytes.saturating_sub(100));
+    for i in 0..count {
+        let _ = writeln!(
+            out,
+            r#"{{"type":"message_update","assistantMessageEvent":{{"type":"text_delta","contentIndex":0,"delta":"{filler}"}},"i":{i}}}"#
+        );
+    }
+    let _ = writeln!(out, r#"{{"type":"agent_end","messages":[]}}"#);
+}

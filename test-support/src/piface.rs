@@ -1,0 +1,267 @@
+//! A harness that runs the real `piface` binary on a free port and talks to it like a browser:
+//! HTTP with reqwest, the chat relay with a WebSocket client.
+//!
+//! Each [`Piface`] has its own data directory and environment; dropping it kills the server.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+/// How long a test waits for any single thing before failing.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// A running `piface serve`.
+pub struct Piface {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Everything the server wrote to stderr so far.
+    pub stderr: Arc<Mutex<String>>,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    _data: TempDir,
+}
+
+/// How to start a [`Piface`].
+pub struct Options {
+    /// The `piface` binary.
+    pub bin: PathBuf,
+    /// The pi it runs (`--pi-bin`).
+    pub pi_bin: PathBuf,
+    /// Extra environment (e.g. [`crate::PiEnv::envs`]).
+    pub envs: Vec<(String, String)>,
+    /// Extra arguments after `serve`.
+    pub args: Vec<String>,
+}
+
+impl Piface {
+    /// Starts `piface serve --port 0` and waits until it listens.
+    pub async fn start(opts: Options) -> anyhow::Result<Piface> {
+        let data = tempfile::Builder::new().prefix("piface-data-").tempdir()?;
+        let mut cmd = Command::new(&opts.bin);
+        cmd.arg("serve")
+            .args(["--port", "0", "--host", "127.0.0.1", "--no-direnv"])
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--pi-bin")
+            .arg(&opts.pi_bin)
+            .args(&opts.args)
+            .envs(opts.envs.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", opts.bin.display()))?;
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_lines = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let log = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err_lines.next_line().await {
+                eprintln!("[piface] {line}");
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut out_lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let first = tokio::time::timeout(WAIT, out_lines.next_line())
+            .await
+            .context("piface did not start listening in time")??
+            .ok_or_else(|| anyhow!("piface exited before listening; stderr:\n{}", stderr.lock().unwrap()))?;
+        let base = first.strip_prefix("listening on ").ok_or_else(|| anyhow!("unexpected first line: {first}"))?.to_string();
+        tokio::spawn(async move { while let Ok(Some(_)) = out_lines.next_line().await {} });
+        Ok(Piface { child, base, stderr, http: reqwest::Client::new(), _data: data })
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap_or_default()
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The WebSocket URL of `path`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.replacen("http://", "ws://", 1))
+    }
+
+    /// GET → (status, JSON body).
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        let resp = self.http.get(self.url(path)).timeout(WAIT).send().await?;
+        status_and_json(resp).await
+    }
+
+    /// POST with a JSON body → (status, JSON body).
+    pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let resp = self.http.post(self.url(path)).json(body).timeout(WAIT).send().await?;
+        status_and_json(resp).await
+    }
+
+    /// Creates a session and returns its record, failing unless the answer is 201.
+    pub async fn create_session(&self, body: &Value) -> anyhow::Result<Value> {
+        let (status, record) = self.post("/api/sessions", body).await?;
+        if status != 201 {
+            bail!("create session answered {status}: {record}");
+        }
+        Ok(record)
+    }
+
+    /// Opens the chat relay of a session and reads its first frame (`piface_session_state`).
+    pub async fn connect(&self, session_id: &str) -> anyhow::Result<(WsClient, Value)> {
+        let mut ws = WsClient::connect(&self.ws_url(&format!("/ws/sessions/{session_id}"))).await?;
+        let state = ws.next().await?;
+        Ok((ws, state))
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub async fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        if let Some(pid) = self.child.id() {
+            send_signal(pid, "TERM");
+        }
+        Ok(tokio::time::timeout(WAIT, self.child.wait()).await??)
+    }
+}
+
+/// Sends a signal with the `kill` command (keeps this crate free of libc).
+fn send_signal(pid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+async fn status_and_json(resp: reqwest::Response) -> anyhow::Result<(u16, Value)> {
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, body))
+}
+
+/// A WebSocket client speaking JSON text frames.
+pub struct WsClient {
+    inner: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// Bytes of text frames received.
+    pub bytes: usize,
+}
+
+/// What [`WsClient::next_frame`] returns.
+#[derive(Debug)]
+pub enum Frame {
+    /// A text frame parsed as JSON.
+    Json(Value),
+    /// The server closed the socket with this code and reason.
+    Closed(Option<u16>, String),
+}
+
+impl WsClient {
+    /// Connects.
+    pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
+        // pi lines may be 64 MiB; the library's default limit is 16 MiB.
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(80 << 20))
+            .max_frame_size(Some(80 << 20));
+        let (inner, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async_with_config(url, Some(config), false)).await??;
+        Ok(WsClient { inner, bytes: 0 })
+    }
+
+    /// Sends a JSON value as a text frame.
+    pub async fn send(&mut self, value: &Value) -> anyhow::Result<()> {
+        self.send_text(&value.to_string()).await
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) -> anyhow::Result<()> {
+        Ok(self.inner.send(Message::text(text)).await?)
+    }
+
+    /// The next text frame or the close.
+    pub async fn next_frame(&mut self) -> anyhow::Result<Frame> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.inner.next()).await.context("no frame within the wait")?;
+            match msg {
+                None => return Ok(Frame::Closed(None, String::new())),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(Message::Text(t))) => {
+                    self.bytes += t.len();
+                    return Ok(Frame::Json(serde_json::from_str(t.as_str()).with_context(|| format!("frame is not JSON: {}", preview(t.as_str())))?));
+                }
+                Some(Ok(Message::Close(c))) => {
+                    return Ok(Frame::Closed(c.as_ref().map(|c| c.code.into()), c.map(|c| c.reason.to_string()).unwrap_or_default()))
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// The next JSON frame; an error if the socket closes.
+    pub async fn next(&mut self) -> anyhow::Result<Value> {
+        match self.next_frame().await? {
+            Frame::Json(v) => Ok(v),
+            Frame::Closed(code, reason) => bail!("socket closed ({code:?}, {reason})"),
+        }
+    }
+
+    /// Frames up to and including the first of type `kind`.
+    pub async fn until_type(&mut self, kind: &str) -> anyhow::Result<Vec<Value>> {
+        let mut out = Vec::new();
+        loop {
+            let v = self.next().await?;
+            let done = v["type"] == kind;
+            out.push(v);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Closes the socket.
+    pub async fn close(mut self) {
+        let _ = self.inner.close(None).await;
+    }
+}
+
+fn preview(s: &str) -> &str {
+    &s[..s.len().min(200)]
+}
+
+/// A binary of this workspace in the same target directory as the running test, built on
+/// demand (e.g. `fake-pi`, which `cargo test -p piface-coordinator` alone does not build).
+pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test-binary>
+    let dir = exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("unexpected test binary path {}", exe.display()))?;
+    let path = dir.join(name);
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let release = dir.file_name().is_some_and(|n| n == "release");
+        let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "piface-test-support", "--bin", name]).current_dir(crate::workspace_root());
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().context("running cargo build")?;
+        if !status.success() || !path.exists() {
+            bail!("could not build {name}");
+        }
+    }
+    Ok(path)
+}
+
+/// Text of the last assistant message in a list of pi messages.
+pub fn assistant_text(message: &Value) -> String {
+    message["content"]
+        .as_array()
+        .map(|parts| parts.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str()).collect())
+        .unwrap_or_default()
+}
