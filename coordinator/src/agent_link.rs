@@ -148,23 +148,33 @@ async fn pump_session(app: Arc<App>, session: SessionId, mut rx: mpsc::Receiver<
         return;
     };
     let mut expected = 0u64;
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            FromAgent::Event { seq, meta, line, .. } => {
-                if seq != expected {
-                    warn!(session_id = %session, seq, expected, "gap in a session's event sequence");
+    let mut batch = Vec::with_capacity(SESSION_STREAM_DEPTH);
+    let mut frames = Vec::with_capacity(SESSION_STREAM_DEPTH);
+    // Everything already queued is routed under one lock and announced with one wake-up.
+    while rx.recv_many(&mut batch, SESSION_STREAM_DEPTH).await > 0 {
+        let mut agent_end = false;
+        let mut exited = None;
+        for msg in batch.drain(..) {
+            match msg {
+                FromAgent::Event { seq, meta, line, .. } => {
+                    if seq != expected {
+                        warn!(session_id = %session, seq, expected, "gap in a session's event sequence");
+                    }
+                    expected = seq + 1;
+                    agent_end |= hub.route(&meta, line, &mut frames) == crate::hub::FollowUp::AgentEnd;
                 }
-                expected = seq + 1;
-                if hub.push_event(&meta, line).await == crate::hub::FollowUp::AgentEnd {
-                    app.after_agent_end(&session);
-                }
+                FromAgent::Notice { message, .. } => frames.push((None, crate::sessions::error_frame(&message))),
+                FromAgent::Exited { code, stderr, .. } => exited = Some((code, stderr)),
+                other => debug!(session_id = %session, "unexpected message on a session stream: {other:?}"),
             }
-            FromAgent::Notice { message, .. } => app.notice(Some(&session), message).await,
-            FromAgent::Exited { code, stderr, .. } => {
-                app.session_exited(&session, &hub, code, &stderr).await;
-                return;
-            }
-            other => debug!(session_id = %session, "unexpected message on a session stream: {other:?}"),
+        }
+        hub.push_all(std::mem::take(&mut frames)).await;
+        if agent_end {
+            app.after_agent_end(&session);
+        }
+        if let Some((code, stderr)) = exited {
+            app.session_exited(&session, &hub, code, &stderr).await;
+            return;
         }
     }
 }

@@ -164,40 +164,46 @@ impl Hub {
             let notified = self.added.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let mut st = self.state.lock().unwrap();
-                let head = st.first + st.frames.len() as u64;
-                let Some(&cursor) = st.cursors.get(&client) else { return Fetch::Closed };
-                if cursor < st.first {
-                    st.cursors.insert(client, head);
-                    return Fetch::Lagged;
-                }
-                if cursor < head {
-                    let mut out = Vec::new();
-                    let mut size = 0;
-                    let mut next = cursor;
-                    for frame in st.frames.range((cursor - st.first) as usize..) {
-                        next += 1;
-                        if frame.target.is_none_or(|t| t == client) {
-                            size += frame.data.len();
-                            out.push(frame.data.clone());
-                            if size >= budget {
-                                break;
-                            }
-                        }
-                    }
-                    st.cursors.insert(client, next);
-                    self.trim(&mut st);
-                    drop(st);
-                    self.consumed.notify_waiters();
-                    return Fetch::Frames(out);
-                }
-                if st.closed {
-                    return Fetch::Closed;
-                }
+            if let Some(fetch) = self.try_fetch(client, budget) {
+                return fetch;
             }
             notified.await;
         }
+    }
+
+    /// Like [`Hub::fetch`] without waiting: `None` when there is nothing new yet.
+    pub fn try_fetch(&self, client: ClientId, budget: usize) -> Option<Fetch> {
+        let mut st = self.state.lock().unwrap();
+        let head = st.first + st.frames.len() as u64;
+        let Some(&cursor) = st.cursors.get(&client) else { return Some(Fetch::Closed) };
+        if cursor < st.first {
+            st.cursors.insert(client, head);
+            return Some(Fetch::Lagged);
+        }
+        if cursor < head {
+            let mut out = Vec::new();
+            let mut size = 0;
+            let mut next = cursor;
+            for frame in st.frames.range((cursor - st.first) as usize..) {
+                next += 1;
+                if frame.target.is_none_or(|t| t == client) {
+                    size += frame.data.len();
+                    out.push(frame.data.clone());
+                    if size >= budget {
+                        break;
+                    }
+                }
+            }
+            st.cursors.insert(client, next);
+            let full = st.bytes > self.limits.max_bytes;
+            self.trim(&mut st);
+            drop(st);
+            if full {
+                self.consumed.notify_waiters();
+            }
+            return Some(Fetch::Frames(out));
+        }
+        st.closed.then_some(Fetch::Closed)
     }
 
     /// Drops frames every client has read.
@@ -212,28 +218,15 @@ impl Hub {
 
     /// Adds a frame for everyone (`None`) or one client, waiting while the ring is full.
     pub async fn push(&self, target: Option<ClientId>, data: Bytes) {
-        self.insert(target, data);
-        self.make_room().await;
-    }
-
-    fn insert(&self, target: Option<ClientId>, data: Bytes) {
-        let mut st = self.state.lock().unwrap();
-        if st.cursors.is_empty() {
-            // Nobody would read it; recovery goes through a replay, as for a client that lagged.
-            st.first += st.frames.len() as u64 + 1;
-            st.frames.clear();
-            st.bytes = 0;
-        } else {
-            st.bytes += data.len();
-            st.frames.push_back(Frame { target, data });
-        }
-        drop(st);
-        self.added.notify_waiters();
+        self.push_all(vec![(target, data)]).await;
     }
 
     /// Waits until the ring is under its byte limit; after [`HubLimits::stall`], drops unread
     /// frames so slow clients lag instead of holding memory or pi.
     async fn make_room(&self) {
+        if self.state.lock().unwrap().bytes <= self.limits.max_bytes {
+            return;
+        }
         let deadline = tokio::time::Instant::now() + self.limits.stall;
         loop {
             let consumed = self.consumed.notified();
@@ -262,24 +255,53 @@ impl Hub {
     /// Routes one pi line. Internal replies go to their waiters, replay replies become
     /// `piface_replay` for the client that asked, `bash` replies get their command text.
     pub async fn push_event(&self, meta: &EventMeta, line: Bytes) -> FollowUp {
+        let mut frames = Vec::new();
+        let follow_up = self.route(meta, line, &mut frames);
+        self.push_all(frames).await;
+        follow_up
+    }
+
+    /// Adds frames in one go (one lock, one wake-up), waiting while the ring is full.
+    pub async fn push_all(&self, frames: Vec<(Option<ClientId>, Bytes)>) {
+        if frames.is_empty() {
+            return;
+        }
+        {
+            let mut st = self.state.lock().unwrap();
+            for (target, data) in frames {
+                if st.cursors.is_empty() {
+                    // Nobody would read it; recovery goes through a replay, as for a lagging client.
+                    st.first += st.frames.len() as u64 + 1;
+                    st.frames.clear();
+                    st.bytes = 0;
+                } else {
+                    st.bytes += data.len();
+                    st.frames.push_back(Frame { target, data });
+                }
+            }
+        }
+        self.added.notify_waiters();
+        self.make_room().await;
+    }
+
+    /// Decides what one pi line becomes and appends the resulting frames to `out`.
+    pub fn route(&self, meta: &EventMeta, line: Bytes, out: &mut Vec<(Option<ClientId>, Bytes)>) -> FollowUp {
         let mut data = line;
-        let mut attention = None;
         if meta.kind == "response" {
             if let Some(id) = meta.id.as_deref().filter(|id| id.starts_with(RESERVED_PREFIX)) {
-                let replay_for = match self.route_reserved(id, &mut data) {
+                match self.route_reserved(id, &mut data) {
                     Reserved::Consumed => return FollowUp::None,
-                    Reserved::Replay(target) => Some(target),
-                    Reserved::Relay => None,
-                };
-                if let Some(target) = replay_for {
-                    if meta.success == Some(true) {
-                        match replay_frame(&data) {
-                            Ok(frame) => data = frame,
-                            Err(e) => tracing::warn!(session_id = %self.session_id, "unreadable get_messages reply: {e}"),
+                    Reserved::Replay(target) => {
+                        if meta.success == Some(true) {
+                            match replay_frame(&data) {
+                                Ok(frame) => data = frame,
+                                Err(e) => tracing::warn!(session_id = %self.session_id, "unreadable get_messages reply: {e}"),
+                            }
                         }
+                        out.push((target, data));
+                        return FollowUp::None;
                     }
-                    self.push(target, data).await;
-                    return FollowUp::None;
+                    Reserved::Relay => {}
                 }
             }
             if meta.command.as_deref() == Some("bash") {
@@ -289,18 +311,19 @@ impl Hub {
                 }
             }
         } else if meta.kind == "extension_ui_request" {
-            attention = self.attention_frame(&data);
+            let attention = self.attention_frame(&data);
+            out.push((None, data));
+            if let Some((id, frame)) = attention {
+                self.state.lock().unwrap().pending_ui.push((id, frame.clone()));
+                out.push((None, frame));
+            }
+            return FollowUp::None;
+        } else if meta.kind == "agent_end" {
+            out.push((None, data));
+            return FollowUp::AgentEnd;
         }
-        self.push(None, data).await;
-        if let Some((id, frame)) = attention {
-            self.state.lock().unwrap().pending_ui.push((id, frame.clone()));
-            self.push(None, frame).await;
-        }
-        if meta.kind == "agent_end" {
-            FollowUp::AgentEnd
-        } else {
-            FollowUp::None
-        }
+        out.push((None, data));
+        FollowUp::None
     }
 
     /// Decides what becomes of a reply to a command with a reserved id.

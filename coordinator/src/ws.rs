@@ -84,13 +84,7 @@ async fn write_loop(app: Arc<App>, id: String, hub: Arc<Hub>, client: ClientId, 
         };
         match fetched {
             Fetch::Frames(frames) => {
-                for frame in frames {
-                    if sink.feed(text(frame)).await.is_err() {
-                        done.cancel();
-                        return;
-                    }
-                }
-                if sink.flush().await.is_err() {
+                if write_batch(&hub, client, &mut sink, frames).await.is_err() {
                     done.cancel();
                     return;
                 }
@@ -113,6 +107,31 @@ async fn write_loop(app: Arc<App>, id: String, hub: Arc<Hub>, client: ClientId, 
         }
     }
     done.cancel();
+}
+
+/// Writes `frames` and whatever follows right behind them, then flushes once.
+///
+/// Events often come in bursts of thousands of small lines; one write per event would cost a
+/// system call each. Yielding once lets the session's pump add what it already has, so a burst
+/// goes out in few writes, while a lone event still leaves at once.
+async fn write_batch(hub: &Hub, client: ClientId, sink: &mut SplitSink<WebSocket, Message>, mut frames: Vec<Bytes>) -> Result<(), axum::Error> {
+    let mut written = 0;
+    loop {
+        for frame in frames {
+            written += frame.len();
+            sink.feed(text(frame)).await?;
+        }
+        if written >= WRITE_BATCH {
+            break;
+        }
+        tokio::task::yield_now().await;
+        match hub.try_fetch(client, WRITE_BATCH - written) {
+            Some(Fetch::Frames(more)) if !more.is_empty() => frames = more,
+            // A lag or close is seen by the next fetch, after this flush.
+            _ => break,
+        }
+    }
+    sink.flush().await
 }
 
 async fn read_loop(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId, mut stream: SplitStream<WebSocket>, done: &CancellationToken) {
