@@ -73,7 +73,11 @@ impl PiProcess {
     ///
     /// With a sink, every line pi writes becomes a [`FromAgent::Event`] (numbered from 0) and its
     /// end a [`FromAgent::Exited`]; without one (the model probe), lines are dropped.
-    pub async fn start(config: &AgentConfig, spec: &SpawnSpec, sink: Option<EventSink>) -> Result<PiProcess, SpawnError> {
+    pub async fn start(
+        config: &AgentConfig,
+        spec: &SpawnSpec,
+        sink: Option<EventSink>,
+    ) -> Result<PiProcess, SpawnError> {
         let (program, args) = command_line(&config.pi_bin, spec, direnv_available(spec.use_direnv));
         let mut cmd = Command::new(&program);
         cmd.args(&args)
@@ -83,9 +87,7 @@ impl PiProcess {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child: Child = cmd
-            .spawn()
-            .map_err(|e| SpawnError::Launch(format!("{}: {e}", program.display())))?;
+        let mut child: Child = cmd.spawn().map_err(|e| SpawnError::Launch(format!("{}: {e}", program.display())))?;
         let pid = child.id().unwrap_or_default();
         debug!(pid, ?program, ?args, cwd = %spec.cwd, "spawned pi");
 
@@ -298,7 +300,8 @@ fn which(name: &str) -> bool {
 
 async fn write_stdin(mut stdin: ChildStdin, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(line) = rx.recv().await {
-        let ok = stdin.write_all(&line).await.is_ok() && stdin.write_all(b"\n").await.is_ok() && stdin.flush().await.is_ok();
+        let ok =
+            stdin.write_all(&line).await.is_ok() && stdin.write_all(b"\n").await.is_ok() && stdin.flush().await.is_ok();
         if !ok {
             break;
         }
@@ -433,9 +436,29 @@ mod tests {
         let (p, a) = command_line(Path::new("pi"), &spec(), false);
         assert_eq!(p, Path::new("pi"));
         assert_eq!(a, ["--mode", "rpc", "--provider", "p", "--model", "m", "--session", "/s.jsonl"]);
-        let (p, a) = command_line(Path::new("/bin/pi"), &SpawnSpec { no_session: true, thinking: Some("low".into()), ..spec() }, true);
+        let (p, a) = command_line(
+            Path::new("/bin/pi"),
+            &SpawnSpec { no_session: true, thinking: Some("low".into()), ..spec() },
+            true,
+        );
         assert_eq!(p, Path::new("direnv"));
-        assert_eq!(a, ["exec", "/w", "/bin/pi", "--mode", "rpc", "--provider", "p", "--model", "m", "--thinking", "low", "--no-session"]);
+        assert_eq!(
+            a,
+            [
+                "exec",
+                "/w",
+                "/bin/pi",
+                "--mode",
+                "rpc",
+                "--provider",
+                "p",
+                "--model",
+                "m",
+                "--thinking",
+                "low",
+                "--no-session"
+            ]
+        );
     }
 
     #[test]
@@ -449,7 +472,10 @@ mod tests {
 
     #[test]
     fn models_are_filtered_to_objects() {
-        let got = models_from_response(br#"{"type":"response","success":true,"data":{"models":[{"id":"a"},3,"x",{"id":"b"}]}}"#).unwrap();
+        let got = models_from_response(
+            br#"{"type":"response","success":true,"data":{"models":[{"id":"a"},3,"x",{"id":"b"}]}}"#,
+        )
+        .unwrap();
         assert_eq!(&got[..], br#"[{"id":"a"},{"id":"b"}]"#);
         assert_eq!(models_from_response(br#"{"success":false,"error":"nope"}"#).unwrap_err(), "nope");
     }

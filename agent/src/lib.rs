@@ -18,9 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use piface_shared::protocol::{
-    FromAgent, Hello, SessionId, SpawnError, SpawnSpec, ToAgent, PROTOCOL_VERSION,
-};
+use piface_shared::protocol::{FromAgent, Hello, SessionId, SpawnError, SpawnSpec, ToAgent, PROTOCOL_VERSION};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
@@ -93,10 +91,7 @@ pub fn hello(pi_version: Option<String>) -> Hello {
     Hello {
         protocol_version: PROTOCOL_VERSION,
         software_version: env!("CARGO_PKG_VERSION").to_string(),
-        hostname: nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_default(),
+        hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
         os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
         pi_version,
     }
@@ -140,7 +135,15 @@ impl Agent {
                 }
             }
             ToAgent::Spawn { req, session, spec } => {
-                let task = spawn_session(self.config.clone(), self.sessions.clone(), self.out.clone(), self.streams.clone(), req, session.clone(), spec);
+                let task = spawn_session(
+                    self.config.clone(),
+                    self.sessions.clone(),
+                    self.out.clone(),
+                    self.streams.clone(),
+                    req,
+                    session.clone(),
+                    spec,
+                );
                 tokio::spawn(task.instrument(tracing::info_span!("session", session_id = %session)));
             }
             ToAgent::Input { session, line } => self.input(session, line),

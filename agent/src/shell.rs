@@ -73,7 +73,8 @@ mod tests {
     async fn stdout_then_stderr_in_cwd() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f.txt"), "x").unwrap();
-        let out = run("ls; echo oops >&2; exit 3", dir.path().to_str().unwrap(), Duration::from_secs(10)).await.unwrap();
+        let out =
+            run("ls; echo oops >&2; exit 3", dir.path().to_str().unwrap(), Duration::from_secs(10)).await.unwrap();
         assert_eq!(out.output, "f.txt\noops\n");
         assert_eq!(out.exit_code, Some(3));
         assert!(!out.cancelled && !out.truncated);

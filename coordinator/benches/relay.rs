@@ -63,14 +63,20 @@ async fn raw_pipe(fake_pi: &std::path::Path, count: usize, bytes: usize) -> Figu
 /// The same stream through `piface serve` to a WebSocket client.
 async fn relay(server: &Piface, count: usize, bytes: usize) -> Figures {
     let dir = tempfile::tempdir().unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(80 << 20));
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(server.ws_url(&format!("/ws/sessions/{id}")), Some(config), false)
-        .await
-        .unwrap();
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(server.ws_url(&format!("/ws/sessions/{id}")), Some(config), false)
+            .await
+            .unwrap();
     ws.next().await.unwrap().unwrap(); // piface_session_state
     let start = Instant::now();
-    ws.send(Message::text(json!({"type": "prompt", "message": format!("stream:{count}:{bytes}")}).to_string())).await.unwrap();
+    ws.send(Message::text(json!({"type": "prompt", "message": format!("stream:{count}:{bytes}")}).to_string()))
+        .await
+        .unwrap();
     let (mut events, mut total) = (0u64, 0u64);
     while let Some(msg) = ws.next().await {
         let Message::Text(text) = msg.unwrap() else { continue };
@@ -99,9 +105,27 @@ fn report(name: &str, raw: &Figures, relayed: &Figures) {
     let (raw_eps, raw_mbs) = raw.per_sec();
     let (eps, mbs) = relayed.per_sec();
     println!("{name}");
-    println!("  raw pipe : {:>10.0} events/s {:>8.1} MB/s  ({} events, {:.1} MB, {:.2?})", raw_eps, raw_mbs, raw.events, raw.bytes as f64 / 1e6, raw.elapsed);
-    println!("  relay    : {:>10.0} events/s {:>8.1} MB/s  ({} events, {:.1} MB, {:.2?})", eps, mbs, relayed.events, relayed.bytes as f64 / 1e6, relayed.elapsed);
-    println!("  ratio    : {:.1} % of the raw pipe (events/s), {:.1} % (MB/s)", 100.0 * eps / raw_eps, 100.0 * mbs / raw_mbs);
+    println!(
+        "  raw pipe : {:>10.0} events/s {:>8.1} MB/s  ({} events, {:.1} MB, {:.2?})",
+        raw_eps,
+        raw_mbs,
+        raw.events,
+        raw.bytes as f64 / 1e6,
+        raw.elapsed
+    );
+    println!(
+        "  relay    : {:>10.0} events/s {:>8.1} MB/s  ({} events, {:.1} MB, {:.2?})",
+        eps,
+        mbs,
+        relayed.events,
+        relayed.bytes as f64 / 1e6,
+        relayed.elapsed
+    );
+    println!(
+        "  ratio    : {:.1} % of the raw pipe (events/s), {:.1} % (MB/s)",
+        100.0 * eps / raw_eps,
+        100.0 * mbs / raw_mbs
+    );
 }
 
 #[tokio::main]
@@ -112,7 +136,9 @@ async fn main() {
         scenarios = vec![("custom", c, b)];
     }
     let fake_pi = workspace_bin("fake-pi").expect("fake-pi");
-    let server = Piface::start(Options { bin: PIFACE.into(), pi_bin: fake_pi.clone(), envs: vec![], args: vec![] }).await.unwrap();
+    let server = Piface::start(Options { bin: PIFACE.into(), pi_bin: fake_pi.clone(), envs: vec![], args: vec![] })
+        .await
+        .unwrap();
     for (name, count, bytes) in scenarios {
         // A warm-up of each, then ROUNDS interleaved runs; the medians are reported, so a
         // hiccup of the shared machine in one run does not decide the figure.
@@ -123,7 +149,11 @@ async fn main() {
             raws.push(raw_pipe(&fake_pi, count, bytes).await);
             relays.push(relay(&server, count, bytes).await);
         }
-        report(&format!("{name}: {count} events of {bytes} B, median of {ROUNDS} runs"), &median(raws), &median(relays));
+        report(
+            &format!("{name}: {count} events of {bytes} B, median of {ROUNDS} runs"),
+            &median(raws),
+            &median(relays),
+        );
     }
     server.stop().await.unwrap();
 }

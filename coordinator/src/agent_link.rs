@@ -56,7 +56,11 @@ impl AgentHandle {
     }
 
     /// Sends `make(req)` and waits up to `timeout` for the reply carrying `req`.
-    pub async fn request(&self, make: impl FnOnce(RequestId) -> ToAgent, timeout: Duration) -> Result<FromAgent, LinkError> {
+    pub async fn request(
+        &self,
+        make: impl FnOnce(RequestId) -> ToAgent,
+        timeout: Duration,
+    ) -> Result<FromAgent, LinkError> {
         let req = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(req, tx);

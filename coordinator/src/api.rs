@@ -40,11 +40,8 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
 /// Answers 413 from the headers when `Content-Length` is over the limit, before the client has
 /// sent the body. (Bodies without a length are cut by `DefaultBodyLimit` as they stream.)
 async fn refuse_oversized(State(app): AppState, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let announced = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let announced =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if announced.is_some_and(|len| len > app.config.max_body as u64) {
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large").into_response();
     }
@@ -72,7 +69,10 @@ async fn list_sessions(State(app): AppState) -> Json<serde_json::Value> {
     Json(json!({ "sessions": app.registry.list() }))
 }
 
-async fn create_session(State(app): AppState, body: Result<Json<CreateSession>, JsonRejection>) -> ApiResult<impl IntoResponse> {
+async fn create_session(
+    State(app): AppState,
+    body: Result<Json<CreateSession>, JsonRejection>,
+) -> ApiResult<impl IntoResponse> {
     let Json(req) = body?;
     let record = app.create_session(req).await?;
     Ok((StatusCode::CREATED, Json(record)))
@@ -83,7 +83,11 @@ async fn get_session(State(app): AppState, id: Result<Path<String>, PathRejectio
     app.registry.get(&id).map(Json).ok_or_else(ApiError::session_not_found)
 }
 
-async fn patch_session(State(app): AppState, id: Result<Path<String>, PathRejection>, body: Bytes) -> ApiResult<impl IntoResponse> {
+async fn patch_session(
+    State(app): AppState,
+    id: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
     let Path(id) = id?;
     #[derive(serde::Deserialize)]
     struct Patch {
@@ -117,7 +121,9 @@ async fn transcribe(State(app): AppState, id: Result<Path<String>, PathRejection
     match app.registry.get(&id) {
         None => ApiError::session_not_found(),
         Some(r) if r.status != Status::Live => ApiError::conflict("Speech transcription requires a live session"),
-        Some(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Speech transcription is not configured on this server"),
+        Some(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Speech transcription is not configured on this server")
+        }
     }
 }
 

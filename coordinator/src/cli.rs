@@ -100,7 +100,10 @@ impl ServeArgs {
             ));
         }
         if !self.no_tts {
-            out.push(format!("text-to-speech ({}) is not available in this build yet; /tts answers 503", self.tts_model));
+            out.push(format!(
+                "text-to-speech ({}) is not available in this build yet; /tts answers 503",
+                self.tts_model
+            ));
         }
         if self.dev {
             out.push("--dev is not supported yet; serving the built-in UI".into());
@@ -128,7 +131,18 @@ mod tests {
 
     #[test]
     fn serve_takes_the_original_flags() {
-        let cli = parse(&["serve", "--port", "9000", "--host", "0.0.0.0", "--no-direnv", "--no-speech", "--tts-cpu", "--pi-bin", "/x/pi"]);
+        let cli = parse(&[
+            "serve",
+            "--port",
+            "9000",
+            "--host",
+            "0.0.0.0",
+            "--no-direnv",
+            "--no-speech",
+            "--tts-cpu",
+            "--pi-bin",
+            "/x/pi",
+        ]);
         let Some(Command::Serve(args)) = cli.command else { panic!("not serve") };
         assert_eq!(args.port, 9000);
         assert!(!args.direnv_default());

@@ -57,7 +57,9 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             R::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
             }
-            R::MissingJsonContentType(_) => ApiError::validation("Expected a JSON body (Content-Type: application/json)"),
+            R::MissingJsonContentType(_) => {
+                ApiError::validation("Expected a JSON body (Content-Type: application/json)")
+            }
             other => ApiError::validation(other.body_text()),
         }
     }

@@ -17,5 +17,6 @@ pub async fn fallback(uri: Uri) -> Response {
     if path == "/api" || path.starts_with("/api/") || path.starts_with("/ws/") {
         return ApiError::new(StatusCode::NOT_FOUND, "Not Found").into_response();
     }
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], INDEX_HTML).into_response()
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], INDEX_HTML)
+        .into_response()
 }

@@ -295,7 +295,9 @@ impl Hub {
                         if meta.success == Some(true) {
                             match replay_frame(&data) {
                                 Ok(frame) => data = frame,
-                                Err(e) => tracing::warn!(session_id = %self.session_id, "unreadable get_messages reply: {e}"),
+                                Err(e) => {
+                                    tracing::warn!(session_id = %self.session_id, "unreadable get_messages reply: {e}")
+                                }
                             }
                         }
                         out.push((target, data));
@@ -510,7 +512,9 @@ mod tests {
         let b = hub.attach();
         let id = hub.new_replay(b);
         hub.push_event(&meta("message_update", None, None, None), Bytes::from_static(b"u1")).await;
-        let reply = format!(r#"{{"type":"response","id":"{id}","command":"get_messages","success":true,"data":{{"messages":[{{"role":"user"}}]}}}}"#);
+        let reply = format!(
+            r#"{{"type":"response","id":"{id}","command":"get_messages","success":true,"data":{{"messages":[{{"role":"user"}}]}}}}"#
+        );
         hub.push_event(&meta("response", Some(&id), Some("get_messages"), Some(true)), Bytes::from(reply)).await;
         hub.push_event(&meta("message_update", None, None, None), Bytes::from_static(b"u2")).await;
         assert_eq!(frames(&hub, a).await, ["u1", "u2"]);
@@ -523,7 +527,11 @@ mod tests {
         let a = hub.attach();
         let (id, rx) = hub.new_internal();
         hub.push_event(&meta("response", Some(&id), Some("get_state"), Some(true)), Bytes::from_static(b"state")).await;
-        hub.push_event(&meta("response", Some("__piface_session_file_x"), None, Some(true)), Bytes::from_static(b"old")).await;
+        hub.push_event(
+            &meta("response", Some("__piface_session_file_x"), None, Some(true)),
+            Bytes::from_static(b"old"),
+        )
+        .await;
         hub.push(None, Bytes::from_static(b"visible")).await;
         assert_eq!(&rx.await.unwrap()[..], b"state");
         assert_eq!(frames(&hub, a).await, ["visible"]);
@@ -547,7 +555,11 @@ mod tests {
         let a = hub.attach();
         let req = br#"{"type":"extension_ui_request","id":"u1","method":"confirm","title":"Sure?"}"#;
         hub.push_event(&meta("extension_ui_request", Some("u1"), None, None), Bytes::from_static(req)).await;
-        hub.push_event(&meta("extension_ui_request", None, None, None), Bytes::from_static(br#"{"type":"extension_ui_request","id":"n","method":"notify"}"#)).await;
+        hub.push_event(
+            &meta("extension_ui_request", None, None, None),
+            Bytes::from_static(br#"{"type":"extension_ui_request","id":"n","method":"notify"}"#),
+        )
+        .await;
         let got = frames(&hub, a).await;
         assert_eq!(got.len(), 3);
         let att: serde_json::Value = serde_json::from_str(&got[1]).unwrap();
@@ -601,7 +613,8 @@ mod tests {
 
     #[test]
     fn replay_frame_splices_messages() {
-        let got = replay_frame(br#"{"type":"response","success":true,"data":{"messages":[ {"a" : 1} ]},"id":"x"}"#).unwrap();
+        let got =
+            replay_frame(br#"{"type":"response","success":true,"data":{"messages":[ {"a" : 1} ]},"id":"x"}"#).unwrap();
         assert_eq!(&got[..], br#"{"type":"piface_replay","messages":[ {"a" : 1} ]}"#);
         assert!(replay_frame(br#"{"data":{}}"#).is_err());
     }

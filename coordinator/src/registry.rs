@@ -80,7 +80,12 @@ impl Registry {
     }
 
     /// Marks a starting session as up and listed, with a new hub.
-    pub fn set_live(&self, id: &str, hub: Option<Arc<Hub>>, f: impl FnOnce(&mut SessionRecord)) -> Option<SessionRecord> {
+    pub fn set_live(
+        &self,
+        id: &str,
+        hub: Option<Arc<Hub>>,
+        f: impl FnOnce(&mut SessionRecord),
+    ) -> Option<SessionRecord> {
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.map.get_mut(id)?;
         if hub.is_some() {

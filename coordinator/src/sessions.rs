@@ -318,7 +318,11 @@ impl App {
             cmd.insert("type".into(), "get_state".into());
             match app.pi_request(&id, cmd).await {
                 Ok(reply) => {
-                    let file = reply.pointer("/data/sessionFile").and_then(Value::as_str).map(str::trim).filter(|f| !f.is_empty());
+                    let file = reply
+                        .pointer("/data/sessionFile")
+                        .and_then(Value::as_str)
+                        .map(str::trim)
+                        .filter(|f| !f.is_empty());
                     if let Some(file) = file {
                         let file = expand_home(file);
                         info!(session_id = %id, session_file = %file, "session file captured");

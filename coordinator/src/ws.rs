@@ -45,7 +45,8 @@ async fn serve_socket(app: Arc<App>, id: String, mut socket: WebSocket) {
     // Accepting first and then closing with 4004 lets clients read the reason, where the
     // original's refusal before accept reached them as a failed handshake.
     let (Some(hub), Some(record)) = (app.registry.live_hub(&id), app.registry.get(&id)) else {
-        let frame = CloseFrame { code: CLOSE_NOT_LIVE, reason: Utf8Bytes::from_static("Session not found or not alive") };
+        let frame =
+            CloseFrame { code: CLOSE_NOT_LIVE, reason: Utf8Bytes::from_static("Session not found or not alive") };
         let _ = socket.send(Message::Close(Some(frame))).await;
         return;
     };
@@ -72,11 +73,20 @@ fn text(frame: Bytes) -> Message {
     match Utf8Bytes::try_from(frame) {
         Ok(t) => Message::Text(t),
         // Lines are validated as JSON by the agent, so this is unreachable in practice.
-        Err(_) => Message::Text(Utf8Bytes::from_static(r#"{"type":"piface_error","message":"an event was not valid UTF-8"}"#)),
+        Err(_) => {
+            Message::Text(Utf8Bytes::from_static(r#"{"type":"piface_error","message":"an event was not valid UTF-8"}"#))
+        }
     }
 }
 
-async fn write_loop(app: Arc<App>, id: String, hub: Arc<Hub>, client: ClientId, mut sink: SplitSink<WebSocket, Message>, done: CancellationToken) {
+async fn write_loop(
+    app: Arc<App>,
+    id: String,
+    hub: Arc<Hub>,
+    client: ClientId,
+    mut sink: SplitSink<WebSocket, Message>,
+    done: CancellationToken,
+) {
     loop {
         let fetched = tokio::select! {
             f = hub.fetch(client, WRITE_BATCH) => f,
@@ -90,7 +100,11 @@ async fn write_loop(app: Arc<App>, id: String, hub: Arc<Hub>, client: ClientId, 
                 }
             }
             Fetch::Lagged => {
-                hub.push(Some(client), error_frame("This connection fell behind the session; its history is being resent")).await;
+                hub.push(
+                    Some(client),
+                    error_frame("This connection fell behind the session; its history is being resent"),
+                )
+                .await;
                 if let Err(e) = request_replay(&app, &id, &hub, client).await {
                     debug!("resync: {e}");
                 }
@@ -114,7 +128,12 @@ async fn write_loop(app: Arc<App>, id: String, hub: Arc<Hub>, client: ClientId, 
 /// Events often come in bursts of thousands of small lines; one write per event would cost a
 /// system call each. Yielding once lets the session's pump add what it already has, so a burst
 /// goes out in few writes, while a lone event still leaves at once.
-async fn write_batch(hub: &Hub, client: ClientId, sink: &mut SplitSink<WebSocket, Message>, mut frames: Vec<Bytes>) -> Result<(), axum::Error> {
+async fn write_batch(
+    hub: &Hub,
+    client: ClientId,
+    sink: &mut SplitSink<WebSocket, Message>,
+    mut frames: Vec<Bytes>,
+) -> Result<(), axum::Error> {
     let mut written = 0;
     loop {
         for frame in frames {
@@ -134,7 +153,14 @@ async fn write_batch(hub: &Hub, client: ClientId, sink: &mut SplitSink<WebSocket
     sink.flush().await
 }
 
-async fn read_loop(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId, mut stream: SplitStream<WebSocket>, done: &CancellationToken) {
+async fn read_loop(
+    app: &Arc<App>,
+    id: &str,
+    hub: &Arc<Hub>,
+    client: ClientId,
+    mut stream: SplitStream<WebSocket>,
+    done: &CancellationToken,
+) {
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
@@ -143,7 +169,9 @@ async fn read_loop(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId, m
         let reply = match msg {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
             Some(Ok(Message::Text(t))) => handle_text(app, id, hub, client, t.as_str()).await.err(),
-            Some(Ok(Message::Binary(_))) => Some("Binary frames are not supported on this socket; send JSON text".to_string()),
+            Some(Ok(Message::Binary(_))) => {
+                Some("Binary frames are not supported on this socket; send JSON text".to_string())
+            }
             Some(Ok(_)) => None, // ping/pong are handled by the library
         };
         if let Some(message) = reply {
@@ -228,12 +256,11 @@ fn prepare_prompt(msg: &mut Map<String, Value>) -> Result<Option<Shortcut>, Stri
         if shortcut.is_some() {
             return Err("Bash shortcuts (! / !!) do not support file attachments.".into());
         }
-        for upload in &uploads {
-            match upload.as_str().map(str::trim) {
-                Some(u) if !u.is_empty() => return Err(format!("Unknown upload id: {u}")),
-                _ => return Err("Invalid upload id".into()),
-            }
-        }
+        // No upload store yet (it comes with the host-tools issue): every id is unknown.
+        return Err(match uploads[0].as_str().map(str::trim) {
+            Some(u) if !u.is_empty() => format!("Unknown upload id: {u}"),
+            _ => "Invalid upload id".into(),
+        });
     }
     Ok(shortcut)
 }
@@ -259,7 +286,13 @@ fn ensure_id(msg: &mut Map<String, Value>) -> String {
     }
 }
 
-async fn run_shortcut(app: &Arc<App>, id: &str, hub: &Arc<Hub>, msg: &mut Map<String, Value>, shortcut: Shortcut) -> Result<(), String> {
+async fn run_shortcut(
+    app: &Arc<App>,
+    id: &str,
+    hub: &Arc<Hub>,
+    msg: &mut Map<String, Value>,
+    shortcut: Shortcut,
+) -> Result<(), String> {
     let cmd_id = ensure_id(msg);
     match shortcut {
         Shortcut::PiBash(command) => {
@@ -299,8 +332,12 @@ async fn local_shell(app: &Arc<App>, id: &str, cmd_id: String, command: String) 
         Ok(FromAgent::ShellDone { result: Err(e), .. }) => {
             json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": e })
         }
-        Ok(other) => json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": format!("unexpected agent reply: {other:?}") }),
-        Err(e) => json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": e.to_string() }),
+        Ok(other) => {
+            json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": format!("unexpected agent reply: {other:?}") })
+        }
+        Err(e) => {
+            json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": e.to_string() })
+        }
     };
     Bytes::from(response.to_string())
 }
@@ -344,7 +381,10 @@ mod tests {
         check(json!({"message": "x", "piface_upload_ids": "a"}), "piface_upload_ids must be a list");
         check(json!({"message": "x", "piface_upload_ids": [" "]}), "Invalid upload id");
         check(json!({"message": "x", "piface_upload_ids": ["u1"]}), "Unknown upload id: u1");
-        check(json!({"message": "!!ls", "piface_upload_ids": ["u1"]}), "Bash shortcuts (! / !!) do not support file attachments.");
+        check(
+            json!({"message": "!!ls", "piface_upload_ids": ["u1"]}),
+            "Bash shortcuts (! / !!) do not support file attachments.",
+        );
     }
 
     #[test]

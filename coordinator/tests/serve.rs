@@ -21,9 +21,10 @@ struct RealPi {
 async fn with_real_pi() -> RealPi {
     let llm = spawn_fake_llm().await.unwrap();
     let env = PiEnv::new(&llm.base_url()).unwrap();
-    let server = Piface::start(Options { bin: PIFACE.into(), pi_bin: pi_bin().unwrap(), envs: env.envs(), args: vec![] })
-        .await
-        .unwrap();
+    let server =
+        Piface::start(Options { bin: PIFACE.into(), pi_bin: pi_bin().unwrap(), envs: env.envs(), args: vec![] })
+            .await
+            .unwrap();
     RealPi { server, env, _llm: llm }
 }
 
@@ -155,7 +156,8 @@ async fn prompt_streams_to_the_end_and_a_bash_tool_runs_in_the_session_directory
 async fn clients_see_one_stream_and_a_late_joiner_gets_replay_then_the_live_tail() {
     let t = with_real_pi().await;
     let repo = git_repo();
-    let id = t.server.create_session(&session_body(repo.path())).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id =
+        t.server.create_session(&session_body(repo.path())).await.unwrap()["piface_id"].as_str().unwrap().to_string();
     let (mut a, _) = t.server.connect(&id).await.unwrap();
     let (mut b, _) = t.server.connect(&id).await.unwrap();
 
@@ -207,9 +209,14 @@ async fn abort_stops_the_turn_and_kill_removes_the_process_group() {
     let needle = agent_dir_env(&t.env);
     // Let the start-up model probe finish, so the only pi left is the session's.
     t.server.get("/api/models").await.unwrap();
-    let id = t.server.create_session(&session_body(repo.path())).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id =
+        t.server.create_session(&session_body(repo.path())).await.unwrap()["piface_id"].as_str().unwrap().to_string();
     let server = t.server.pid();
-    assert!(wait_until(|| pids_with_env(&needle, server).len() == 1).await, "one pi runs: {:?}", pids_with_env(&needle, server));
+    assert!(
+        wait_until(|| pids_with_env(&needle, server).len() == 1).await,
+        "one pi runs: {:?}",
+        pids_with_env(&needle, server)
+    );
     let (mut ws, _) = t.server.connect(&id).await.unwrap();
 
     ws.send(&json!({"type": "prompt", "message": "[[tokens:5000]] [[delay:20]]"})).await.unwrap();
@@ -229,12 +236,18 @@ async fn abort_stops_the_turn_and_kill_removes_the_process_group() {
     let (status, record) = t.server.post(&format!("/api/sessions/{id}/kill"), &json!({})).await.unwrap();
     assert_eq!(status, 200);
     assert_eq!(record["status"], "closed");
-    assert!(pids_with_env(&needle, server).is_empty(), "pi processes left after kill: {:?}", pids_with_env(&needle, server));
+    assert!(
+        pids_with_env(&needle, server).is_empty(),
+        "pi processes left after kill: {:?}",
+        pids_with_env(&needle, server)
+    );
     // The socket is told the session closed, then closed.
     let mut saw_closed_state = false;
     loop {
         match ws.next_frame().await.unwrap() {
-            Frame::Json(v) if v["type"] == "piface_session_state" => saw_closed_state = v["session"]["status"] == "closed",
+            Frame::Json(v) if v["type"] == "piface_session_state" => {
+                saw_closed_state = v["session"]["status"] == "closed"
+            }
             Frame::Json(_) => {}
             Frame::Closed(..) => break,
         }
@@ -249,7 +262,8 @@ async fn a_pi_that_dies_at_start_up_is_a_409_with_its_stderr() {
     let script = dir.path().join("dying-pi");
     std::fs::write(&script, "#!/bin/sh\necho 'Unknown provider: nowhere (from the dying pi)' >&2\nexit 1\n").unwrap();
     make_executable(&script);
-    let server = Piface::start(Options { bin: PIFACE.into(), pi_bin: script, envs: vec![], args: vec![] }).await.unwrap();
+    let server =
+        Piface::start(Options { bin: PIFACE.into(), pi_bin: script, envs: vec![], args: vec![] }).await.unwrap();
     let (status, body) = server.post("/api/sessions", &json!({"working_dir": dir.path()})).await.unwrap();
     assert_eq!(status, 409, "{body}");
     let detail = body["detail"].as_str().unwrap();
@@ -262,9 +276,14 @@ async fn a_pi_that_dies_at_start_up_is_a_409_with_its_stderr() {
 #[tokio::test]
 async fn a_missing_pi_is_a_clear_503_and_a_missing_directory_a_400() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Piface::start(Options { bin: PIFACE.into(), pi_bin: dir.path().join("no-such-pi"), envs: vec![], args: vec![] })
-        .await
-        .unwrap();
+    let server = Piface::start(Options {
+        bin: PIFACE.into(),
+        pi_bin: dir.path().join("no-such-pi"),
+        envs: vec![],
+        args: vec![],
+    })
+    .await
+    .unwrap();
     let (status, body) = server.post("/api/sessions", &json!({"working_dir": dir.path()})).await.unwrap();
     assert_eq!(status, 503, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("no-such-pi"), "{body}");
@@ -277,7 +296,10 @@ async fn bad_requests_get_clear_errors() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
     let unknown = "00000000-0000-4000-8000-000000000000";
-    assert_eq!(server.get(&format!("/api/sessions/{unknown}")).await.unwrap(), (404, json!({"detail": "Session not found"})));
+    assert_eq!(
+        server.get(&format!("/api/sessions/{unknown}")).await.unwrap(),
+        (404, json!({"detail": "Session not found"}))
+    );
     assert_eq!(server.post(&format!("/api/sessions/{unknown}/kill"), &json!({})).await.unwrap().0, 404);
     assert_eq!(server.post(&format!("/api/sessions/{unknown}/resume"), &json!({})).await.unwrap().0, 404);
     assert_eq!(server.get("/api/no-such-endpoint").await.unwrap().0, 404);
@@ -285,23 +307,41 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(resp.status().as_u16(), 405);
 
     // Malformed and oversized bodies.
-    let resp = server.http.post(server.url("/api/sessions")).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    let resp = server
+        .http
+        .post(server.url("/api/sessions"))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 422);
     let (status, body) = server.post("/api/sessions", &json!({"provider": "x"})).await.unwrap();
     assert_eq!(status, 422, "{body}");
     assert_eq!(oversized_post(&server, "/api/sessions", 3 * 1024 * 1024).await, 413);
 
     // PATCH rules.
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let resp = server.http.patch(server.url(&format!("/api/sessions/{id}"))).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
-    let resp = server.http.patch(server.url(&format!("/api/sessions/{id}"))).json(&json!({"render_markdown": false})).send().await.unwrap();
+    let resp = server
+        .http
+        .patch(server.url(&format!("/api/sessions/{id}")))
+        .json(&json!({"render_markdown": false}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["render_markdown"], false);
 
     // The socket of an unknown session is closed with 4004.
     let mut ws = WsClient::connect(&server.ws_url(&format!("/ws/sessions/{unknown}"))).await.unwrap();
     match ws.next_frame().await.unwrap() {
-        Frame::Closed(code, reason) => assert_eq!((code, reason.as_str()), (Some(4004), "Session not found or not alive")),
+        Frame::Closed(code, reason) => {
+            assert_eq!((code, reason.as_str()), (Some(4004), "Session not found or not alive"))
+        }
         other => panic!("expected a close, got {other:?}"),
     }
 }
@@ -310,7 +350,10 @@ async fn bad_requests_get_clear_errors() {
 async fn the_socket_survives_bad_messages_and_relays_huge_lines_intact() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (mut ws, _) = server.connect(&id).await.unwrap();
 
     ws.send_text("{not json").await.unwrap();
@@ -348,7 +391,10 @@ async fn bang_shortcuts_run_through_pi_or_locally() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("marker.txt"), "").unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (mut ws, _) = server.connect(&id).await.unwrap();
 
     ws.send(&json!({"type": "prompt", "message": "!echo hello", "piface_upload_ids": []})).await.unwrap();
@@ -372,7 +418,10 @@ async fn bang_shortcuts_run_through_pi_or_locally() {
 async fn a_crashing_pi_closes_its_session_and_the_server_stays_up() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (mut ws, _) = server.connect(&id).await.unwrap();
     ws.send(&json!({"type": "prompt", "message": "crash:3"})).await.unwrap();
     let mut last_state = Value::Null;
@@ -418,10 +467,14 @@ async fn models_come_from_pi_and_sigterm_stops_every_pi() {
 async fn oversized_post(server: &Piface, path: &str, len: usize) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
-    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n");
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n");
     tcp.write_all(head.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf)).await.expect("no answer to an oversized body").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
+        .await
+        .expect("no answer to an oversized body")
+        .unwrap();
     let line = String::from_utf8_lossy(&buf[..n]).into_owned();
     line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad answer {line:?}"))
 }

@@ -84,10 +84,7 @@ pub fn decode_frame<T: DeserializeOwned>(src: &mut BytesMut) -> Result<Option<T>
     let payload = src.split_to(len);
     match bincode::serde::decode_from_slice::<T, _>(&payload, config()) {
         Ok((msg, used)) if used == len => Ok(Some(msg)),
-        Ok((_, used)) => Err(CodecError::Undecodable {
-            len,
-            reason: format!("{} trailing bytes", len - used),
-        }),
+        Ok((_, used)) => Err(CodecError::Undecodable { len, reason: format!("{} trailing bytes", len - used) }),
         Err(e) => Err(CodecError::Undecodable { len, reason: e.to_string() }),
     }
 }
@@ -115,7 +112,12 @@ mod tests {
             FromAgent::Event {
                 session: "s".into(),
                 seq: 3,
-                meta: EventMeta { kind: "response".into(), id: Some("x".into()), command: Some("bash".into()), success: Some(true) },
+                meta: EventMeta {
+                    kind: "response".into(),
+                    id: Some("x".into()),
+                    command: Some("bash".into()),
+                    success: Some(true),
+                },
                 line: Bytes::from_static(br#"{"type":"response"}"#),
             },
             FromAgent::Exited { session: "s".into(), code: None, stderr: String::new() },

@@ -67,9 +67,27 @@ mod tests {
     #[test]
     fn routing_fields() {
         check(r#"{"type":"agent_start"}"#, "agent_start", None, None, None);
-        check(r#"{"type":"response","id":"a\"b","command":"bash","success":true,"data":{"x":[1,2]}}"#, "response", Some("a\"b"), Some("bash"), Some(true));
-        check(r#"{"id":5,"type":"response","command":"abort","success":false}"#, "response", None, Some("abort"), Some(false));
-        check(r#"{"type":"message_update","message":{"content":[{"type":"text","text":"\u00e9"}]}}"#, "message_update", None, None, None);
+        check(
+            r#"{"type":"response","id":"a\"b","command":"bash","success":true,"data":{"x":[1,2]}}"#,
+            "response",
+            Some("a\"b"),
+            Some("bash"),
+            Some(true),
+        );
+        check(
+            r#"{"id":5,"type":"response","command":"abort","success":false}"#,
+            "response",
+            None,
+            Some("abort"),
+            Some(false),
+        );
+        check(
+            r#"{"type":"message_update","message":{"content":[{"type":"text","text":"\u00e9"}]}}"#,
+            "message_update",
+            None,
+            None,
+            None,
+        );
         check(r#"{}"#, "", None, None, None);
     }
 

@@ -139,14 +139,7 @@ impl Directives {
             };
             match name {
                 "bash" => set_once(&mut out.bash, Some(value.to_string())),
-                "tokens" => set_once(
-                    &mut out.tokens,
-                    value
-                        .trim()
-                        .parse::<usize>()
-                        .ok()
-                        .map(|n| n.min(MAX_TOKENS)),
-                ),
+                "tokens" => set_once(&mut out.tokens, value.trim().parse::<usize>().ok().map(|n| n.min(MAX_TOKENS))),
                 "delay" => set_once(&mut out.delay_ms, value.trim().parse::<u64>().ok()),
                 "error" => set_once(&mut out.error, Some(value.to_string())),
                 "think" => set_once(&mut out.think, Some(value.to_string())),
@@ -255,22 +248,12 @@ struct Conversation {
 
 fn inspect_messages(messages: &[Value]) -> Conversation {
     let role = |m: &Value| m.get("role").and_then(Value::as_str).map(str::to_owned);
-    let last_user = messages
-        .iter()
-        .rposition(|m| role(m).as_deref() == Some("user"));
-    let user_text = last_user
-        .map(|i| content_text(messages[i].get("content")))
-        .unwrap_or_default();
+    let last_user = messages.iter().rposition(|m| role(m).as_deref() == Some("user"));
+    let user_text = last_user.map(|i| content_text(messages[i].get("content"))).unwrap_or_default();
     let after_user = &messages[last_user.map_or(0, |i| i + 1)..];
-    let tool_result = after_user
-        .iter()
-        .rev()
-        .find(|m| role(m).as_deref() == Some("tool"))
-        .map(|m| content_text(m.get("content")));
-    Conversation {
-        user_text,
-        tool_result,
-    }
+    let tool_result =
+        after_user.iter().rev().find(|m| role(m).as_deref() == Some("tool")).map(|m| content_text(m.get("content")));
+    Conversation { user_text, tool_result }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -300,11 +283,7 @@ impl Iterator for TextPieces {
 #[derive(Debug)]
 enum Answer {
     Text(TextPieces),
-    ToolCall {
-        id: String,
-        name: String,
-        arguments: VecDeque<String>,
-    },
+    ToolCall { id: String, name: String, arguments: VecDeque<String> },
 }
 
 /// A fully decided reply (before it is rendered as SSE or as one JSON object).
@@ -327,9 +306,9 @@ fn decide(conv: &Conversation, seq: u64) -> Decision {
     }
     let answer = if let Some(command) = &d.bash {
         match &conv.tool_result {
-            Some(result) => Answer::Text(TextPieces::Words(
-                split_words(&format!("tool said: {}", result.trim())).into(),
-            )),
+            Some(result) => {
+                Answer::Text(TextPieces::Words(split_words(&format!("tool said: {}", result.trim())).into()))
+            }
             None => {
                 let args = json!({ "command": command }).to_string();
                 // Three pieces (always ≥ 2 since the JSON is at least `{"command":""}`) exercise pi's
@@ -344,17 +323,10 @@ fn decide(conv: &Conversation, seq: u64) -> Decision {
     } else if let Some(total) = d.tokens {
         Answer::Text(TextPieces::Tokens { next: 0, total })
     } else {
-        Answer::Text(TextPieces::Words(
-            split_words(&format!("echo: {}", conv.user_text)).into(),
-        ))
+        Answer::Text(TextPieces::Words(split_words(&format!("echo: {}", conv.user_text)).into()))
     };
     Decision::Reply(Plan {
-        reasoning: d
-            .think
-            .as_deref()
-            .map(split_words)
-            .unwrap_or_default()
-            .into(),
+        reasoning: d.think.as_deref().map(split_words).unwrap_or_default().into(),
         answer,
         delay: Duration::from_millis(d.delay_ms.unwrap_or(0)),
     })
@@ -394,13 +366,7 @@ struct ChunkGen {
 }
 
 impl ChunkGen {
-    fn new(
-        plan_reasoning: VecDeque<String>,
-        answer: Answer,
-        id: &str,
-        model: &str,
-        prompt_tokens: u64,
-    ) -> Self {
+    fn new(plan_reasoning: VecDeque<String>, answer: Answer, id: &str, model: &str, prompt_tokens: u64) -> Self {
         let prefix = format!(
             "data: {{\"id\":{},\"object\":\"chat.completion.chunk\",\"created\":{CREATED},\"model\":{},\"choices\":[",
             Value::from(id),
@@ -427,10 +393,7 @@ impl ChunkGen {
             match self.stage {
                 Stage::Role => {
                     self.stage = Stage::Reasoning;
-                    return Some(Record {
-                        text: self.choice(json!({ "role": "assistant" }), None),
-                        generated: false,
-                    });
+                    return Some(Record { text: self.choice(json!({ "role": "assistant" }), None), generated: false });
                 }
                 Stage::Reasoning => match self.reasoning.pop_front() {
                     Some(piece) => {
@@ -444,37 +407,25 @@ impl ChunkGen {
                 },
                 Stage::Body => {
                     let delta = match &mut self.answer {
-                        Answer::Text(pieces) => {
-                            pieces.next().map(|piece| json!({ "content": piece }))
-                        }
-                        Answer::ToolCall {
-                            id,
-                            name,
-                            arguments,
-                        } => {
+                        Answer::Text(pieces) => pieces.next().map(|piece| json!({ "content": piece })),
+                        Answer::ToolCall { id, name, arguments } => {
                             if !self.tool_header_sent {
                                 self.tool_header_sent = true;
                                 let header = json!({ "tool_calls": [{
                                     "index": 0, "id": id, "type": "function",
                                     "function": { "name": name, "arguments": "" },
                                 }] });
-                                return Some(Record {
-                                    text: self.choice(header, None),
-                                    generated: false,
-                                });
+                                return Some(Record { text: self.choice(header, None), generated: false });
                             }
-                            arguments
-                                .pop_front()
-                                .map(|piece| json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] }))
+                            arguments.pop_front().map(
+                                |piece| json!({ "tool_calls": [{ "index": 0, "function": { "arguments": piece } }] }),
+                            )
                         }
                     };
                     match delta {
                         Some(delta) => {
                             self.completion_tokens += 1;
-                            return Some(Record {
-                                text: self.choice(delta, None),
-                                generated: true,
-                            });
+                            return Some(Record { text: self.choice(delta, None), generated: true });
                         }
                         None => self.stage = Stage::Finish,
                     }
@@ -485,10 +436,7 @@ impl ChunkGen {
                         Answer::Text(_) => "stop",
                         Answer::ToolCall { .. } => "tool_calls",
                     };
-                    return Some(Record {
-                        text: self.choice(json!({}), Some(reason)),
-                        generated: false,
-                    });
+                    return Some(Record { text: self.choice(json!({}), Some(reason)), generated: false });
                 }
                 Stage::Usage => {
                     self.stage = Stage::Done;
@@ -500,10 +448,7 @@ impl ChunkGen {
                 }
                 Stage::Done => {
                     self.stage = Stage::End;
-                    return Some(Record {
-                        text: "data: [DONE]\n\n".to_string(),
-                        generated: false,
-                    });
+                    return Some(Record { text: "data: [DONE]\n\n".to_string(), generated: false });
                 }
                 Stage::End => return None,
             }
@@ -530,12 +475,7 @@ struct BodyState {
 /// Renders a plan as a streaming SSE body. Records are generated on demand, so memory stays flat however long
 /// the answer; without a delay they are packed into ~32 KiB frames.
 fn sse_body(gen: ChunkGen, delay: Duration, shutdown: Arc<AtomicBool>) -> Body {
-    let state = BodyState {
-        gen,
-        delay,
-        generated_seen: false,
-        shutdown,
-    };
+    let state = BodyState { gen, delay, generated_seen: false, shutdown };
     let stream = futures_util::stream::unfold(state, |mut st| async move {
         // A dropped `FakeLlm` ends streams that are still running instead of leaving them to the runtime.
         if st.shutdown.load(Ordering::Relaxed) {
@@ -568,12 +508,7 @@ fn completion_json(plan: Plan, id: &str, model: &str, prompt_tokens: u64) -> Val
     let mut completion_tokens = plan.reasoning.len() as u64;
     let mut message = json!({ "role": "assistant", "content": Value::Null });
     if !plan.reasoning.is_empty() {
-        message["reasoning_content"] = Value::from(
-            plan.reasoning
-                .iter()
-                .map(String::as_str)
-                .collect::<String>(),
-        );
+        message["reasoning_content"] = Value::from(plan.reasoning.iter().map(String::as_str).collect::<String>());
     }
     let finish_reason = match plan.answer {
         Answer::Text(pieces) => {
@@ -585,11 +520,7 @@ fn completion_json(plan: Plan, id: &str, model: &str, prompt_tokens: u64) -> Val
             message["content"] = Value::from(text);
             "stop"
         }
-        Answer::ToolCall {
-            id,
-            name,
-            arguments,
-        } => {
+        Answer::ToolCall { id, name, arguments } => {
             completion_tokens += arguments.len() as u64;
             let arguments: String = arguments.into_iter().collect();
             message["tool_calls"] = json!([{
@@ -634,12 +565,7 @@ impl AppState {
     fn record(&self, headers: &HeaderMap, body: Value) {
         let headers = headers
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
+            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
         // A poisoned lock only means another handler panicked mid-push; the deque is still usable.
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
@@ -671,11 +597,7 @@ fn router_with_state(state: Arc<AppState>) -> Router {
 }
 
 async fn not_found(uri: Uri) -> Response {
-    error_response(
-        StatusCode::NOT_FOUND,
-        "not_found_error",
-        format!("unknown path: {}", uri.path()),
-    )
+    error_response(StatusCode::NOT_FOUND, "not_found_error", format!("unknown path: {}", uri.path()))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
@@ -695,56 +617,29 @@ async fn list_models(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-async fn chat_completions(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     let seq = state.chat_requests.fetch_add(1, Ordering::Relaxed) + 1;
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
     state.record(&headers, parsed.as_ref().cloned().unwrap_or(Value::Null));
     let request = match parsed {
         Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "body must be a JSON object",
-            )
-        }
+        Ok(_) => return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", "body must be a JSON object"),
         Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                format!("invalid JSON body: {e}"),
-            )
+            return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", format!("invalid JSON body: {e}"))
         }
     };
     let Some(messages) = request.get("messages").and_then(Value::as_array) else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            "invalid_request_error",
-            "`messages` must be an array",
-        );
+        return error_response(StatusCode::BAD_REQUEST, "invalid_request_error", "`messages` must be an array");
     };
-    let model = request
-        .get("model")
-        .and_then(Value::as_str)
-        .unwrap_or(MODEL_ID)
-        .to_string();
-    let stream = request
-        .get("stream")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let model = request.get("model").and_then(Value::as_str).unwrap_or(MODEL_ID).to_string();
+    let stream = request.get("stream").and_then(Value::as_bool).unwrap_or(false);
     // Deterministic stand-in for a tokenizer: about four bytes per token.
     let prompt_tokens = (body.len() as u64 / 4).max(1);
     let conv = inspect_messages(messages);
     tracing::debug!(seq, stream, user_text = %conv.user_text, tool_result = ?conv.tool_result, "fake-llm chat request");
 
     let plan = match decide(&conv, seq) {
-        Decision::Fail(message) => {
-            return error_response(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
-        }
+        Decision::Fail(message) => return error_response(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message),
         Decision::Reply(plan) => plan,
     };
     let id = format!("chatcmpl-fake-{seq}");
@@ -756,10 +651,7 @@ async fn chat_completions(
     }
     let gen = ChunkGen::new(plan.reasoning, plan.answer, &id, &model, prompt_tokens);
     (
-        [
-            (header::CONTENT_TYPE, "text/event-stream"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
+        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")],
         sse_body(gen, plan.delay, state.shutdown.clone()),
     )
         .into_response()
@@ -837,9 +729,7 @@ mod tests {
 
     #[test]
     fn parses_directives() {
-        let d = Directives::parse(
-            "x [[bash:[[ -f a ]] && echo ok]] [[tokens: 5 ]] [[delay:7]] [[think:hm]]",
-        );
+        let d = Directives::parse("x [[bash:[[ -f a ]] && echo ok]] [[tokens: 5 ]] [[delay:7]] [[think:hm]]");
         assert_eq!(d.bash.as_deref(), Some("[[ -f a ]] && echo ok"));
         assert_eq!(d.tokens, Some(5));
         assert_eq!(d.delay_ms, Some(7));
@@ -849,40 +739,20 @@ mod tests {
 
     #[test]
     fn ignores_bad_directives_and_keeps_first() {
-        let d = Directives::parse(
-            "[[tokens:x]] [[nope:1]] [[Error:a]] [[error:first]] [[error:second]] [[bash:open",
-        );
-        assert_eq!(
-            d,
-            Directives {
-                error: Some("first".into()),
-                ..Default::default()
-            }
-        );
-        assert_eq!(
-            Directives::parse("[[tokens:2]][[tokens:3]]").tokens,
-            Some(2)
-        );
-        assert_eq!(
-            Directives::parse("[[[[bash:ls]]").bash.as_deref(),
-            Some("ls")
-        );
+        let d = Directives::parse("[[tokens:x]] [[nope:1]] [[Error:a]] [[error:first]] [[error:second]] [[bash:open");
+        assert_eq!(d, Directives { error: Some("first".into()), ..Default::default() });
+        assert_eq!(Directives::parse("[[tokens:2]][[tokens:3]]").tokens, Some(2));
+        assert_eq!(Directives::parse("[[[[bash:ls]]").bash.as_deref(), Some("ls"));
     }
 
     #[test]
     fn splits_words_losslessly() {
-        assert_eq!(
-            split_words("echo: hi  there"),
-            vec!["echo: ", "hi  ", "there"]
-        );
+        assert_eq!(split_words("echo: hi  there"), vec!["echo: ", "hi  ", "there"]);
         assert_eq!(split_words("  a b "), vec!["  ", "a ", "b "]);
         assert!(split_words("").is_empty());
         let s = "ünï cödé  ✓ x";
         assert_eq!(split_words(s).concat(), s);
-        assert_eq!(
-            split_even("{\"command\":\"é\"}", 3).concat(),
-            "{\"command\":\"é\"}"
-        );
+        assert_eq!(split_even("{\"command\":\"é\"}", 3).concat(), "{\"command\":\"é\"}");
     }
 
     #[test]

@@ -22,15 +22,7 @@ use crate::fake_llm::MODEL_ID;
 pub const PROVIDER: &str = "fake";
 
 /// Arguments for pi's RPC mode with the fake model and no session file.
-pub const RPC_ARGS: [&str; 7] = [
-    "--mode",
-    "rpc",
-    "--no-session",
-    "--provider",
-    PROVIDER,
-    "--model",
-    MODEL_ID,
-];
+pub const RPC_ARGS: [&str; 7] = ["--mode", "rpc", "--no-session", "--provider", PROVIDER, "--model", MODEL_ID];
 
 /// A throw-away `HOME` + pi agent directory wired to one fake LLM; deleted on drop.
 #[derive(Debug)]
@@ -50,27 +42,16 @@ impl PiEnv {
     /// Like [`PiEnv::new`], with `overrides` deep-merged over the default `settings.json` (objects merge key by
     /// key, anything else replaces). E.g. `json!({"retry": {"enabled": true}})` re-enables pi's auto-retry.
     pub fn with_settings(base_url: &str, overrides: Value) -> anyhow::Result<PiEnv> {
-        let dir = tempfile::Builder::new()
-            .prefix("piface-pi-env-")
-            .tempdir()
-            .context("creating pi temp dir")?;
+        let dir = tempfile::Builder::new().prefix("piface-pi-env-").tempdir().context("creating pi temp dir")?;
         let home = dir.path().join("home");
         let agent_dir = home.join(".pi").join("agent");
-        std::fs::create_dir_all(&agent_dir)
-            .with_context(|| format!("creating {}", agent_dir.display()))?;
+        std::fs::create_dir_all(&agent_dir).with_context(|| format!("creating {}", agent_dir.display()))?;
 
         let mut settings = PiEnv::default_settings();
         merge_json(&mut settings, overrides);
-        write_json(
-            &agent_dir.join("models.json"),
-            &PiEnv::models_json(base_url),
-        )?;
+        write_json(&agent_dir.join("models.json"), &PiEnv::models_json(base_url))?;
         write_json(&agent_dir.join("settings.json"), &settings)?;
-        Ok(PiEnv {
-            dir,
-            home,
-            agent_dir,
-        })
+        Ok(PiEnv { dir, home, agent_dir })
     }
 
     /// The `models.json` registering provider `fake` with the single model `fake-model`.
@@ -144,10 +125,7 @@ impl PiEnv {
     pub fn envs(&self) -> Vec<(String, String)> {
         vec![
             ("HOME".into(), self.home.display().to_string()),
-            (
-                "PI_CODING_AGENT_DIR".into(),
-                self.agent_dir.display().to_string(),
-            ),
+            ("PI_CODING_AGENT_DIR".into(), self.agent_dir.display().to_string()),
             // Disables every start-up network operation (version check, package update checks, fd/rg
             // downloads, install telemetry).
             ("PI_OFFLINE".into(), "1".into()),
@@ -201,10 +179,7 @@ fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
 /// The workspace root (the directory holding the top-level `Cargo.toml` and `scripts/`).
 pub fn workspace_root() -> PathBuf {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest_dir.to_path_buf())
+    manifest_dir.parent().map(Path::to_path_buf).unwrap_or_else(|| manifest_dir.to_path_buf())
 }
 
 /// The pi binary for tests: `$PIFACE_TEST_PI` if set, else `<workspace>/.pi-runtime/node_modules/.bin/pi` if
@@ -219,10 +194,7 @@ pub fn pi_bin() -> anyhow::Result<PathBuf> {
         return Ok(installed);
     }
     static INSTALLED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| install_pi().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)
+    INSTALLED.get_or_init(|| install_pi().map_err(|e| format!("{e:#}"))).clone().map_err(anyhow::Error::msg)
 }
 
 /// Runs `scripts/install-pi.sh` (a no-op when the pinned pi is already installed) and returns the path it
@@ -244,11 +216,7 @@ pub fn install_pi() -> anyhow::Result<PathBuf> {
     };
     let path = PathBuf::from(last);
     if !path.exists() {
-        bail!(
-            "{} reported {}, which does not exist",
-            script.display(),
-            path.display()
-        );
+        bail!("{} reported {}, which does not exist", script.display(), path.display());
     }
     Ok(path)
 }
@@ -260,14 +228,8 @@ mod tests {
     #[test]
     fn merges_settings() {
         let mut base = PiEnv::default_settings();
-        merge_json(
-            &mut base,
-            json!({ "retry": { "enabled": true }, "theme": "light" }),
-        );
-        assert_eq!(
-            base["retry"],
-            json!({ "enabled": true, "provider": { "maxRetries": 0 } })
-        );
+        merge_json(&mut base, json!({ "retry": { "enabled": true }, "theme": "light" }));
+        assert_eq!(base["retry"], json!({ "enabled": true, "provider": { "maxRetries": 0 } }));
         assert_eq!(base["theme"], "light");
         assert_eq!(base["defaultModel"], MODEL_ID);
     }
@@ -276,18 +238,11 @@ mod tests {
     fn writes_isolated_config() {
         let env = PiEnv::new("http://127.0.0.1:9/v1").unwrap();
         assert!(env.agent_dir().starts_with(env.home()));
-        let models: Value = serde_json::from_str(
-            &std::fs::read_to_string(env.agent_dir().join("models.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(
-            models["providers"]["fake"]["baseUrl"],
-            "http://127.0.0.1:9/v1"
-        );
+        let models: Value =
+            serde_json::from_str(&std::fs::read_to_string(env.agent_dir().join("models.json")).unwrap()).unwrap();
+        assert_eq!(models["providers"]["fake"]["baseUrl"], "http://127.0.0.1:9/v1");
         let envs = env.envs();
         assert!(envs.iter().any(|(k, v)| k == "PI_OFFLINE" && v == "1"));
-        assert!(envs
-            .iter()
-            .any(|(k, v)| k == "HOME" && Path::new(v) == env.home()));
+        assert!(envs.iter().any(|(k, v)| k == "HOME" && Path::new(v) == env.home()));
     }
 }

@@ -78,7 +78,8 @@ impl Piface {
             .await
             .context("piface did not start listening in time")??
             .ok_or_else(|| anyhow!("piface exited before listening; stderr:\n{}", stderr.lock().unwrap()))?;
-        let base = first.strip_prefix("listening on ").ok_or_else(|| anyhow!("unexpected first line: {first}"))?.to_string();
+        let base =
+            first.strip_prefix("listening on ").ok_or_else(|| anyhow!("unexpected first line: {first}"))?.to_string();
         tokio::spawn(async move { while let Ok(Some(_)) = out_lines.next_line().await {} });
         Ok(Piface { child, base, stderr, http: reqwest::Client::new(), _data: data })
     }
@@ -170,7 +171,9 @@ impl WsClient {
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(80 << 20))
             .max_frame_size(Some(80 << 20));
-        let (inner, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async_with_config(url, Some(config), false)).await??;
+        let (inner, _) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async_with_config(url, Some(config), false))
+                .await??;
         Ok(WsClient { inner, bytes: 0 })
     }
 
@@ -193,10 +196,16 @@ impl WsClient {
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(Message::Text(t))) => {
                     self.bytes += t.len();
-                    return Ok(Frame::Json(serde_json::from_str(t.as_str()).with_context(|| format!("frame is not JSON: {}", preview(t.as_str())))?));
+                    return Ok(Frame::Json(
+                        serde_json::from_str(t.as_str())
+                            .with_context(|| format!("frame is not JSON: {}", preview(t.as_str())))?,
+                    ));
                 }
                 Some(Ok(Message::Close(c))) => {
-                    return Ok(Frame::Closed(c.as_ref().map(|c| c.code.into()), c.map(|c| c.reason.to_string()).unwrap_or_default()))
+                    return Ok(Frame::Closed(
+                        c.as_ref().map(|c| c.code.into()),
+                        c.map(|c| c.reason.to_string()).unwrap_or_default(),
+                    ))
                 }
                 Some(Ok(_)) => continue,
             }
@@ -239,7 +248,8 @@ fn preview(s: &str) -> &str {
 pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test-binary>
-    let dir = exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("unexpected test binary path {}", exe.display()))?;
+    let dir =
+        exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("unexpected test binary path {}", exe.display()))?;
     let path = dir.join(name);
     static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());

@@ -26,10 +26,7 @@ const PI_TIMEOUT: Duration = Duration::from_secs(60);
 // ---------------------------------------------------------------------------------------------------------
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("reqwest client")
+    reqwest::Client::builder().no_proxy().build().expect("reqwest client")
 }
 
 fn user(text: &str) -> Value {
@@ -42,12 +39,7 @@ fn chat_body(messages: Vec<Value>) -> Value {
 
 /// POSTs to /chat/completions and returns the status and the whole body as text.
 async fn post_chat(fake: &FakeLlm, body: &Value) -> (reqwest::StatusCode, String) {
-    let resp = client()
-        .post(format!("{}/chat/completions", fake.base_url()))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = client().post(format!("{}/chat/completions", fake.base_url())).json(body).send().await.unwrap();
     let status = resp.status();
     (status, resp.text().await.unwrap())
 }
@@ -61,47 +53,31 @@ enum Sse {
 
 /// Parses an SSE body, insisting that every record is exactly one `data: ` line.
 fn parse_sse(body: &str) -> Vec<Sse> {
-    assert!(
-        body.ends_with("\n\n"),
-        "SSE body must end with a blank line: {body:?}"
-    );
+    assert!(body.ends_with("\n\n"), "SSE body must end with a blank line: {body:?}");
     body.split("\n\n")
         .filter(|r| !r.is_empty())
         .map(|record| {
-            let data = record
-                .strip_prefix("data: ")
-                .unwrap_or_else(|| panic!("not a data record: {record:?}"));
+            let data = record.strip_prefix("data: ").unwrap_or_else(|| panic!("not a data record: {record:?}"));
             assert!(!data.contains('\n'), "multi-line record: {record:?}");
             if data == "[DONE]" {
                 Sse::Done
             } else {
-                Sse::Chunk(
-                    serde_json::from_str(data).unwrap_or_else(|e| panic!("bad JSON {data:?}: {e}")),
-                )
+                Sse::Chunk(serde_json::from_str(data).unwrap_or_else(|e| panic!("bad JSON {data:?}: {e}")))
             }
         })
         .collect()
 }
 
 fn chunks(events: &[Sse]) -> Vec<&Value> {
-    events
-        .iter()
-        .filter_map(|e| if let Sse::Chunk(v) = e { Some(v) } else { None })
-        .collect()
+    events.iter().filter_map(|e| if let Sse::Chunk(v) = e { Some(v) } else { None }).collect()
 }
 
 fn delta_strings<'a>(events: &'a [Sse], field: &str) -> Vec<&'a str> {
-    chunks(events)
-        .into_iter()
-        .filter_map(|c| c["choices"][0]["delta"][field].as_str())
-        .collect()
+    chunks(events).into_iter().filter_map(|c| c["choices"][0]["delta"][field].as_str()).collect()
 }
 
 fn finish_reasons(events: &[Sse]) -> Vec<&str> {
-    chunks(events)
-        .into_iter()
-        .filter_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .collect()
+    chunks(events).into_iter().filter_map(|c| c["choices"][0]["finish_reason"].as_str()).collect()
 }
 
 /// Checks the frame every stream shares: role chunk first, one finish chunk, usage chunk, `[DONE]` last.
@@ -142,10 +118,7 @@ async fn echo_streams_text_in_word_chunks() {
     assert_stream_frame(&events, "stop");
     let pieces = delta_strings(&events, "content");
     assert_eq!(pieces, vec!["echo: ", "hello ", "there"]);
-    assert_eq!(
-        chunks(&events).last().unwrap()["usage"]["completion_tokens"],
-        3
-    );
+    assert_eq!(chunks(&events).last().unwrap()["usage"]["completion_tokens"], 3);
     assert_eq!(fake.request_count(), 1);
 }
 
@@ -165,10 +138,7 @@ async fn echo_uses_last_user_message_and_text_parts() {
     let (_, body) = post_chat(&fake, &chat_body(messages)).await;
     let events = parse_sse(&body);
     assert_stream_frame(&events, "stop");
-    assert_eq!(
-        delta_strings(&events, "content").concat(),
-        "echo: part one\npart two"
-    );
+    assert_eq!(delta_strings(&events, "content").concat(), "echo: part one\npart two");
 }
 
 #[tokio::test]
@@ -177,10 +147,7 @@ async fn tokens_directive_gives_exactly_n_chunks() {
     let (_, body) = post_chat(&fake, &chat_body(vec![user("go [[tokens:5]]")])).await;
     let events = parse_sse(&body);
     assert_stream_frame(&events, "stop");
-    assert_eq!(
-        delta_strings(&events, "content"),
-        vec!["t0 ", "t1 ", "t2 ", "t3 ", "t4 "]
-    );
+    assert_eq!(delta_strings(&events, "content"), vec!["t0 ", "t1 ", "t2 ", "t3 ", "t4 "]);
 
     let (_, body) = post_chat(&fake, &chat_body(vec![user("[[tokens:0]]")])).await;
     let events = parse_sse(&body);
@@ -199,10 +166,7 @@ async fn hundred_thousand_tokens_stream_quickly() {
     assert_stream_frame(&events, "stop");
     let pieces = delta_strings(&events, "content");
     assert_eq!(pieces.len(), 100_000);
-    assert!(pieces
-        .iter()
-        .enumerate()
-        .all(|(i, p)| *p == format!("t{i} ")));
+    assert!(pieces.iter().enumerate().all(|(i, p)| *p == format!("t{i} ")));
     eprintln!("100k tokens: {} bytes in {elapsed:?}", body.len());
     // Generous for unoptimised builds on a busy CI box; in practice this takes well under a second.
     assert!(elapsed < Duration::from_secs(20), "took {elapsed:?}");
@@ -229,17 +193,9 @@ async fn bash_directive_calls_tool_then_reports_result() {
     assert_eq!(header["function"]["name"], "bash");
     let call_id = header["id"].as_str().unwrap().to_string();
     assert!(!call_id.is_empty());
-    let args: String = calls
-        .iter()
-        .filter_map(|c| c["function"]["arguments"].as_str())
-        .collect();
-    assert!(calls[1..]
-        .iter()
-        .all(|c| c["index"] == 0 && c["function"]["arguments"].as_str().unwrap() != ""));
-    assert_eq!(
-        serde_json::from_str::<Value>(&args).unwrap(),
-        json!({ "command": "echo \"hi\" > marker.txt" })
-    );
+    let args: String = calls.iter().filter_map(|c| c["function"]["arguments"].as_str()).collect();
+    assert!(calls[1..].iter().all(|c| c["index"] == 0 && c["function"]["arguments"].as_str().unwrap() != ""));
+    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({ "command": "echo \"hi\" > marker.txt" }));
 
     // Once a tool result follows the last user message, the fake answers with text.
     let messages = vec![
@@ -252,10 +208,7 @@ async fn bash_directive_calls_tool_then_reports_result() {
     let (_, body) = post_chat(&fake, &chat_body(messages)).await;
     let events = parse_sse(&body);
     assert_stream_frame(&events, "stop");
-    assert_eq!(
-        delta_strings(&events, "content").concat(),
-        "tool said: (no output)"
-    );
+    assert_eq!(delta_strings(&events, "content").concat(), "tool said: (no output)");
 }
 
 #[tokio::test]
@@ -271,21 +224,14 @@ async fn delay_directive_paces_chunks() {
     // Headers (and the first chunks) arrive before the delays have elapsed: the body really streams.
     let mut resp = resp;
     let first = resp.chunk().await.unwrap().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_millis(150),
-        "first bytes took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(150), "first bytes took {:?}", started.elapsed());
     let mut body = String::from_utf8(first.to_vec()).unwrap();
     while let Some(more) = resp.chunk().await.unwrap() {
         body.push_str(std::str::from_utf8(&more).unwrap());
     }
     let elapsed = started.elapsed();
     // Two gaps between three content chunks.
-    assert!(
-        elapsed >= Duration::from_millis(300),
-        "took only {elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(300), "took only {elapsed:?}");
     let events = parse_sse(&body);
     assert_stream_frame(&events, "stop");
     assert_eq!(delta_strings(&events, "content"), vec!["t0 ", "t1 ", "t2 "]);
@@ -294,33 +240,19 @@ async fn delay_directive_paces_chunks() {
 #[tokio::test]
 async fn error_directive_returns_500_json() {
     let fake = spawn_fake_llm().await.unwrap();
-    let (status, body) = post_chat(
-        &fake,
-        &chat_body(vec![user("x [[error:model exploded]] [[tokens:3]]")]),
-    )
-    .await;
+    let (status, body) = post_chat(&fake, &chat_body(vec![user("x [[error:model exploded]] [[tokens:3]]")])).await;
     assert_eq!(status, 500);
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        v,
-        json!({ "error": { "message": "model exploded", "type": "server_error" } })
-    );
+    assert_eq!(v, json!({ "error": { "message": "model exploded", "type": "server_error" } }));
 }
 
 #[tokio::test]
 async fn think_directive_streams_reasoning_first() {
     let fake = spawn_fake_llm().await.unwrap();
-    let (_, body) = post_chat(
-        &fake,
-        &chat_body(vec![user("[[think:let me see]] [[tokens:2]]")]),
-    )
-    .await;
+    let (_, body) = post_chat(&fake, &chat_body(vec![user("[[think:let me see]] [[tokens:2]]")])).await;
     let events = parse_sse(&body);
     assert_stream_frame(&events, "stop");
-    assert_eq!(
-        delta_strings(&events, "reasoning_content"),
-        vec!["let ", "me ", "see"]
-    );
+    assert_eq!(delta_strings(&events, "reasoning_content"), vec!["let ", "me ", "see"]);
     assert_eq!(delta_strings(&events, "content"), vec!["t0 ", "t1 "]);
     // Reasoning strictly precedes content.
     let kinds: Vec<&str> = chunks(&events)
@@ -357,8 +289,7 @@ async fn non_streaming_requests_get_a_completion_object() {
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     let call = &v["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "bash");
-    let args: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args, json!({ "command": "ls -la" }));
 }
 
@@ -368,20 +299,8 @@ async fn models_404_405_and_400_are_json() {
     let c = client();
     let base = fake.base_url();
 
-    let models: Value = c
-        .get(format!("{base}/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ids: Vec<&str> = models["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["id"].as_str())
-        .collect();
+    let models: Value = c.get(format!("{base}/models")).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, vec!["fake-model"]);
     assert_eq!(fake.models_request_count(), 1);
 
@@ -389,11 +308,7 @@ async fn models_404_405_and_400_are_json() {
     assert_eq!(resp.status(), 404);
     assert!(resp.json::<Value>().await.unwrap()["error"]["message"].is_string());
 
-    let resp = c
-        .get(format!("{base}/chat/completions"))
-        .send()
-        .await
-        .unwrap();
+    let resp = c.get(format!("{base}/chat/completions")).send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert!(resp.json::<Value>().await.unwrap()["error"]["message"].is_string());
 
@@ -425,23 +340,10 @@ async fn binary_prints_its_address_first() {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
-        .await
-        .unwrap()
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line)).await.unwrap().unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    let models: Value = client()
-        .get(format!("{url}/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = client().get(format!("{url}/v1/models")).send().await.unwrap().json().await.unwrap();
     assert_eq!(models["data"][0]["id"], "fake-model");
     child.kill().await.unwrap();
 }
@@ -476,10 +378,7 @@ async fn run_pi_prompt(fake: &FakeLlm, cwd: &Path, message: &str) -> PiRun {
     });
 
     let prompt = json!({ "type": "prompt", "message": message, "id": "p1" });
-    stdin
-        .write_all(format!("{prompt}\n").as_bytes())
-        .await
-        .unwrap();
+    stdin.write_all(format!("{prompt}\n").as_bytes()).await.unwrap();
     stdin.flush().await.unwrap();
 
     let mut events = Vec::new();
@@ -487,8 +386,7 @@ async fn run_pi_prompt(fake: &FakeLlm, cwd: &Path, message: &str) -> PiRun {
         // RPC framing is LF-delimited JSON; `lines()` splits on `\n` only (and strips a trailing `\r`).
         let mut lines = (&mut stdout).lines();
         while let Some(line) = lines.next_line().await.unwrap() {
-            let v: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("non-JSON line {line:?}: {e}"));
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("non-JSON line {line:?}: {e}"));
             let done = v["type"] == "agent_end";
             events.push(v);
             if done {
@@ -501,16 +399,11 @@ async fn run_pi_prompt(fake: &FakeLlm, cwd: &Path, message: &str) -> PiRun {
     // Closing stdin asks pi to exit; kill it if it lingers.
     drop(stdin);
     let wait_started = Instant::now();
-    let exited = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .is_ok();
+    let exited = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_ok();
     if !exited {
         let _ = child.kill().await;
     }
-    eprintln!(
-        "pi exited on stdin EOF: {exited} (after {:?})",
-        wait_started.elapsed()
-    );
+    eprintln!("pi exited on stdin EOF: {exited} (after {:?})", wait_started.elapsed());
     let stderr_text = stderr_task.await.unwrap_or_default();
     match outcome {
         Ok(true) => {}
@@ -522,27 +415,15 @@ async fn run_pi_prompt(fake: &FakeLlm, cwd: &Path, message: &str) -> PiRun {
         }
     }
 
-    let response = events
-        .iter()
-        .find(|e| e["type"] == "response" && e["id"] == "p1");
-    assert_eq!(
-        response.map(|r| r["success"].clone()),
-        Some(json!(true)),
-        "prompt not accepted: {events:#?}"
-    );
+    let response = events.iter().find(|e| e["type"] == "response" && e["id"] == "p1");
+    assert_eq!(response.map(|r| r["success"].clone()), Some(json!(true)), "prompt not accepted: {events:#?}");
 
     let agent_end = events.last().unwrap();
     let final_text = agent_end["messages"]
         .as_array()
         .and_then(|msgs| msgs.iter().rev().find(|m| m["role"] == "assistant"))
         .and_then(|m| m["content"].as_array())
-        .map(|blocks| {
-            blocks
-                .iter()
-                .filter(|b| b["type"] == "text")
-                .filter_map(|b| b["text"].as_str())
-                .collect()
-        })
+        .map(|blocks| blocks.iter().filter(|b| b["type"] == "text").filter_map(|b| b["text"].as_str()).collect())
         .unwrap_or_default();
     PiRun { events, final_text }
 }
@@ -555,10 +436,7 @@ fn print_requests(fake: &FakeLlm) {
             body["messages"][0]["content"] = json!(format!("<{} chars>", sys.len()));
         }
         if let Some(tools) = body["tools"].as_array() {
-            body["tools"] = json!(tools
-                .iter()
-                .map(|t| t["function"]["name"].clone())
-                .collect::<Vec<_>>());
+            body["tools"] = json!(tools.iter().map(|t| t["function"]["name"].clone()).collect::<Vec<_>>());
         }
         eprintln!("request {i}: headers {:?}\nbody {body:#}", r.headers);
     }
@@ -571,22 +449,12 @@ fn install_script_is_idempotent_and_prints_the_pinned_pi() {
         return;
     }
     let first = piface_test_support::pi_env::install_pi().unwrap();
-    assert_eq!(
-        first,
-        piface_test_support::workspace_root().join(".pi-runtime/node_modules/.bin/pi")
-    );
+    assert_eq!(first, piface_test_support::workspace_root().join(".pi-runtime/node_modules/.bin/pi"));
     // The second run finds the install and only prints the path again.
     assert_eq!(piface_test_support::pi_env::install_pi().unwrap(), first);
     // pi prints its version on stderr.
-    let version = std::process::Command::new(&first)
-        .arg("--version")
-        .output()
-        .unwrap();
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&version.stdout),
-        String::from_utf8_lossy(&version.stderr)
-    );
+    let version = std::process::Command::new(&first).arg("--version").output().unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&version.stdout), String::from_utf8_lossy(&version.stderr));
     assert_eq!(printed.trim(), "0.73.1");
 }
 
@@ -596,11 +464,7 @@ async fn real_pi_echo_turn() {
     let cwd = tempfile::tempdir().unwrap();
     let run = run_pi_prompt(&fake, cwd.path(), "hello there").await;
     print_requests(&fake);
-    assert!(
-        run.has("agent_start") && run.has("message_update"),
-        "events: {:#?}",
-        run.events
-    );
+    assert!(run.has("agent_start") && run.has("message_update"), "events: {:#?}", run.events);
     assert_eq!(run.final_text, "echo: hello there");
     assert_eq!(fake.request_count(), 1);
     // pi trusts models.json and never lists models.
@@ -613,28 +477,13 @@ async fn real_pi_runs_the_bash_tool() {
     let cwd = tempfile::tempdir().unwrap();
     let run = run_pi_prompt(&fake, cwd.path(), "[[bash:echo hi > marker.txt]]").await;
     print_requests(&fake);
-    let start = run
-        .events
-        .iter()
-        .find(|e| e["type"] == "tool_execution_start")
-        .expect("tool_execution_start");
+    let start = run.events.iter().find(|e| e["type"] == "tool_execution_start").expect("tool_execution_start");
     assert_eq!(start["toolName"], "bash");
     assert_eq!(start["args"], json!({ "command": "echo hi > marker.txt" }));
-    let end = run
-        .events
-        .iter()
-        .find(|e| e["type"] == "tool_execution_end")
-        .expect("tool_execution_end");
+    let end = run.events.iter().find(|e| e["type"] == "tool_execution_end").expect("tool_execution_end");
     assert_eq!(end["isError"], false, "{end:#}");
-    assert_eq!(
-        std::fs::read_to_string(cwd.path().join("marker.txt")).unwrap(),
-        "hi\n"
-    );
-    assert!(
-        run.final_text.starts_with("tool said:"),
-        "final text {:?}",
-        run.final_text
-    );
+    assert_eq!(std::fs::read_to_string(cwd.path().join("marker.txt")).unwrap(), "hi\n");
+    assert!(run.final_text.starts_with("tool said:"), "final text {:?}", run.final_text);
     assert_eq!(fake.request_count(), 2);
 }
 
@@ -644,20 +493,10 @@ async fn real_pi_reports_provider_errors_without_retrying() {
     let cwd = tempfile::tempdir().unwrap();
     let run = run_pi_prompt(&fake, cwd.path(), "[[error:model exploded]] [[think:x]]").await;
     let agent_end = run.events.last().unwrap();
-    let last = agent_end["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .cloned()
-        .unwrap_or_default();
+    let last = agent_end["messages"].as_array().and_then(|m| m.last()).cloned().unwrap_or_default();
     eprintln!("last message: {last:#}");
     assert_eq!(last["stopReason"], "error");
-    assert!(
-        last["errorMessage"]
-            .as_str()
-            .unwrap_or("")
-            .contains("model exploded"),
-        "{last:#}"
-    );
+    assert!(last["errorMessage"].as_str().unwrap_or("").contains("model exploded"), "{last:#}");
     // PiEnv turns off both pi's auto-retry and the openai client's retries: one request, one failure.
     assert_eq!(fake.request_count(), 1);
 }

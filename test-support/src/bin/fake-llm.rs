@@ -24,21 +24,13 @@ struct Args {
 
 /// Hand-rolled parsing keeps the binary free of a CLI dependency; accepts `--opt value` and `--opt=value`.
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut out = Args {
-        host: "127.0.0.1".to_string(),
-        port: 0,
-    };
+    let mut out = Args { host: "127.0.0.1".to_string(), port: 0 };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (arg.clone(), None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(format!("{flag} needs a value"))
-        };
+        let mut value = || inline.clone().or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "-h" | "--help" => return Ok(None),
             "--port" => {
@@ -68,10 +60,7 @@ async fn main() -> ExitCode {
     let listener = match TcpListener::bind((args.host.as_str(), args.port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!(
-                "fake-llm: cannot listen on {}:{}: {e}",
-                args.host, args.port
-            );
+            eprintln!("fake-llm: cannot listen on {}:{}: {e}", args.host, args.port);
             return ExitCode::FAILURE;
         }
     };

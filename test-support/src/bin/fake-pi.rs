@@ -38,12 +38,32 @@ fn main() {
         let id = cmd.get("id").cloned().unwrap_or(serde_json::Value::Null);
         let kind = cmd.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_string();
         match kind.as_str() {
-            "get_state" => reply(&mut out, &id, "get_state", true, Some(serde_json::json!({"sessionFile": null, "isStreaming": false}))),
+            "get_state" => reply(
+                &mut out,
+                &id,
+                "get_state",
+                true,
+                Some(serde_json::json!({"sessionFile": null, "isStreaming": false})),
+            ),
             "get_messages" => reply(&mut out, &id, "get_messages", true, Some(serde_json::json!({"messages": []}))),
-            "get_available_models" => reply(&mut out, &id, "get_available_models", true, Some(serde_json::json!({"models": [{"id": "fake-pi-model", "provider": "fake-pi"}]}))),
+            "get_available_models" => reply(
+                &mut out,
+                &id,
+                "get_available_models",
+                true,
+                Some(serde_json::json!({"models": [{"id": "fake-pi-model", "provider": "fake-pi"}]})),
+            ),
             "bash" => {
                 let command = cmd.get("command").and_then(|c| c.as_str()).unwrap_or_default();
-                reply(&mut out, &id, "bash", true, Some(serde_json::json!({"output": format!("ran {command}\n"), "exitCode": 0, "cancelled": false, "truncated": false})));
+                reply(
+                    &mut out,
+                    &id,
+                    "bash",
+                    true,
+                    Some(
+                        serde_json::json!({"output": format!("ran {command}\n"), "exitCode": 0, "cancelled": false, "truncated": false}),
+                    ),
+                );
             }
             "prompt" | "steer" | "follow_up" => {
                 reply(&mut out, &id, &kind, true, None);
