@@ -207,8 +207,12 @@ impl Hub {
     }
 
     /// Drops frames every client has read.
+    ///
+    /// Clients already behind the ring (they lagged and have not fetched since) hold nothing
+    /// back: they will be resynchronised whatever is kept for them.
     fn trim(&self, st: &mut State) {
-        let min = st.cursors.values().copied().min().unwrap_or(st.first + st.frames.len() as u64);
+        let head = st.first + st.frames.len() as u64;
+        let min = st.cursors.values().copied().filter(|c| *c >= st.first).min().unwrap_or(head);
         while st.first < min {
             let Some(f) = st.frames.pop_front() else { break };
             st.bytes -= f.data.len();
@@ -234,6 +238,7 @@ impl Hub {
             consumed.as_mut().enable();
             {
                 let mut st = self.state.lock().unwrap();
+                self.trim(&mut st);
                 if st.bytes <= self.limits.max_bytes {
                     return;
                 }
@@ -580,6 +585,13 @@ mod tests {
             hub.push(None, Bytes::from(vec![b'a' + i; 4])).await;
             assert_eq!(frames(&hub, fast).await.len(), 1);
         }
+        // Once behind the ring, the stalled client no longer holds the writer back.
+        let before = tokio::time::Instant::now();
+        for i in 0..5u8 {
+            hub.push(None, Bytes::from(vec![b'A' + i; 4])).await;
+            assert_eq!(frames(&hub, fast).await.len(), 1);
+        }
+        assert_eq!(tokio::time::Instant::now(), before, "no more stalls");
         assert_eq!(frames(&hub, slow).await, ["LAGGED"]);
         hub.push(None, Bytes::from_static(b"next")).await;
         assert_eq!(frames(&hub, slow).await, ["next"]);

@@ -14,6 +14,7 @@ pub mod error;
 pub mod frontend;
 pub mod hub;
 pub mod models;
+pub mod origin;
 pub mod record;
 pub mod registry;
 pub mod sessions;
@@ -126,5 +127,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
 /// The router of the whole HTTP surface.
 pub fn app_router(app: Arc<App>) -> axum::Router {
-    api::router(app.clone()).merge(ws::router(app.clone())).fallback(frontend::fallback).with_state(app)
+    api::router(app.clone())
+        .merge(ws::router(app.clone()))
+        .fallback(frontend::fallback)
+        .layer(axum::middleware::from_fn(origin::same_origin_only))
+        .with_state(app)
 }

@@ -87,18 +87,24 @@ async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     done: CancellationToken,
 ) {
+    // What `write_batch` fetched but did not write (a lag or the end) is handled next.
+    let mut pending = None;
     loop {
-        let fetched = tokio::select! {
-            f = hub.fetch(client, WRITE_BATCH) => f,
-            () = done.cancelled() => break,
+        let fetched = match pending.take() {
+            Some(f) => f,
+            None => tokio::select! {
+                f = hub.fetch(client, WRITE_BATCH) => f,
+                () = done.cancelled() => break,
+            },
         };
         match fetched {
-            Fetch::Frames(frames) => {
-                if write_batch(&hub, client, &mut sink, frames).await.is_err() {
+            Fetch::Frames(frames) => match write_batch(&hub, client, &mut sink, frames).await {
+                Ok(next) => pending = next,
+                Err(_) => {
                     done.cancel();
                     return;
                 }
-            }
+            },
             Fetch::Lagged => {
                 hub.push(
                     Some(client),
@@ -127,13 +133,14 @@ async fn write_loop(
 ///
 /// Events often come in bursts of thousands of small lines; one write per event would cost a
 /// system call each. Yielding once lets the session's pump add what it already has, so a burst
-/// goes out in few writes, while a lone event still leaves at once.
+/// goes out in few writes, while a lone event still leaves at once. Returns a lag or close
+/// met on the way, for the caller to handle after this flush.
 async fn write_batch(
     hub: &Hub,
     client: ClientId,
     sink: &mut SplitSink<WebSocket, Message>,
     mut frames: Vec<Bytes>,
-) -> Result<(), axum::Error> {
+) -> Result<Option<Fetch>, axum::Error> {
     let mut written = 0;
     loop {
         for frame in frames {
@@ -146,11 +153,15 @@ async fn write_batch(
         tokio::task::yield_now().await;
         match hub.try_fetch(client, WRITE_BATCH - written) {
             Some(Fetch::Frames(more)) if !more.is_empty() => frames = more,
-            // A lag or close is seen by the next fetch, after this flush.
-            _ => break,
+            Some(Fetch::Frames(_)) | None => break,
+            Some(other) => {
+                sink.flush().await?;
+                return Ok(Some(other));
+            }
         }
     }
-    sink.flush().await
+    sink.flush().await?;
+    Ok(None)
 }
 
 async fn read_loop(

@@ -336,6 +336,34 @@ async fn bad_requests_get_clear_errors() {
         .unwrap();
     assert_eq!(resp.json::<Value>().await.unwrap()["render_markdown"], false);
 
+    // Cross-site requests that act are refused; the same origin is fine.
+    let evil = server
+        .http
+        .post(server.url("/api/sessions"))
+        .header("origin", "http://evil.example")
+        .json(&json!({"working_dir": dir.path()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status().as_u16(), 403);
+    let same = server
+        .http
+        .post(server.url(&format!("/api/sessions/{id}/kill")))
+        .header("origin", server.base.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status().as_u16(), 200);
+    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        server.ws_url(&format!("/ws/sessions/{id}")),
+    )
+    .unwrap();
+    req.headers_mut().insert("origin", "http://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
+        other => panic!("cross-site WebSocket was not refused: {:?}", other.map(|_| ())),
+    }
+
     // The socket of an unknown session is closed with 4004.
     let mut ws = WsClient::connect(&server.ws_url(&format!("/ws/sessions/{unknown}"))).await.unwrap();
     match ws.next_frame().await.unwrap() {
@@ -415,6 +443,85 @@ async fn bang_shortcuts_run_through_pi_or_locally() {
 }
 
 #[tokio::test]
+async fn a_pending_extension_dialog_raises_attention_until_answered() {
+    let server = with_fake_pi().await;
+    let dir = tempfile::tempdir().unwrap();
+    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut a, _) = server.connect(&id).await.unwrap();
+    a.send(&json!({"type": "prompt", "message": "ask"})).await.unwrap();
+    let events = a.until_type("piface_attention_required").await.unwrap();
+    assert_eq!(types(&events), ["response", "extension_ui_request", "piface_attention_required"]);
+    let attention = events.last().unwrap();
+    assert_eq!(attention["session_id"], id.as_str());
+    assert_eq!(attention["request"], events[1]);
+    assert_eq!(server.get(&format!("/api/sessions/{id}")).await.unwrap().1["attention_required"], true);
+
+    // A client that connects while the dialog waits is told at once.
+    let (mut b, state) = server.connect(&id).await.unwrap();
+    assert_eq!(state["session"]["attention_required"], true);
+    assert_eq!(b.next().await.unwrap(), *attention);
+
+    b.send(&json!({"type": "extension_ui_response", "id": "ask-1", "confirmed": true})).await.unwrap();
+    let answered = a.until_type("answered").await.unwrap().pop().unwrap();
+    assert_eq!(answered["response"]["confirmed"], true);
+    assert_eq!(server.get(&format!("/api/sessions/{id}")).await.unwrap().1["attention_required"], false);
+}
+
+#[tokio::test]
+async fn a_flood_to_a_stalled_client_keeps_memory_bounded_and_loses_nothing_for_others() {
+    const COUNT: usize = 50_000;
+    const BYTES: usize = 4096; // 200 MB in all, several times the hub's 32 MiB
+    let server = with_fake_pi().await;
+    let dir = tempfile::tempdir().unwrap();
+    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut stalled, _) = server.connect(&id).await.unwrap();
+    let (mut reader, _) = server.connect(&id).await.unwrap();
+    reader.send(&json!({"type": "prompt", "message": format!("stream:{COUNT}:{BYTES}")})).await.unwrap();
+
+    let mut next_i = 0;
+    loop {
+        let e = reader.next().await.unwrap();
+        match e["type"].as_str() {
+            Some("message_update") => {
+                assert_eq!(e["i"], next_i, "the reading client gets every event in order");
+                next_i += 1;
+            }
+            Some("agent_end") => break,
+            _ => {}
+        }
+    }
+    assert_eq!(next_i, COUNT as u64);
+
+    let peak_kib: u64 = std::fs::read_to_string(format!("/proc/{}/status", server.pid()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(peak_kib < 160 * 1024, "piface peaked at {} MiB while relaying 200 MB", peak_kib / 1024);
+
+    // The stalled client, once it reads, learns it fell behind and gets a fresh replay.
+    let mut seen = Vec::new();
+    loop {
+        let e = stalled.next().await.unwrap();
+        let kind = e["type"].as_str().unwrap_or_default().to_string();
+        if kind == "piface_replay" {
+            break;
+        }
+        if kind != "message_update" {
+            seen.push(kind);
+        }
+    }
+    assert!(seen.contains(&"piface_error".to_string()), "{seen:?}");
+}
+
+#[tokio::test]
 async fn a_crashing_pi_closes_its_session_and_the_server_stays_up() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
@@ -442,6 +549,34 @@ async fn a_crashing_pi_closes_its_session_and_the_server_stays_up() {
     let (status, record) = server.post(&format!("/api/sessions/{id}/resume"), &json!({})).await.unwrap();
     assert_eq!((status, record["status"].as_str()), (200, Some("live")));
     assert_eq!(server.post(&format!("/api/sessions/{id}/resume"), &json!({})).await.unwrap().0, 409);
+}
+
+#[tokio::test]
+async fn direnv_blocks_an_unapproved_envrc_and_pi_gets_the_approved_environment() {
+    assert!(
+        std::process::Command::new("direnv").arg("version").output().is_ok(),
+        "direnv must be installed (.ci/run installs it)"
+    );
+    let t = with_real_pi().await;
+    let repo = git_repo();
+    std::fs::write(repo.path().join(".envrc"), "export PIFACE_DIRENV_PROBE=from-envrc\n").unwrap();
+    let body = json!({ "working_dir": repo.path(), "provider": "fake", "model": "fake-model", "use_direnv": true });
+
+    let (status, err) = t.server.post("/api/sessions", &body).await.unwrap();
+    assert_eq!(status, 409, "{err}");
+    let detail = err["detail"].as_str().unwrap().to_lowercase();
+    assert!(detail.contains("direnv") && detail.contains(".envrc") && detail.contains("blocked"), "{detail}");
+
+    let allowed =
+        std::process::Command::new("direnv").arg("allow").arg(repo.path()).envs(t.env.envs()).status().unwrap();
+    assert!(allowed.success());
+    let record = t.server.create_session(&body).await.unwrap();
+    assert_eq!(record["use_direnv"], true);
+    let (mut ws, _) = t.server.connect(record["piface_id"].as_str().unwrap()).await.unwrap();
+    ws.send(&json!({"type": "bash", "command": "echo \"probe=$PIFACE_DIRENV_PROBE\""})).await.unwrap();
+    let resp = ws.until_type("response").await.unwrap().pop().unwrap();
+    assert_eq!(resp["data"]["output"].as_str().unwrap().trim(), "probe=from-envrc", "{resp}");
+    assert_eq!(resp["data"]["command"], "echo \"probe=$PIFACE_DIRENV_PROBE\"");
 }
 
 #[tokio::test]

@@ -9,6 +9,8 @@
 //! - `garbage`: a line that is not JSON, then `{"type":"after_garbage"}`;
 //! - `toolong:BYTES`: a line of BYTES `x` (no JSON), then `{"type":"after_toolong"}`;
 //! - `crash:CODE`: writes `crashing` to stderr and exits with CODE;
+//! - `ask`: an `extension_ui_request` (`confirm`, id `ask-1`); the `extension_ui_response` to it
+//!   is answered with `{"type":"answered","response":…}`;
 //! - anything else: `agent_start`, `message_end` with an assistant echo, `agent_end`.
 //!
 //! `fake-pi --emit COUNT BYTES` writes the `stream` events to stdout and exits: the raw
@@ -65,6 +67,9 @@ fn main() {
                     ),
                 );
             }
+            "extension_ui_response" => {
+                let _ = writeln!(out, "{}", serde_json::json!({"type": "answered", "response": cmd}));
+            }
             "prompt" | "steer" | "follow_up" => {
                 reply(&mut out, &id, &kind, true, None);
                 let message = cmd.get("message").and_then(|m| m.as_str()).unwrap_or_default();
@@ -105,6 +110,12 @@ fn prompt(out: &mut impl Write, message: &str) {
             let _ = out.write_all(&vec![b'x'; n1]);
             let _ = writeln!(out);
             let _ = writeln!(out, r#"{{"type":"after_toolong"}}"#);
+        }
+        "ask" => {
+            let _ = writeln!(
+                out,
+                r#"{{"type":"extension_ui_request","id":"ask-1","method":"confirm","title":"Proceed?","message":"Really?"}}"#
+            );
         }
         "crash" => {
             let _ = out.flush();
