@@ -18,13 +18,13 @@ use bytes::{Bytes, BytesMut};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use piface_shared::envelope;
-use piface_shared::protocol::{FromAgent, SessionId, SpawnError, SpawnSpec};
+use piface_shared::protocol::{EventMeta, FromAgent, PiEvent, SessionId, SpawnError, SpawnSpec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, Decoder};
 use tracing::{debug, warn};
 
+use crate::lines::{Line, LineSplitter};
 use crate::AgentConfig;
 
 /// Longest pi stdout line relayed. Replies to `get_messages` of long sessions are single lines
@@ -71,7 +71,7 @@ pub enum SendError {
 impl PiProcess {
     /// Starts pi for `spec` and waits until it answers a first command.
     ///
-    /// With a sink, every line pi writes becomes a [`FromAgent::Event`] (numbered from 0) and its
+    /// With a sink, every line pi writes becomes an event of [`FromAgent::Events`] (numbered from 0) and its
     /// end a [`FromAgent::Exited`]; without one (the model probe), lines are dropped.
     pub async fn start(
         config: &AgentConfig,
@@ -228,9 +228,11 @@ pub async fn probe_models(config: &AgentConfig) -> Result<Bytes, String> {
         .map_err(|e| e.to_string())?;
     let answer = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(msg) = rx.recv().await {
-            if let FromAgent::Event { meta, line, .. } = msg {
-                if meta.kind == "response" && meta.id.as_deref() == Some(ID) {
-                    return Some(line);
+            if let FromAgent::Events { events, .. } = msg {
+                if let Some(e) =
+                    events.into_iter().find(|e| e.meta.kind == "response" && e.meta.id.as_deref() == Some(ID))
+                {
+                    return Some(e.line);
                 }
             }
         }
@@ -308,6 +310,10 @@ async fn write_stdin(mut stdin: ChildStdin, mut rx: mpsc::Receiver<Bytes>) {
     }
 }
 
+/// Most events, and bytes, sent in one [`FromAgent::Events`].
+const BATCH_EVENTS: usize = 256;
+const BATCH_BYTES: usize = 1024 * 1024;
+
 async fn read_stdout(
     mut stdout: impl AsyncRead + Unpin,
     sink: Option<EventSink>,
@@ -315,18 +321,27 @@ async fn read_stdout(
     pid: u32,
 ) {
     let mut ready = Some(ready);
-    let mut codec = AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_LINE);
+    let mut lines = LineSplitter::new(MAX_LINE);
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut seq = 0u64;
+    let mut batch = Batch { seq: 0, events: Vec::new(), bytes: 0 };
     let mut eof = false;
     loop {
-        let line = match codec.decode(&mut buf) {
-            Ok(Some(line)) => line,
-            Ok(None) if eof => match codec.decode_eof(&mut buf) {
-                Ok(Some(line)) => line,
-                _ => return,
-            },
-            Ok(None) => {
+        let next = if eof { lines.finish(&mut buf) } else { lines.next(&mut buf) };
+        let line = match next {
+            Some(Line::Line(line)) => line,
+            Some(Line::TooLong) => {
+                warn!(pid, "pi wrote a line longer than {MAX_LINE} bytes; skipping it");
+                let message = format!("pi wrote a line longer than {MAX_LINE} bytes; it was skipped");
+                if !batch.send(&sink).await || !notice(&sink, message).await {
+                    return;
+                }
+                continue;
+            }
+            None => {
+                // Everything pi had written is parsed: hand it over before waiting for more.
+                if !batch.send(&sink).await || eof {
+                    return;
+                }
                 if buf.capacity() - buf.len() < 32 * 1024 {
                     buf.reserve(64 * 1024);
                 }
@@ -336,12 +351,6 @@ async fn read_stdout(
                 }
                 continue;
             }
-            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
-                warn!(pid, "pi wrote a line longer than {MAX_LINE} bytes; skipping it");
-                notice(&sink, format!("pi wrote a line longer than {MAX_LINE} bytes; it was skipped")).await;
-                continue;
-            }
-            Err(AnyDelimiterCodecError::Io(_)) => return,
         };
         let line = match line.strip_suffix(b"\r") {
             Some(stripped) => line.slice(..stripped.len()),
@@ -364,21 +373,48 @@ async fn read_stdout(
             }
             continue;
         }
-        if let Some((session, out)) = &sink {
-            let event = FromAgent::Event { session: session.clone(), seq, meta, line };
-            seq += 1;
-            // Waiting here is the back-pressure: pi blocks on its pipe instead of the agent
-            // buffering without bound.
-            if out.send(event).await.is_err() {
-                return;
-            }
+        batch.push(meta, line);
+        if (batch.events.len() >= BATCH_EVENTS || batch.bytes >= BATCH_BYTES) && !batch.send(&sink).await {
+            return;
         }
     }
 }
 
-async fn notice(sink: &Option<EventSink>, message: String) {
-    if let Some((session, out)) = sink {
-        let _ = out.send(FromAgent::Notice { session: Some(session.clone()), message }).await;
+/// Events read but not yet sent.
+struct Batch {
+    /// Sequence number of the next event.
+    seq: u64,
+    events: Vec<PiEvent>,
+    bytes: usize,
+}
+
+impl Batch {
+    fn push(&mut self, meta: EventMeta, line: Bytes) {
+        self.bytes += line.len();
+        self.events.push(PiEvent { seq: self.seq, meta, line });
+        self.seq += 1;
+    }
+
+    /// Sends what is pending; false when the receiving side is gone.
+    async fn send(&mut self, sink: &Option<EventSink>) -> bool {
+        if self.events.is_empty() {
+            return true;
+        }
+        let events = std::mem::take(&mut self.events);
+        self.bytes = 0;
+        match sink {
+            // Waiting here is the back-pressure: pi blocks on its pipe instead of the agent
+            // buffering without bound.
+            Some((session, out)) => out.send(FromAgent::Events { session: session.clone(), events }).await.is_ok(),
+            None => true,
+        }
+    }
+}
+
+async fn notice(sink: &Option<EventSink>, message: String) -> bool {
+    match sink {
+        Some((session, out)) => out.send(FromAgent::Notice { session: Some(session.clone()), message }).await.is_ok(),
+        None => true,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The Piface agent: everything that must happen on the machine where the files are.
 //!
 //! For now that is the pi runtime: starting `pi --mode rpc` for sessions ([`child`]), relaying
-//! its output as [`FromAgent::Event`]s, feeding it commands, killing it, running `!!` shell
+//! its output as [`FromAgent::Events`], feeding it commands, killing it, running `!!` shell
 //! commands ([`shell`]) and probing pi's model list. The agent speaks only the protocol of
 //! `piface-shared`; it has no HTTP and no idea of browsers.
 //!
@@ -10,6 +10,7 @@
 //! networked transport carries the same messages through the codec.
 
 pub mod child;
+pub mod lines;
 pub mod shell;
 
 use std::collections::HashMap;
@@ -72,7 +73,7 @@ pub struct AgentLink {
 /// back on its own pi only, never on another session's. The in-process link hands out
 /// channels; a network transport opens one stream per session.
 pub trait SessionStreams: Send + Sync + 'static {
-    /// A new stream for `session`: it carries [`FromAgent::Event`]s in order, then one
+    /// A new stream for `session`: it carries [`FromAgent::Events`] in order, then one
     /// [`FromAgent::Exited`].
     fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent>;
 }

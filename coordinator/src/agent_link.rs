@@ -17,8 +17,9 @@ use tracing::{debug, info, warn};
 
 use crate::App;
 
-/// Messages a session stream may hold before the agent's reader waits (and pi with it).
-const SESSION_STREAM_DEPTH: usize = 64;
+/// Messages (batches of events) a session stream may hold before the agent's reader waits, and
+/// pi with it. A batch is at most about 1 MiB (or one line of up to 64 MiB).
+const SESSION_STREAM_DEPTH: usize = 4;
 
 /// Why a request to the agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +105,7 @@ pub async fn run_control(app: Arc<App>, mut rx: mpsc::Receiver<FromAgent>) {
             | FromAgent::ShellDone { req, .. }
             | FromAgent::Models { req, .. } => app.agent.complete(req, msg),
             FromAgent::Notice { session, message } => app.notice(session.as_deref(), message).await,
-            FromAgent::Event { session, .. } | FromAgent::Exited { session, .. } => {
+            FromAgent::Events { session, .. } | FromAgent::Exited { session, .. } => {
                 warn!(session_id = %session, "session message on the control stream; dropped")
             }
         }
@@ -160,12 +161,14 @@ async fn pump_session(app: Arc<App>, session: SessionId, mut rx: mpsc::Receiver<
         let mut exited = None;
         for msg in batch.drain(..) {
             match msg {
-                FromAgent::Event { seq, meta, line, .. } => {
-                    if seq != expected {
-                        warn!(session_id = %session, seq, expected, "gap in a session's event sequence");
+                FromAgent::Events { events, .. } => {
+                    for event in events {
+                        if event.seq != expected {
+                            warn!(session_id = %session, seq = event.seq, expected, "gap in a session's event sequence");
+                        }
+                        expected = event.seq + 1;
+                        agent_end |= hub.route(&event.meta, event.line, &mut frames) == crate::hub::FollowUp::AgentEnd;
                     }
-                    expected = seq + 1;
-                    agent_end |= hub.route(&meta, line, &mut frames) == crate::hub::FollowUp::AgentEnd;
                 }
                 FromAgent::Notice { message, .. } => frames.push((None, crate::sessions::error_frame(&message))),
                 FromAgent::Exited { code, stderr, .. } => exited = Some((code, stderr)),

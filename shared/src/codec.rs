@@ -109,16 +109,21 @@ mod tests {
                 req: 8,
                 result: Err(SpawnError::ExitedAtStart { code: Some(1), stderr: "boom".into() }),
             },
-            FromAgent::Event {
+            FromAgent::Events {
                 session: "s".into(),
-                seq: 3,
-                meta: EventMeta {
-                    kind: "response".into(),
-                    id: Some("x".into()),
-                    command: Some("bash".into()),
-                    success: Some(true),
-                },
-                line: Bytes::from_static(br#"{"type":"response"}"#),
+                events: vec![
+                    PiEvent {
+                        seq: 3,
+                        meta: EventMeta {
+                            kind: "response".into(),
+                            id: Some("x".into()),
+                            command: Some("bash".into()),
+                            success: Some(true),
+                        },
+                        line: Bytes::from_static(br#"{"type":"response"}"#),
+                    },
+                    PiEvent { seq: 4, meta: EventMeta::default(), line: Bytes::from_static(b"{}") },
+                ],
             },
             FromAgent::Exited { session: "s".into(), code: None, stderr: String::new() },
             FromAgent::Killed { req: 1, was_running: true },

@@ -5,8 +5,10 @@
 //! slot, and [`PROTOCOL_VERSION`] changes only when an old peer could misread a new frame.
 //! Both sides send a [`Hello`] first and refuse a peer whose version they cannot speak.
 //!
-//! pi's own output crosses as [`FromAgent::Event`]: the JSON line exactly as pi wrote it plus an
+//! pi's own output crosses as [`FromAgent::Events`]: each JSON line exactly as pi wrote it plus an
 //! [`EventMeta`] that the agent extracted once, so the coordinator never parses the line again.
+//! Lines travel in batches (whatever pi had written when the agent read), which keeps the cost
+//! per message low for streams of many small events.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -133,6 +135,17 @@ pub struct EventMeta {
     pub success: Option<bool>,
 }
 
+/// One line of pi's stdout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PiEvent {
+    /// Per-session sequence number, from 0, without gaps.
+    pub seq: u64,
+    /// Routing facts read from the line.
+    pub meta: EventMeta,
+    /// The line's bytes (without the newline): one JSON object, valid UTF-8.
+    pub line: Bytes,
+}
+
 /// Facts about a started pi process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spawned {
@@ -209,7 +222,7 @@ pub struct ShellOutput {
 
 /// Agent → coordinator.
 ///
-/// [`FromAgent::Event`] and [`FromAgent::Exited`] travel on the session's own stream (see
+/// [`FromAgent::Events`] and [`FromAgent::Exited`] travel on the session's own stream (see
 /// ARCHITECTURE.md), everything else on the control stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromAgent {
@@ -222,18 +235,14 @@ pub enum FromAgent {
         /// The process, or why there is none.
         result: Result<Spawned, SpawnError>,
     },
-    /// One JSON line from a session's pi, as pi wrote it (without the newline).
-    Event {
+    /// JSON lines from a session's pi, as pi wrote them, in order.
+    Events {
         /// Source session.
         session: SessionId,
-        /// Per-session sequence number, from 0, without gaps.
-        seq: u64,
-        /// Routing facts read from the line.
-        meta: EventMeta,
-        /// The line's bytes: valid UTF-8 JSON.
-        line: Bytes,
+        /// The lines; their `seq` numbers follow each other.
+        events: Vec<PiEvent>,
     },
-    /// A session's pi ended (on its own or killed). Sent after its last [`FromAgent::Event`].
+    /// A session's pi ended (on its own or killed). Sent after its last [`FromAgent::Events`].
     Exited {
         /// The session.
         session: SessionId,
