@@ -95,6 +95,22 @@ fn pids_with_env(needle: &str, server: u32) -> Vec<u32> {
     pids
 }
 
+/// Children of `parent` that have exited but were not reaped.
+fn zombie_children(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 fn agent_dir_env(env: &PiEnv) -> String {
     format!("PI_CODING_AGENT_DIR={}", env.agent_dir().display())
 }
