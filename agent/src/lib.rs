@@ -9,7 +9,9 @@
 //! serve` wires those channels straight into the coordinator (the in-process link); a
 //! networked transport carries the same messages through the codec.
 
+pub mod archive;
 pub mod child;
+pub mod history;
 pub mod lines;
 pub mod shell;
 
@@ -73,6 +75,10 @@ pub struct AgentLink {
 /// back on its own pi only, never on another session's. The in-process link hands out
 /// channels; a network transport opens one stream per session.
 pub trait SessionStreams: Send + Sync + 'static {
+    /// The stream for the streamed reply to request `req` (a history), if the requester still
+    /// waits for it.
+    fn open_reply(&self, req: piface_shared::protocol::RequestId) -> Option<mpsc::Sender<FromAgent>>;
+
     /// A new stream for `session`: it carries [`FromAgent::Events`] in order, then one
     /// [`FromAgent::Exited`].
     fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent>;
@@ -170,6 +176,18 @@ impl Agent {
                         None => Err("session is not running on this agent".to_string()),
                     };
                     let _ = out.send(FromAgent::ShellDone { req, result }).await;
+                });
+            }
+            ToAgent::ReadHistory { req, path } => {
+                if let Some(out) = self.streams.open_reply(req) {
+                    tokio::spawn(archive::read_history(req, path, out));
+                }
+            }
+            ToAgent::ForkMessages { req, path } => {
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    let result = archive::fork_messages(path).await;
+                    let _ = out.send(FromAgent::ForkMessages { req, result }).await;
                 });
             }
             ToAgent::ProbeModels { req } => {

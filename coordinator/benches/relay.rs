@@ -136,9 +136,15 @@ async fn main() {
         scenarios = vec![("custom", c, b)];
     }
     let fake_pi = workspace_bin("fake-pi").expect("fake-pi");
-    let server = Piface::start(Options { bin: PIFACE.into(), pi_bin: fake_pi.clone(), envs: vec![], args: vec![] })
-        .await
-        .unwrap();
+    let server = Piface::start(Options {
+        bin: PIFACE.into(),
+        pi_bin: fake_pi.clone(),
+        envs: vec![],
+        args: vec![],
+        data_dir: None,
+    })
+    .await
+    .unwrap();
     for (name, count, bytes) in scenarios {
         // A warm-up of each, then ROUNDS interleaved runs; the medians are reported, so a
         // hiccup of the shared machine in one run does not decide the figure.

@@ -36,6 +36,8 @@ pub enum LinkError {
 pub struct AgentHandle {
     tx: mpsc::Sender<ToAgent>,
     pending: Mutex<HashMap<RequestId, oneshot::Sender<FromAgent>>>,
+    /// Replies that come as a stream (histories), waiting for the agent to open it.
+    reply_streams: Mutex<HashMap<RequestId, mpsc::Sender<FromAgent>>>,
     next: AtomicU64,
     hello: OnceLock<Hello>,
 }
@@ -43,7 +45,13 @@ pub struct AgentHandle {
 impl AgentHandle {
     /// A handle over the agent's command channel.
     pub fn new(tx: mpsc::Sender<ToAgent>) -> AgentHandle {
-        AgentHandle { tx, pending: Mutex::default(), next: AtomicU64::new(1), hello: OnceLock::new() }
+        AgentHandle {
+            tx,
+            pending: Mutex::default(),
+            reply_streams: Mutex::default(),
+            next: AtomicU64::new(1),
+            hello: OnceLock::new(),
+        }
     }
 
     /// The agent's hello, once received.
@@ -78,6 +86,28 @@ impl AgentHandle {
         result
     }
 
+    /// Sends `make(req)`; the reply arrives as a stream of messages on the returned receiver,
+    /// which ends when the agent is done (or gone).
+    pub async fn request_stream(
+        &self,
+        make: impl FnOnce(RequestId) -> ToAgent,
+    ) -> Result<mpsc::Receiver<FromAgent>, LinkError> {
+        let req = self.next.fetch_add(1, Ordering::Relaxed);
+        // A few chunks in flight: the agent waits when the HTTP client reads slowly.
+        let (tx, rx) = mpsc::channel(4);
+        self.reply_streams.lock().unwrap().insert(req, tx);
+        if let Err(e) = self.send(make(req)).await {
+            self.reply_streams.lock().unwrap().remove(&req);
+            return Err(e);
+        }
+        Ok(rx)
+    }
+
+    /// The sender for the reply stream of `req` (taken once).
+    fn take_reply_stream(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
+        self.reply_streams.lock().unwrap().remove(&req)
+    }
+
     fn complete(&self, req: RequestId, msg: FromAgent) {
         match self.pending.lock().unwrap().remove(&req) {
             Some(tx) => {
@@ -103,7 +133,11 @@ pub async fn run_control(app: Arc<App>, mut rx: mpsc::Receiver<FromAgent>) {
             FromAgent::Spawned { req, .. }
             | FromAgent::Killed { req, .. }
             | FromAgent::ShellDone { req, .. }
-            | FromAgent::Models { req, .. } => app.agent.complete(req, msg),
+            | FromAgent::Models { req, .. }
+            | FromAgent::ForkMessages { req, .. } => app.agent.complete(req, msg),
+            FromAgent::HistoryChunk { req, .. } | FromAgent::HistoryDone { req, .. } => {
+                warn!(req, "history reply on the control stream; dropped")
+            }
             FromAgent::Notice { session, message } => app.notice(session.as_deref(), message).await,
             FromAgent::Events { session, .. } | FromAgent::Exited { session, .. } => {
                 warn!(session_id = %session, "session message on the control stream; dropped")
@@ -113,6 +147,7 @@ pub async fn run_control(app: Arc<App>, mut rx: mpsc::Receiver<FromAgent>) {
     info!("agent link closed");
     // Everyone waiting for a reply learns the agent is gone.
     app.agent.pending.lock().unwrap().clear();
+    app.agent.reply_streams.lock().unwrap().clear();
     app.agent_gone();
 }
 
@@ -132,6 +167,10 @@ impl LocalStreams {
 }
 
 impl SessionStreams for LocalStreams {
+    fn open_reply(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
+        self.app.get().and_then(Weak::upgrade)?.agent.take_reply_stream(req)
+    }
+
     fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent> {
         let (tx, rx) = mpsc::channel(SESSION_STREAM_DEPTH);
         let app = self.app.get().and_then(Weak::upgrade);

@@ -29,6 +29,9 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/api/sessions/{id}", get(get_session).patch(patch_session))
         .route("/api/sessions/{id}/kill", post(kill_session))
         .route("/api/sessions/{id}/resume", post(resume_session))
+        .route("/api/sessions/{id}/history", get(history))
+        .route("/api/sessions/{id}/fork-messages", get(fork_messages))
+        .route("/api/sessions/{id}/branch", post(branch_session))
         .route("/api/sessions/{id}/transcribe", post(transcribe))
         .route("/api/sessions/{id}/tts", post(tts))
         .route("/api/audio/tts/{file}", get(tts_audio))
@@ -109,6 +112,41 @@ async fn kill_session(State(app): AppState, id: Result<Path<String>, PathRejecti
 async fn resume_session(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<impl IntoResponse> {
     let Path(id) = id?;
     app.resume_session(&id).await.map(Json)
+}
+
+async fn history(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+    let Path(id) = id?;
+    app.history(&id).await
+}
+
+async fn fork_messages(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
+    let Path(id) = id?;
+    app.fork_messages(&id).await
+}
+
+#[derive(serde::Deserialize)]
+struct BranchBody {
+    #[serde(default)]
+    entry_id: Option<String>,
+    #[serde(default)]
+    session_name: Option<String>,
+}
+
+async fn branch_session(
+    State(app): AppState,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Json<BranchBody>, JsonRejection>,
+) -> ApiResult<Response> {
+    let Path(id) = id?;
+    let Json(body) = body?;
+    match app.branch_session(&id, body.entry_id.as_deref().unwrap_or_default(), body.session_name).await? {
+        Some(branched) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "cancelled": false, "selected_text": branched.selected_text, "session": branched.session })),
+        )
+            .into_response()),
+        None => Ok(Json(json!({ "cancelled": true, "selected_text": "", "session": null })).into_response()),
+    }
 }
 
 /// Speech arrives with the speech-to-text issue; until then the original's "not configured"

@@ -25,6 +25,19 @@ pub struct Cli {
 pub enum Command {
     /// Coordinator and a local agent on this machine: the single-machine Piface.
     Serve(ServeArgs),
+    /// Import the sessions of an original Piface `state.json` (done automatically on first
+    /// start when `<data dir>/state.json` exists).
+    ImportState(ImportArgs),
+}
+
+/// Options of `piface import-state`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    /// The `state.json` to import.
+    pub path: PathBuf,
+    /// Directory for Piface's own files (default: ~/.local/share/piface).
+    #[arg(long, env = "PIFACE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Options of `piface serve`.
@@ -150,6 +163,14 @@ mod tests {
         assert_eq!(args.notices().len(), 1);
         assert!(!parse(&["--direnv", "--no-direnv"]).serve.direnv_default());
         assert!(parse(&["--no-direnv", "--direnv"]).serve.direnv_default());
+    }
+
+    #[test]
+    fn import_state_takes_a_path() {
+        let cli = parse(&["import-state", "/old/state.json", "--data-dir", "/d"]);
+        let Some(Command::ImportState(args)) = cli.command else { panic!("not import-state") };
+        assert_eq!(args.path, std::path::Path::new("/old/state.json"));
+        assert!(Cli::try_parse_from(["piface", "import-state"]).is_err());
     }
 
     #[test]

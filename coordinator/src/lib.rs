@@ -12,12 +12,14 @@ pub mod api;
 pub mod cli;
 pub mod error;
 pub mod frontend;
+pub mod history;
 pub mod hub;
 pub mod models;
 pub mod origin;
 pub mod record;
 pub mod registry;
 pub mod sessions;
+pub mod store;
 pub mod ws;
 
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use crate::agent_link::{AgentHandle, LocalStreams};
 use crate::hub::HubLimits;
 use crate::models::ModelsCache;
 use crate::registry::Registry;
+use crate::store::{RedbStore, StateStore};
 
 /// Settings of a coordinator with its in-process agent.
 #[derive(Debug, Clone)]
@@ -79,24 +82,34 @@ pub struct App {
     pub models: ModelsCache,
     /// Cancelled at shutdown; long-lived tasks (WebSockets) end with it.
     pub shutdown: CancellationToken,
+    /// Set while Piface stops its pis: their exits must not archive the sessions, which come
+    /// back at the next start.
+    pub stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = open_store(&config.data_dir)?;
+    let snapshot = store.load()?;
+    info!(sessions = snapshot.sessions.len(), "state loaded");
     let streams = Arc::new(LocalStreams::default());
     let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
     agent_config.start_timeout = config.start_timeout;
     let link = piface_agent::spawn(agent_config, streams.clone());
     let app = Arc::new(App {
-        registry: Registry::default(),
+        registry: Registry::new(store, snapshot),
         agent: AgentHandle::new(link.tx),
         models: ModelsCache::default(),
         shutdown: shutdown.clone(),
+        stopping: std::sync::atomic::AtomicBool::new(false),
         config,
     });
     streams.bind(&app);
     app.agent.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
     let control = tokio::spawn(agent_link::run_control(app.clone(), link.rx));
+    // Sessions that were live come back before the first request is served, so a reconnecting
+    // browser finds them live (connections wait in the listen backlog meanwhile).
+    app.restore_sessions().await;
     if app.config.probe_models_at_start {
         let (app, asked) = (app.clone(), std::time::Instant::now());
         tokio::spawn(async move { app.models.refresh(&app, asked).await });
@@ -108,7 +121,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let result = serve.await;
 
     info!("shutting down: stopping pi processes");
-    // Records stay as they are: the persistence layer restores live sessions at next start.
+    // Records stay live: they are restored at the next start.
+    app.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut stops = tokio::task::JoinSet::new();
     for id in app.registry.live_ids() {
         let app = app.clone();
@@ -123,6 +137,33 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     control.abort();
     drop(link.task);
     result.map_err(Into::into)
+}
+
+/// Opens the store in `data_dir`, importing the original Piface's `state.json` from there
+/// when the store is new.
+pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn StateStore>> {
+    use anyhow::Context;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("state.redb");
+    let fresh = !path.exists();
+    let store = RedbStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let legacy = data_dir.join("state.json");
+    if fresh && legacy.is_file() {
+        match import_state(&store, &legacy) {
+            Ok(n) => info!(sessions = n, from = %legacy.display(), "imported the original Piface's state"),
+            Err(e) => warn!(from = %legacy.display(), "could not import the original Piface's state: {e:#}"),
+        }
+    }
+    Ok(Arc::new(store))
+}
+
+/// Adds the sessions and uploads of an original Piface `state.json` that the store does not
+/// have yet; returns how many sessions were added.
+pub fn import_state(store: &dyn StateStore, path: &std::path::Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let snapshot = store::parse_original_state(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(store.merge(&snapshot)?)
 }
 
 /// The router of the whole HTTP surface.

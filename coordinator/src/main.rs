@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use piface_coordinator::cli::{Cli, Command, ServeArgs};
+use piface_coordinator::cli::{Cli, Command, ImportArgs, ServeArgs};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -17,9 +17,24 @@ fn main() -> anyhow::Result<()> {
         .init();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::ImportState(args)) => return import_state(args),
         None => cli.serve,
     };
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args))
+}
+
+fn import_state(args: ImportArgs) -> anyhow::Result<()> {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => default_data_dir()?,
+    };
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let path = data_dir.join("state.redb");
+    let store = piface_coordinator::store::RedbStore::open(&path)
+        .with_context(|| format!("opening {} (is Piface running? stop it first)", path.display()))?;
+    let added = piface_coordinator::import_state(&store, &args.path)?;
+    println!("imported {added} sessions from {}", args.path.display());
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

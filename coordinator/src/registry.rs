@@ -1,37 +1,60 @@
-//! The session registry: every session record and, for live ones, its hub.
+//! The session registry: every session record and, for live ones, its hub, written through
+//! to the [`StateStore`].
 //!
-//! Records are kept in creation order (the list endpoint returns them so). This is memory only
-//! for now; the persistence issue puts a store behind it. A std mutex, held only to read or
-//! change entries, never across an await.
+//! Records are kept in creation order (the list endpoint returns them so). The registry is the
+//! only writer of the store, and it writes while holding its lock, so the store sees changes in
+//! the order memory does. A std mutex: a store write is a short local transaction; nothing
+//! here awaits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::hub::Hub;
 use crate::record::SessionRecord;
+use crate::store::{Snapshot, StateStore};
 
 struct Entry {
     record: SessionRecord,
     /// Present while pi runs (or is starting).
     hub: Option<Arc<Hub>>,
-    /// False while pi is starting: the session is not listed until it is up.
+    /// False while pi is starting for a new session: it is not listed until it is up.
     visible: bool,
 }
 
 /// See the module docs.
-#[derive(Default)]
 pub struct Registry {
     inner: Mutex<Inner>,
+    store: Arc<dyn StateStore>,
 }
 
 #[derive(Default)]
 struct Inner {
     order: Vec<String>,
     map: HashMap<String, Entry>,
+    /// Upload ids each session references.
+    uploads: HashMap<String, Vec<String>>,
 }
 
 impl Registry {
-    /// Adds a session that is starting (not listed yet).
+    /// A registry over `store`, filled from `snapshot` (what the store held at start).
+    pub fn new(store: Arc<dyn StateStore>, snapshot: Snapshot) -> Registry {
+        let mut inner = Inner::default();
+        for record in snapshot.sessions {
+            let id = record.piface_id.clone();
+            inner.order.push(id.clone());
+            inner.map.insert(id, Entry { record, hub: None, visible: true });
+        }
+        inner.uploads = snapshot.session_uploads.into_iter().collect();
+        Registry { inner: Mutex::new(inner), store }
+    }
+
+    fn persist(&self, record: &SessionRecord) {
+        if let Err(e) = self.store.put_session(record) {
+            tracing::error!(session_id = %record.piface_id, "could not save the session: {e}");
+        }
+    }
+
+    /// Adds a session that is starting (not listed, not saved yet).
     pub fn insert_starting(&self, record: SessionRecord, hub: Arc<Hub>) {
         let mut inner = self.inner.lock().unwrap();
         let id = record.piface_id.clone();
@@ -40,11 +63,17 @@ impl Registry {
         }
     }
 
-    /// Removes a session whose start failed, or restores its previous record.
+    /// Removes a session, from the store too.
     pub fn remove(&self, id: &str) {
         let mut inner = self.inner.lock().unwrap();
-        if inner.map.remove(id).is_some() {
+        if let Some(entry) = inner.map.remove(id) {
             inner.order.retain(|x| x != id);
+            inner.uploads.remove(id);
+            if entry.visible {
+                if let Err(e) = self.store.delete_session(id) {
+                    tracing::error!(session_id = %id, "could not delete the session: {e}");
+                }
+            }
         }
     }
 
@@ -71,32 +100,29 @@ impl Registry {
         inner.map.get(id).filter(|e| e.visible).and_then(|e| e.hub.clone()).filter(|h| !h.is_closed())
     }
 
-    /// Changes a record (visible or not) and returns the new version.
+    /// Changes a record and saves it (when listed); returns the new version.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut SessionRecord)) -> Option<SessionRecord> {
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.map.get_mut(id)?;
+        let before = entry.record.clone();
         f(&mut entry.record);
+        if entry.visible && entry.record != before {
+            self.persist(&entry.record);
+        }
         Some(with_attention(entry))
     }
 
-    /// Marks a starting session as up and listed, with a new hub.
-    pub fn set_live(
-        &self,
-        id: &str,
-        hub: Option<Arc<Hub>>,
-        f: impl FnOnce(&mut SessionRecord),
-    ) -> Option<SessionRecord> {
+    /// Lists and saves a session whose pi is up, after `f`.
+    pub fn set_live(&self, id: &str, f: impl FnOnce(&mut SessionRecord)) -> Option<SessionRecord> {
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.map.get_mut(id)?;
-        if hub.is_some() {
-            entry.hub = hub;
-        }
         entry.visible = true;
         f(&mut entry.record);
+        self.persist(&entry.record);
         Some(with_attention(entry))
     }
 
-    /// Swaps in the hub of a restarting session, returning the record.
+    /// Gives a listed session (being resumed or restored) a new hub; returns its record.
     pub fn attach_hub(&self, id: &str, hub: Arc<Hub>) -> Option<SessionRecord> {
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.map.get_mut(id)?;
@@ -118,6 +144,20 @@ impl Registry {
     pub fn live_ids(&self) -> Vec<String> {
         let inner = self.inner.lock().unwrap();
         inner.order.iter().filter(|id| inner.map.get(*id).is_some_and(|e| e.hub.is_some())).cloned().collect()
+    }
+
+    /// Upload ids a session references.
+    pub fn uploads_of(&self, id: &str) -> Vec<String> {
+        self.inner.lock().unwrap().uploads.get(id).cloned().unwrap_or_default()
+    }
+
+    /// Sets the uploads a session references, and saves them.
+    pub fn set_uploads(&self, id: &str, uploads: Vec<String>) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Err(e) = self.store.set_session_uploads(id, &uploads) {
+            tracing::error!(session_id = %id, "could not save upload references: {e}");
+        }
+        inner.uploads.insert(id.to_string(), uploads);
     }
 }
 

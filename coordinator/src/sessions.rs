@@ -140,7 +140,7 @@ impl App {
         match self.spawn_pi(&id, spec).await {
             Ok(pid) => {
                 info!(session_id = %id, pid, "session created");
-                Ok(self.registry.set_live(&id, None, |_| {}).expect("inserted above"))
+                Ok(self.registry.set_live(&id, |_| {}).expect("inserted above"))
             }
             Err(e) => {
                 hub.close();
@@ -159,22 +159,68 @@ impl App {
         if record.no_session {
             return Err(ApiError::conflict("Ephemeral sessions cannot be resumed"));
         }
+        self.respawn(&record).await
+    }
+
+    /// Starts pi again for a listed session (resume, restore), continuing its session file.
+    async fn respawn(&self, record: &SessionRecord) -> Result<SessionRecord, ApiError> {
+        let id = record.piface_id.as_str();
+        let spec = spec_of(record);
+        if spec.session_file.is_none() && record.session_file.is_some() {
+            // The file is gone: pi starts afresh, and the new file is captured after its first run.
+            warn!(session_id = %id, file = ?record.session_file, "session file missing; starting a fresh pi session");
+            self.registry.update(id, |r| r.session_file = None);
+        }
         let hub = self.new_hub(id);
         self.registry.attach_hub(id, hub.clone()).ok_or_else(ApiError::session_not_found)?;
-        match self.spawn_pi(id, spec_of(&record)).await {
-            Ok(_) => Ok(self
-                .registry
-                .set_live(id, None, |r| {
-                    r.status = Status::Live;
-                    r.last_active = now();
-                })
-                .ok_or_else(ApiError::session_not_found)?),
+        match self.spawn_pi(id, spec).await {
+            Ok(pid) => {
+                info!(session_id = %id, pid, "session live");
+                self.registry
+                    .set_live(id, |r| {
+                        r.status = Status::Live;
+                        r.last_active = now();
+                    })
+                    .ok_or_else(ApiError::session_not_found)
+            }
             Err(e) => {
                 hub.close();
                 self.registry.detach_hub(id, &hub);
                 Err(e)
             }
         }
+    }
+
+    /// At start-up: sessions that were live when Piface stopped (or crashed) get their pi back,
+    /// with their session file so pi loads the history. Ephemeral sessions have no history to
+    /// come back to and are dropped.
+    pub async fn restore_sessions(self: &Arc<Self>) {
+        let records = self.registry.list();
+        let mut tasks = tokio::task::JoinSet::new();
+        // pi takes a second or two of CPU to start; a few at a time keeps the machine usable.
+        let permits = Arc::new(tokio::sync::Semaphore::new(4));
+        for record in records {
+            if record.no_session {
+                info!(session_id = %record.piface_id, "dropping an ephemeral session");
+                self.registry.remove(&record.piface_id);
+                continue;
+            }
+            if record.status != Status::Live {
+                continue;
+            }
+            let (app, permits) = (self.clone(), permits.clone());
+            tasks.spawn(async move {
+                let _permit = permits.acquire().await;
+                if let Err(e) = app.respawn(&record).await {
+                    warn!(session_id = %record.piface_id, "could not restore the session: {}", e.detail);
+                    app.registry.update(&record.piface_id, |r| {
+                        r.status = Status::Closed;
+                        r.last_active = now();
+                    });
+                }
+            });
+        }
+        tasks.join_all().await;
     }
 
     fn new_hub(&self, id: &str) -> Arc<Hub> {
@@ -219,6 +265,109 @@ impl App {
             .ok_or_else(ApiError::session_not_found)
     }
 
+    /// `POST /api/sessions/{id}/branch`: a new session whose pi forks the source's session file
+    /// before the user message `entry_id`. `Ok(None)` when pi (an extension) cancelled the fork.
+    pub async fn branch_session(
+        &self,
+        id: &str,
+        entry_id: &str,
+        name: Option<String>,
+    ) -> Result<Option<Branched>, ApiError> {
+        let source = self.registry.get(id).ok_or_else(ApiError::session_not_found)?;
+        let entry_id = entry_id.trim();
+        if entry_id.is_empty() {
+            return Err(ApiError::bad_request("entry_id is required"));
+        }
+        if source.no_session {
+            return Err(ApiError::conflict("Ephemeral sessions cannot be branched"));
+        }
+        let Some(source_file) = source.session_file.clone() else {
+            return Err(ApiError::conflict("Session cannot be branched before session file is available"));
+        };
+        if !std::path::Path::new(&source_file).is_file() {
+            return Err(ApiError::conflict("Session file no longer exists"));
+        }
+        let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        let stamp = now();
+        let record = SessionRecord {
+            piface_id: uuid::Uuid::new_v4().to_string(),
+            status: Status::Live,
+            session_file: None,
+            parent_piface_id: Some(source.piface_id.clone()),
+            branch_entry_id: Some(entry_id.to_string()),
+            session_name: name.clone().or(source.session_name.clone()),
+            created_at: stamp.clone(),
+            last_active: stamp,
+            attention_required: false,
+            ..source.clone()
+        };
+        let new_id = record.piface_id.clone();
+        let mut spec = spec_of(&source);
+        spec.session_file = Some(source_file);
+        let hub = self.new_hub(&new_id);
+        self.registry.insert_starting(record, hub.clone());
+        let outcome = self.fork_in_new_pi(&new_id, spec, entry_id, name).await;
+        match outcome {
+            Ok(Some((selected_text, file))) => {
+                let record = self.registry.set_live(&new_id, |r| r.session_file = Some(file)).expect("inserted above");
+                let uploads = self.registry.uploads_of(id);
+                if !uploads.is_empty() {
+                    self.registry.set_uploads(&new_id, uploads);
+                }
+                info!(session_id = %new_id, parent = %id, "session branched");
+                Ok(Some(Branched { selected_text, session: record }))
+            }
+            other => {
+                let session = new_id.clone();
+                let _ = self.agent.request(|req| ToAgent::Kill { req, session }, Duration::from_secs(30)).await;
+                hub.close();
+                self.registry.remove(&new_id);
+                other.map(|_| None)
+            }
+        }
+    }
+
+    /// Starts pi with `spec` (on the source's file) for the starting session `id`, forks it at
+    /// `entry_id`, names it, and returns the forked message's text and the new session file.
+    async fn fork_in_new_pi(
+        &self,
+        id: &str,
+        spec: SpawnSpec,
+        entry_id: &str,
+        name: Option<String>,
+    ) -> Result<Option<(String, String)>, ApiError> {
+        self.spawn_pi(id, spec).await?;
+        let command = |kind: &str, extra: &[(&str, &str)]| {
+            let mut c = Map::new();
+            c.insert("type".into(), kind.into());
+            for (k, v) in extra {
+                c.insert((*k).into(), (*v).into());
+            }
+            c
+        };
+        let fork = self.pi_request(id, command("fork", &[("entryId", entry_id)])).await.map_err(ApiError::conflict)?;
+        if fork.pointer("/data/cancelled").and_then(Value::as_bool) == Some(true) {
+            return Ok(None);
+        }
+        let text = fork.pointer("/data/text").and_then(Value::as_str).unwrap_or_default().to_string();
+        if let Some(name) = name {
+            self.pi_request(id, command("set_session_name", &[("name", &name)]))
+                .await
+                .map_err(|e| ApiError::conflict(format!("Failed to rename forked session: {e}")))?;
+        }
+        let state = self
+            .pi_request(id, command("get_state", &[]))
+            .await
+            .map_err(|e| ApiError::conflict(format!("Failed to read forked session state: {e}")))?;
+        let file = state
+            .pointer("/data/sessionFile")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| ApiError::conflict("Forked session file unavailable"))?;
+        Ok(Some((text, expand_home(file))))
+    }
+
     /// `PATCH /api/sessions/{id}`.
     pub fn patch_session(&self, id: &str, render_markdown: Option<bool>) -> Result<SessionRecord, ApiError> {
         self.registry.get(id).ok_or_else(ApiError::session_not_found)?;
@@ -244,12 +393,14 @@ impl App {
 
     fn close_session(&self, id: &str, hub: &Arc<Hub>) {
         // The record first: clients that see the hub close read the closed record.
-        self.registry.update(id, |r| {
-            if r.status == Status::Live {
-                r.status = Status::Closed;
-                r.last_active = now();
-            }
-        });
+        if !self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+            self.registry.update(id, |r| {
+                if r.status == Status::Live {
+                    r.status = Status::Closed;
+                    r.last_active = now();
+                }
+            });
+        }
         self.registry.detach_hub(id, hub);
         hub.close();
     }
@@ -284,7 +435,8 @@ impl App {
     /// Sends `command` (a JSON object without `id`) to pi under an internal id and returns
     /// pi's successful reply. The reply never reaches browsers.
     pub async fn pi_request(&self, id: &str, mut command: Map<String, Value>) -> Result<Value, String> {
-        let hub = self.registry.live_hub(id).ok_or("Session is not live")?;
+        // Starting sessions too: branching talks to its new pi before listing the session.
+        let hub = self.registry.hub(id).filter(|h| !h.is_closed()).ok_or("Session is not live")?;
         let (rid, rx) = hub.new_internal();
         command.insert("id".into(), Value::String(rid.clone()));
         let line = serde_json::to_vec(&command).map_err(|e| e.to_string())?;
@@ -333,6 +485,15 @@ impl App {
             }
         });
     }
+}
+
+/// A successful branch.
+#[derive(Debug, serde::Serialize)]
+pub struct Branched {
+    /// Text of the user message the fork started before (for the composer).
+    pub selected_text: String,
+    /// The new session.
+    pub session: SessionRecord,
 }
 
 /// `{"type":"piface_error","message":…}`.

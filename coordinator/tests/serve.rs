@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use piface_test_support::piface::{assistant_text, workspace_bin, Frame, Options, Piface, WsClient};
+use piface_test_support::piface::{
+    assistant_text, git_repo, transcript, types, workspace_bin, Frame, Options, Piface, WsClient,
+};
 use piface_test_support::{pi_bin, spawn_fake_llm, FakeLlm, PiEnv};
 use serde_json::{json, Value};
 
@@ -21,61 +23,32 @@ struct RealPi {
 async fn with_real_pi() -> RealPi {
     let llm = spawn_fake_llm().await.unwrap();
     let env = PiEnv::new(&llm.base_url()).unwrap();
-    let server =
-        Piface::start(Options { bin: PIFACE.into(), pi_bin: pi_bin().unwrap(), envs: env.envs(), args: vec![] })
-            .await
-            .unwrap();
+    let server = Piface::start(Options {
+        bin: PIFACE.into(),
+        pi_bin: pi_bin().unwrap(),
+        envs: env.envs(),
+        args: vec![],
+        data_dir: None,
+    })
+    .await
+    .unwrap();
     RealPi { server, env, _llm: llm }
 }
 
 async fn with_fake_pi() -> Piface {
-    Piface::start(Options { bin: PIFACE.into(), pi_bin: workspace_bin("fake-pi").unwrap(), envs: vec![], args: vec![] })
-        .await
-        .unwrap()
-}
-
-/// A temp directory holding a git repository with one commit.
-fn git_repo() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("piface-repo-").tempdir().unwrap();
-    let git = |args: &[&str]| {
-        let ok = std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir.path())
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "init"]);
-    dir
+    Piface::start(Options {
+        bin: PIFACE.into(),
+        pi_bin: workspace_bin("fake-pi").unwrap(),
+        envs: vec![],
+        args: vec![],
+        data_dir: None,
+    })
+    .await
+    .unwrap()
 }
 
 fn session_body(dir: &Path) -> Value {
     json!({ "working_dir": dir, "provider": "fake", "model": "fake-model", "thinking_level": null, "shared": true })
-}
-
-fn types(events: &[Value]) -> Vec<&str> {
-    events.iter().map(|e| e["type"].as_str().unwrap_or("?")).collect()
-}
-
-/// The transcript a client builds: a replay replaces it, each `message_end` appends.
-fn transcript(events: &[Value]) -> Vec<Value> {
-    let mut out = Vec::new();
-    for e in events {
-        match e["type"].as_str() {
-            Some("piface_replay") => out = e["messages"].as_array().unwrap().clone(),
-            Some("message_end") => out.push(e["message"].clone()),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// pids of processes other than `server` whose environment contains `needle` (the pi
@@ -257,6 +230,7 @@ async fn abort_stops_the_turn_and_kill_removes_the_process_group() {
         "pi processes left after kill: {:?}",
         pids_with_env(&needle, server)
     );
+    assert!(zombie_children(server).is_empty(), "unreaped children: {:?}", zombie_children(server));
     // The socket is told the session closed, then closed.
     let mut saw_closed_state = false;
     loop {
@@ -279,7 +253,9 @@ async fn a_pi_that_dies_at_start_up_is_a_409_with_its_stderr() {
     std::fs::write(&script, "#!/bin/sh\necho 'Unknown provider: nowhere (from the dying pi)' >&2\nexit 1\n").unwrap();
     make_executable(&script);
     let server =
-        Piface::start(Options { bin: PIFACE.into(), pi_bin: script, envs: vec![], args: vec![] }).await.unwrap();
+        Piface::start(Options { bin: PIFACE.into(), pi_bin: script, envs: vec![], args: vec![], data_dir: None })
+            .await
+            .unwrap();
     let (status, body) = server.post("/api/sessions", &json!({"working_dir": dir.path()})).await.unwrap();
     assert_eq!(status, 409, "{body}");
     let detail = body["detail"].as_str().unwrap();
@@ -297,6 +273,7 @@ async fn a_missing_pi_is_a_clear_503_and_a_missing_directory_a_400() {
         pi_bin: dir.path().join("no-such-pi"),
         envs: vec![],
         args: vec![],
+        data_dir: None,
     })
     .await
     .unwrap();

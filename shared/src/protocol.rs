@@ -120,6 +120,22 @@ pub enum ToAgent {
         /// Echoed in the reply.
         req: RequestId,
     },
+    /// Read the messages of a pi session file's active branch; answered on a reply stream by
+    /// [`FromAgent::HistoryChunk`]s, then [`FromAgent::HistoryDone`].
+    ReadHistory {
+        /// Echoed in the replies.
+        req: RequestId,
+        /// The session file.
+        path: String,
+    },
+    /// List the user messages of a session file that a branch can start from; answered by
+    /// [`FromAgent::ForkMessages`].
+    ForkMessages {
+        /// Echoed in the reply.
+        req: RequestId,
+        /// The session file.
+        path: String,
+    },
 }
 
 /// What the agent extracted from a pi line: enough for the coordinator to route it.
@@ -207,6 +223,26 @@ impl std::fmt::Display for SpawnError {
     }
 }
 
+/// What reading a session file found.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HistoryStats {
+    /// Messages sent.
+    pub messages: u64,
+    /// Lines that were not JSON (corruption).
+    pub skipped_lines: u64,
+    /// The file ends in a cut-off line (a write interrupted by a crash).
+    pub truncated_tail: bool,
+}
+
+/// Why a session file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryFailure {
+    /// `file_not_found` or `file_read_error`.
+    pub code: String,
+    /// Details for the log.
+    pub message: String,
+}
+
 /// Output of a `!!` shell command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShellOutput {
@@ -271,6 +307,29 @@ pub enum FromAgent {
         req: RequestId,
         /// The JSON array text, or why it could not be had.
         result: Result<Bytes, String>,
+    },
+    /// A piece of the JSON array of messages that [`ToAgent::ReadHistory`] asked for; the
+    /// pieces concatenated are the array.
+    HistoryChunk {
+        /// The request this answers.
+        req: RequestId,
+        /// The next bytes of the array.
+        data: Bytes,
+    },
+    /// The end of a history: what was read, or why nothing could be (`file_not_found`,
+    /// `file_read_error`: the original's codes).
+    HistoryDone {
+        /// The request this answers.
+        req: RequestId,
+        /// Counts, or the error code and text.
+        result: Result<HistoryStats, HistoryFailure>,
+    },
+    /// Reply to [`ToAgent::ForkMessages`]: a JSON array of `{"entryId", "text"}`.
+    ForkMessages {
+        /// The request this answers.
+        req: RequestId,
+        /// The array, or why it could not be read.
+        result: Result<Bytes, HistoryFailure>,
     },
     /// Something about a session the coordinator should tell its clients (a skipped non-JSON
     /// line, an oversized line, a full input queue). Never fatal.

@@ -28,7 +28,9 @@ pub struct Piface {
     pub stderr: Arc<Mutex<String>>,
     /// HTTP client.
     pub http: reqwest::Client,
-    _data: TempDir,
+    /// The data directory in use.
+    pub data_dir: PathBuf,
+    _data: Option<TempDir>,
 }
 
 /// How to start a [`Piface`].
@@ -41,17 +43,27 @@ pub struct Options {
     pub envs: Vec<(String, String)>,
     /// Extra arguments after `serve`.
     pub args: Vec<String>,
+    /// Data directory to use (kept by the caller, e.g. across restarts); a fresh temporary one
+    /// when `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Piface {
     /// Starts `piface serve --port 0` and waits until it listens.
     pub async fn start(opts: Options) -> anyhow::Result<Piface> {
-        let data = tempfile::Builder::new().prefix("piface-data-").tempdir()?;
+        let (data, data_dir) = match opts.data_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let tmp = tempfile::Builder::new().prefix("piface-data-").tempdir()?;
+                let dir = tmp.path().to_path_buf();
+                (Some(tmp), dir)
+            }
+        };
         let mut cmd = Command::new(&opts.bin);
         cmd.arg("serve")
             .args(["--port", "0", "--host", "127.0.0.1", "--no-direnv"])
             .arg("--data-dir")
-            .arg(data.path())
+            .arg(&data_dir)
             .arg("--pi-bin")
             .arg(&opts.pi_bin)
             .args(&opts.args)
@@ -81,7 +93,7 @@ impl Piface {
         let base =
             first.strip_prefix("listening on ").ok_or_else(|| anyhow!("unexpected first line: {first}"))?.to_string();
         tokio::spawn(async move { while let Ok(Some(_)) = out_lines.next_line().await {} });
-        Ok(Piface { child, base, stderr, http: reqwest::Client::new(), _data: data })
+        Ok(Piface { child, base, stderr, http: reqwest::Client::new(), data_dir, _data: data })
     }
 
     /// The server's process id.
@@ -125,6 +137,13 @@ impl Piface {
         let mut ws = WsClient::connect(&self.ws_url(&format!("/ws/sessions/{session_id}"))).await?;
         let state = ws.next().await?;
         Ok((ws, state))
+    }
+
+    /// SIGKILL (no chance to clean up), then wait for the exit.
+    pub async fn kill9(mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        tokio::time::timeout(WAIT, self.child.wait()).await??;
+        Ok(())
     }
 
     /// SIGTERM, then wait for the exit.
@@ -274,4 +293,45 @@ pub fn assistant_text(message: &Value) -> String {
         .as_array()
         .map(|parts| parts.iter().filter(|p| p["type"] == "text").filter_map(|p| p["text"].as_str()).collect())
         .unwrap_or_default()
+}
+
+/// The `type` of each event.
+pub fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().unwrap_or("?")).collect()
+}
+
+/// The transcript a client builds: a replay replaces it, each `message_end` appends.
+pub fn transcript(events: &[Value]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for e in events {
+        match e["type"].as_str() {
+            Some("piface_replay") => out = e["messages"].as_array().unwrap().clone(),
+            Some("message_end") => out.push(e["message"].clone()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A temp directory holding a git repository with one commit.
+pub fn git_repo() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("piface-repo-").tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(dir.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "init"]);
+    dir
 }

@@ -1,0 +1,234 @@
+//! The state store: session records and upload references, kept across restarts and crashes.
+//!
+//! [`StateStore`] is the one interface; [`RedbStore`] the embedded default, a single file
+//! `state.redb` in the data directory. redb is pure Rust (no C toolchain, no server), ACID
+//! with copy-on-write B-trees and checksummed commits, so a `kill -9` at any moment leaves the
+//! last committed transaction intact; it refuses a second process on the same file. SQLite
+//! would do as well but costs a C build; a JSON file (the original's choice) is neither atomic
+//! nor safe against concurrent writers. The cluster issue adds an etcd implementation of the
+//! same trait.
+//!
+//! Every change is one transaction, committed durably before the call returns. Values are
+//! JSON: the session record in the original's shape, so an imported `state.json` maps
+//! one-to-one and the file stays inspectable.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::record::SessionRecord;
+
+const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+const SESSION_UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("session_uploads");
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be used.
+    #[error("state store: {0}")]
+    Db(#[from] redb::Error),
+    /// A stored value is not what this version writes.
+    #[error("state store holds an unreadable value for {key}: {reason}")]
+    Corrupt {
+        /// The key of the value.
+        key: String,
+        /// What serde said.
+        reason: String,
+    },
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> StoreError {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+db_err!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+/// An uploaded file, as the original's `state.json` records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub upload_id: String,
+    pub path: String,
+    pub file_name: String,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub ref_sessions: Vec<String>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// Everything in the store.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    /// Sessions, oldest first.
+    pub sessions: Vec<SessionRecord>,
+    /// Uploads by id.
+    pub uploads: BTreeMap<String, UploadRecord>,
+    /// Upload ids referenced by each session.
+    pub session_uploads: BTreeMap<String, Vec<String>>,
+}
+
+/// The persistence interface of the coordinator.
+pub trait StateStore: Send + Sync + 'static {
+    /// Reads everything.
+    fn load(&self) -> Result<Snapshot, StoreError>;
+    /// Creates or replaces a session record.
+    fn put_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// Removes a session record and its upload references.
+    fn delete_session(&self, id: &str) -> Result<(), StoreError>;
+    /// Sets the uploads a session references (replacing the list).
+    fn set_session_uploads(&self, id: &str, uploads: &[String]) -> Result<(), StoreError>;
+    /// Adds everything in `snapshot` that is not there yet (by id), in one transaction.
+    fn merge(&self, snapshot: &Snapshot) -> Result<usize, StoreError>;
+}
+
+/// The embedded default store (see the module docs).
+pub struct RedbStore {
+    db: redb::Database,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the store file.
+    pub fn open(path: &Path) -> Result<RedbStore, StoreError> {
+        let db = redb::Database::create(path)?;
+        // Create the tables once so readers never meet a missing table.
+        let tx = db.begin_write()?;
+        tx.open_table(SESSIONS)?;
+        tx.open_table(UPLOADS)?;
+        tx.open_table(SESSION_UPLOADS)?;
+        tx.commit()?;
+        Ok(RedbStore { db })
+    }
+
+    fn write(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        let tx = self.db.begin_write()?;
+        f(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+}
+
+impl StateStore for RedbStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let tx = self.db.begin_read()?;
+        let mut snap = Snapshot::default();
+        for row in tx.open_table(SESSIONS)?.iter()? {
+            let (k, v) = row?;
+            snap.sessions.push(from_json(k.value(), v.value())?);
+        }
+        snap.sessions.sort_by(|a, b| (&a.created_at, &a.piface_id).cmp(&(&b.created_at, &b.piface_id)));
+        for row in tx.open_table(UPLOADS)?.iter()? {
+            let (k, v) = row?;
+            snap.uploads.insert(k.value().to_string(), from_json(k.value(), v.value())?);
+        }
+        for row in tx.open_table(SESSION_UPLOADS)?.iter()? {
+            let (k, v) = row?;
+            snap.session_uploads.insert(k.value().to_string(), from_json(k.value(), v.value())?);
+        }
+        Ok(snap)
+    }
+
+    fn put_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(SESSIONS)?.insert(record.piface_id.as_str(), to_json(record).as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(SESSIONS)?.remove(id)?;
+            tx.open_table(SESSION_UPLOADS)?.remove(id)?;
+            Ok(())
+        })
+    }
+
+    fn set_session_uploads(&self, id: &str, uploads: &[String]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(SESSION_UPLOADS)?.insert(id, to_json(&uploads).as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn merge(&self, snapshot: &Snapshot) -> Result<usize, StoreError> {
+        let mut added = 0;
+        self.write(|tx| {
+            let mut sessions = tx.open_table(SESSIONS)?;
+            for record in &snapshot.sessions {
+                if sessions.get(record.piface_id.as_str())?.is_none() {
+                    sessions.insert(record.piface_id.as_str(), to_json(record).as_slice())?;
+                    added += 1;
+                }
+            }
+            let mut uploads = tx.open_table(UPLOADS)?;
+            for (id, upload) in &snapshot.uploads {
+                if uploads.get(id.as_str())?.is_none() {
+                    uploads.insert(id.as_str(), to_json(upload).as_slice())?;
+                }
+            }
+            let mut refs = tx.open_table(SESSION_UPLOADS)?;
+            for (id, list) in &snapshot.session_uploads {
+                if refs.get(id.as_str())?.is_none() {
+                    refs.insert(id.as_str(), to_json(list).as_slice())?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(added)
+    }
+}
+
+/// The original's `state.json` (see the contract's behaviour.md §3), read leniently: a record
+/// that does not parse is skipped with a warning rather than failing the whole import.
+pub fn parse_original_state(text: &str) -> Result<Snapshot, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Original {
+        #[serde(default)]
+        sessions: BTreeMap<String, serde_json::Value>,
+        #[serde(default)]
+        uploads: BTreeMap<String, serde_json::Value>,
+        #[serde(default)]
+        session_upload_ids: BTreeMap<String, Vec<String>>,
+    }
+    let original: Original = serde_json::from_str(text)?;
+    let mut snap = Snapshot { session_uploads: original.session_upload_ids, ..Snapshot::default() };
+    for (id, value) in original.sessions {
+        match serde_json::from_value::<SessionRecord>(value) {
+            Ok(mut record) => {
+                if record.piface_id.is_empty() {
+                    record.piface_id = id;
+                }
+                snap.sessions.push(record);
+            }
+            Err(e) => tracing::warn!(session_id = %id, "skipping an unreadable session of the old state file: {e}"),
+        }
+    }
+    snap.sessions.sort_by(|a, b| (&a.created_at, &a.piface_id).cmp(&(&b.created_at, &b.piface_id)));
+    for (id, value) in original.uploads {
+        match serde_json::from_value::<UploadRecord>(value) {
+            Ok(upload) => {
+                snap.uploads.insert(id, upload);
+            }
+            Err(e) => tracing::warn!(upload_id = %id, "skipping an unreadable upload of the old state file: {e}"),
+        }
+    }
+    Ok(snap)
+}
