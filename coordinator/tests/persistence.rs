@@ -339,3 +339,49 @@ async fn a_damaged_session_file_gives_a_clear_answer_and_the_list_still_loads() 
     assert_eq!(server.get("/api/sessions").await.unwrap().0, 200);
     assert_eq!(server.get("/api/sessions/nope/history").await.unwrap().0, 404);
 }
+
+#[test]
+fn import_state_command_adds_sessions_once() {
+    let data = tempfile::tempdir().unwrap();
+    let old = tempfile::tempdir().unwrap();
+    let dir = old.path();
+    let state = json!({ "sessions": {
+        "a": original_record("a", dir, "closed", None, None),
+        "b": original_record("b", dir, "live", None, Some("a")),
+    }});
+    let file = old.path().join("state.json");
+    std::fs::write(&file, state.to_string()).unwrap();
+    let run = || {
+        let out = std::process::Command::new(PIFACE)
+            .arg("import-state")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(data.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run().contains("imported 2 sessions"));
+    assert!(run().contains("imported 0 sessions"), "a second import adds nothing");
+    let store = piface_coordinator::store::RedbStore::open(&data.path().join("state.redb")).unwrap();
+    let snap = piface_coordinator::store::StateStore::load(&store).unwrap();
+    assert_eq!(snap.sessions.iter().map(|r| r.piface_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(snap.sessions[1].parent_piface_id.as_deref(), Some("a"));
+
+    let import = |path: &str| {
+        std::process::Command::new(PIFACE).args(["import-state", path, "--data-dir"]).arg(data.path()).output().unwrap()
+    };
+    // While the store is open elsewhere (a running Piface), the import says so.
+    let locked = import(file.to_str().unwrap());
+    assert!(!locked.status.success());
+    assert!(
+        String::from_utf8_lossy(&locked.stderr).contains("stop it first"),
+        "{}",
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    drop(store);
+    let missing = import("/no/such/state.json");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/state.json"));
+}
