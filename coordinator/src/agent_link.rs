@@ -104,7 +104,7 @@ impl AgentHandle {
     }
 
     /// The sender for the reply stream of `req` (taken once).
-    fn take_reply_stream(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
+    pub(crate) fn take_reply_stream(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
         self.reply_streams.lock().unwrap().remove(&req)
     }
 
@@ -118,8 +118,8 @@ impl AgentHandle {
     }
 }
 
-/// Reads the agent's control stream until it closes.
-pub async fn run_control(app: Arc<App>, mut rx: mpsc::Receiver<FromAgent>) {
+/// Reads an agent's control stream until it closes.
+pub async fn run_control(app: Arc<App>, name: String, agent: Arc<AgentHandle>, mut rx: mpsc::Receiver<FromAgent>) {
     while let Some(msg) = rx.recv().await {
         match msg {
             FromAgent::Hello(hello) => {
@@ -127,14 +127,15 @@ pub async fn run_control(app: Arc<App>, mut rx: mpsc::Receiver<FromAgent>) {
                     warn!("agent hello refused: {e}");
                     break;
                 }
-                info!(hostname = %hello.hostname, version = %hello.software_version, "agent connected");
-                let _ = app.agent.hello.set(hello);
+                info!(agent = %name, hostname = %hello.hostname, version = %hello.software_version, "agent connected");
+                app.agents.hello(&name, &hello);
+                let _ = agent.hello.set(hello);
             }
             FromAgent::Spawned { req, .. }
             | FromAgent::Killed { req, .. }
             | FromAgent::ShellDone { req, .. }
             | FromAgent::Models { req, .. }
-            | FromAgent::ForkMessages { req, .. } => app.agent.complete(req, msg),
+            | FromAgent::ForkMessages { req, .. } => agent.complete(req, msg),
             FromAgent::HistoryChunk { req, .. } | FromAgent::HistoryDone { req, .. } => {
                 warn!(req, "history reply on the control stream; dropped")
             }
@@ -144,11 +145,12 @@ pub async fn run_control(app: Arc<App>, mut rx: mpsc::Receiver<FromAgent>) {
             }
         }
     }
-    info!("agent link closed");
+    info!(agent = %name, "agent link closed");
     // Everyone waiting for a reply learns the agent is gone.
-    app.agent.pending.lock().unwrap().clear();
-    app.agent.reply_streams.lock().unwrap().clear();
-    app.agent_gone();
+    agent.pending.lock().unwrap().clear();
+    agent.reply_streams.lock().unwrap().clear();
+    app.agents.down(&name, &agent);
+    app.agent_gone(&name).await;
 }
 
 /// [`SessionStreams`] for an agent in this process: a channel per session, pumped into the
@@ -168,7 +170,7 @@ impl LocalStreams {
 
 impl SessionStreams for LocalStreams {
     fn open_reply(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
-        self.app.get().and_then(Weak::upgrade)?.agent.take_reply_stream(req)
+        self.app.get().and_then(Weak::upgrade)?.agents.get(crate::agents::LOCAL)?.take_reply_stream(req)
     }
 
     fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent> {

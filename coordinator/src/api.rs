@@ -25,6 +25,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     Router::new()
         .route("/api/health", get(health))
         .route("/api/models", get(models))
+        .route("/api/agents", get(list_agents))
         .route("/api/sessions", get(list_sessions).post(create_session))
         .route("/api/sessions/{id}", get(get_session).patch(patch_session))
         .route("/api/sessions/{id}/kill", post(kill_session))
@@ -66,6 +67,14 @@ async fn models(State(app): AppState) -> Response {
     body.extend_from_slice(&models);
     body.push(b'}');
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn list_agents(State(app): AppState) -> Json<serde_json::Value> {
+    let mut agents = app.agents.list();
+    for a in &mut agents {
+        a.live_sessions = app.registry.live_ids_on(&a.name).len();
+    }
+    Json(json!({ "agents": agents }))
 }
 
 async fn list_sessions(State(app): AppState) -> Json<serde_json::Value> {

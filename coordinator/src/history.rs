@@ -45,9 +45,9 @@ impl App {
     /// `GET /api/sessions/{id}/history`.
     pub async fn history(&self, id: &str) -> Result<Response, ApiError> {
         let record = self.registry.get(id).ok_or_else(ApiError::session_not_found)?;
-        let Some(path) = record.session_file else { return Ok(history_error("missing_session_file")) };
+        let Some(path) = record.session_file.clone() else { return Ok(history_error("missing_session_file")) };
         let mut rx = self
-            .agent
+            .agent_for(&record)?
             .request_stream(|req| ToAgent::ReadHistory { req, path })
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
@@ -89,9 +89,9 @@ impl App {
                 Err(e) => Err(ApiError::bad_request(e)),
             };
         }
-        let Some(path) = record.session_file else { return Err(ApiError::bad_request("Session file not available")) };
+        let Some(path) = record.session_file.clone() else { return Err(ApiError::bad_request("Session file not available")) };
         let reply = self
-            .agent
+            .agent_for(&record)?
             .request(|req| ToAgent::ForkMessages { req, path }, FIRST_ANSWER)
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;

@@ -8,6 +8,7 @@
 //! agent's job, reached through [`agent_link`].
 
 pub mod agent_link;
+pub mod agents;
 pub mod api;
 pub mod cli;
 pub mod error;
@@ -76,8 +77,8 @@ pub struct App {
     pub config: Config,
     /// Sessions and their hubs.
     pub registry: Registry,
-    /// The agent that runs pi (in-process for `serve`).
-    pub agent: AgentHandle,
+    /// The agents that run pi: the in-process one for `serve`, others over QUIC.
+    pub agents: agents::Agents,
     /// pi's model list.
     pub models: ModelsCache,
     /// Cancelled at shutdown; long-lived tasks (WebSockets) end with it.
@@ -96,17 +97,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
     agent_config.start_timeout = config.start_timeout;
     let link = piface_agent::spawn(agent_config, streams.clone());
+    let local = Arc::new(AgentHandle::new(link.tx));
     let app = Arc::new(App {
         registry: Registry::new(store, snapshot),
-        agent: AgentHandle::new(link.tx),
+        agents: agents::Agents::default(),
         models: ModelsCache::default(),
         shutdown: shutdown.clone(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         config,
     });
     streams.bind(&app);
-    app.agent.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
-    let control = tokio::spawn(agent_link::run_control(app.clone(), link.rx));
+    app.agents.up(agents::LOCAL, local.clone());
+    local.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
+    let control = tokio::spawn(agent_link::run_control(app.clone(), agents::LOCAL.to_string(), local, link.rx));
     // Sessions that were live come back before the first request is served, so a reconnecting
     // browser finds them live (connections wait in the listen backlog meanwhile).
     app.restore_sessions().await;
@@ -124,11 +127,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     // Records stay live: they are restored at the next start.
     app.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut stops = tokio::task::JoinSet::new();
+    // Only the in-process agent's sessions: agents on other machines keep theirs running and
+    // re-announce them when the coordinator is back.
+    let local = app.agents.get(agents::LOCAL);
     for id in app.registry.live_ids() {
-        let app = app.clone();
+        let on_local = app.registry.get(&id).is_some_and(|r| r.agent == agents::LOCAL);
+        let Some(agent) = local.clone().filter(|_| on_local) else { continue };
         stops.spawn(async move {
             let kill = |req| piface_shared::protocol::ToAgent::Kill { req, session: id.clone() };
-            if let Err(e) = app.agent.request(kill, Duration::from_secs(15)).await {
+            if let Err(e) = agent.request(kill, Duration::from_secs(15)).await {
                 warn!(session_id = %id, "could not stop pi: {e}");
             }
         });

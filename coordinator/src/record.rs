@@ -91,10 +91,18 @@ pub struct SessionRecord {
     pub created_at: String,
     #[serde(default = "now")]
     pub last_active: String,
+    /// Ours: the agent (machine) the session runs on; `local` for `piface serve` and for
+    /// sessions imported from the original.
+    #[serde(default = "local_agent")]
+    pub agent: String,
     /// Ours: an extension dialog is waiting for an answer (drives the dashboard badge).
     /// Derived from the live session, never read back.
     #[serde(default, skip_deserializing)]
     pub attention_required: bool,
+}
+
+fn local_agent() -> String {
+    crate::agents::LOCAL.to_string()
 }
 
 fn yes() -> bool {

@@ -89,6 +89,11 @@ impl Registry {
         inner.map.get(id).filter(|e| e.visible).map(with_attention)
     }
 
+    /// The agent a session (listed or starting) runs on.
+    pub fn agent_of(&self, id: &str) -> Option<String> {
+        self.inner.lock().unwrap().map.get(id).map(|e| e.record.agent.clone())
+    }
+
     /// The hub of a live or starting session.
     pub fn hub(&self, id: &str) -> Option<Arc<Hub>> {
         self.inner.lock().unwrap().map.get(id).and_then(|e| e.hub.clone())
@@ -138,6 +143,17 @@ impl Registry {
                 entry.hub = None;
             }
         }
+    }
+
+    /// Ids of sessions with a running pi on `agent`.
+    pub fn live_ids_on(&self, agent: &str) -> Vec<String> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .order
+            .iter()
+            .filter(|id| inner.map.get(*id).is_some_and(|e| e.hub.is_some() && e.record.agent == agent))
+            .cloned()
+            .collect()
     }
 
     /// Ids of sessions with a running pi.

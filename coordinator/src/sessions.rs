@@ -12,7 +12,7 @@ use piface_shared::protocol::{FromAgent, SpawnError, SpawnSpec, ToAgent};
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
-use crate::agent_link::input;
+use crate::agent_link::{input, AgentHandle, LinkError};
 use crate::error::ApiError;
 use crate::hub::Hub;
 use crate::record::{now, SessionRecord, Status, WorkspaceMode};
@@ -43,6 +43,9 @@ pub struct CreateSession {
     /// Accepted for compatibility; worktree sessions come with the workspaces issue.
     #[serde(default)]
     pub shared: bool,
+    /// Ours: the agent (machine) to run on; default the local agent, else the only one.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 fn yes() -> bool {
@@ -85,6 +88,10 @@ fn spec_of(record: &SessionRecord) -> SpawnSpec {
     }
 }
 
+fn agent_unavailable(name: &str) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("Agent {name} is not connected"))
+}
+
 fn spawn_error(e: SpawnError) -> ApiError {
     match e {
         SpawnError::NoSuchDirectory(_) => ApiError::bad_request(e.to_string()),
@@ -96,6 +103,13 @@ fn spawn_error(e: SpawnError) -> ApiError {
 impl App {
     /// `POST /api/sessions`.
     pub async fn create_session(&self, req: CreateSession) -> Result<SessionRecord, ApiError> {
+        let agent = match req.agent.clone().filter(|a| !a.trim().is_empty()) {
+            Some(name) => {
+                self.agents.get(&name).ok_or_else(|| agent_unavailable(&name))?;
+                name
+            }
+            None => self.agents.default_name().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?,
+        };
         let dir = std::path::Path::new(&req.working_dir);
         let project_dir = std::fs::canonicalize(dir).ok().map(|p| p.to_string_lossy().into_owned());
         let stamp = now();
@@ -131,6 +145,7 @@ impl App {
             launch_log_path: None,
             created_at: stamp.clone(),
             last_active: stamp,
+            agent,
             attention_required: false,
         };
         let id = record.piface_id.clone();
@@ -227,11 +242,25 @@ impl App {
         Arc::new(Hub::new(id.to_string(), self.config.hub_limits))
     }
 
+    /// The agent a record's session runs on, if it is connected.
+    pub fn agent_for(&self, record: &SessionRecord) -> Result<Arc<AgentHandle>, ApiError> {
+        self.agents.get(&record.agent).ok_or_else(|| agent_unavailable(&record.agent))
+    }
+
+    /// The agent session `id` runs on, if it is connected.
+    pub fn agent_of_session(&self, id: &str) -> Result<Arc<AgentHandle>, LinkError> {
+        let name = self.registry.agent_of(id).ok_or(LinkError::Disconnected)?;
+        self.agents.get(&name).ok_or(LinkError::Disconnected)
+    }
+
     async fn spawn_pi(&self, id: &str, spec: SpawnSpec) -> Result<u32, ApiError> {
         let session = id.to_string();
         let wait = self.config.start_timeout + Duration::from_secs(10);
+        let name = self.registry.agent_of(id).ok_or_else(ApiError::session_not_found)?;
         let reply = self
-            .agent
+            .agents
+            .get(&name)
+            .ok_or_else(|| agent_unavailable(&name))?
             .request(|req| ToAgent::Spawn { req, session, spec }, wait)
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
@@ -248,7 +277,10 @@ impl App {
         self.registry.get(id).ok_or_else(ApiError::session_not_found)?;
         if let Some(hub) = self.registry.hub(id) {
             let session = id.to_string();
-            let reply = self.agent.request(|req| ToAgent::Kill { req, session }, Duration::from_secs(30)).await;
+            let reply = match self.agent_of_session(id) {
+                Ok(agent) => agent.request(|req| ToAgent::Kill { req, session }, Duration::from_secs(30)).await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = reply {
                 warn!(session_id = %id, "kill: {e}");
             }
@@ -319,7 +351,9 @@ impl App {
             }
             other => {
                 let session = new_id.clone();
-                let _ = self.agent.request(|req| ToAgent::Kill { req, session }, Duration::from_secs(30)).await;
+                if let Ok(agent) = self.agent_of_session(&new_id) {
+                    let _ = agent.request(|req| ToAgent::Kill { req, session }, Duration::from_secs(30)).await;
+                }
                 hub.close();
                 self.registry.remove(&new_id);
                 other.map(|_| None)
@@ -405,11 +439,17 @@ impl App {
         hub.close();
     }
 
-    /// The agent link closed: no pi of it runs any more.
-    pub(crate) fn agent_gone(&self) {
-        for id in self.registry.live_ids() {
-            if let Some(hub) = self.registry.hub(&id) {
+    /// An agent's link closed. The in-process agent's pis are gone with it; a remote agent
+    /// keeps its pis running and announces them again when it reconnects, so its sessions stay
+    /// live and their clients are told to wait.
+    pub(crate) async fn agent_gone(&self, name: &str) {
+        for id in self.registry.live_ids_on(name) {
+            let Some(hub) = self.registry.hub(&id) else { continue };
+            if name == crate::agents::LOCAL {
                 self.close_session(&id, &hub);
+            } else {
+                let message = format!("The link to agent {name} is down; waiting for it to reconnect");
+                hub.push(None, error_frame(&message)).await;
             }
         }
     }
@@ -427,7 +467,7 @@ impl App {
         if self.registry.live_hub(id).is_none() {
             return Err("Session is not live".into());
         }
-        self.agent.send(input(id, line)).await.map_err(|e| e.to_string())?;
+        self.agent_of_session(id).map_err(|e| e.to_string())?.send(input(id, line)).await.map_err(|e| e.to_string())?;
         self.registry.update(id, |r| r.last_active = now());
         Ok(())
     }
@@ -440,7 +480,7 @@ impl App {
         let (rid, rx) = hub.new_internal();
         command.insert("id".into(), Value::String(rid.clone()));
         let line = serde_json::to_vec(&command).map_err(|e| e.to_string())?;
-        self.agent.send(input(id, line)).await.map_err(|e| e.to_string())?;
+        self.agent_of_session(id).map_err(|e| e.to_string())?.send(input(id, line)).await.map_err(|e| e.to_string())?;
         let reply: Bytes = match tokio::time::timeout(INTERNAL_TIMEOUT, rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => return Err("pi exited before answering".into()),

@@ -330,7 +330,10 @@ async fn local_shell(app: &Arc<App>, id: &str, cmd_id: String, command: String) 
     let (session, text) = (id.to_string(), command.clone());
     let shell = move |req| ToAgent::Shell { req, session, command: text };
     // The agent enforces its own time limit on the command; this only guards a lost link.
-    let reply = app.agent.request(shell, Duration::from_secs(3600)).await;
+    let reply = match app.agent_of_session(id) {
+        Ok(agent) => agent.request(shell, Duration::from_secs(3600)).await,
+        Err(e) => Err(e),
+    };
     app.registry.update(id, |r| r.last_active = crate::record::now());
     let response = match reply {
         Ok(FromAgent::ShellDone { result: Ok(out), .. }) => json!({

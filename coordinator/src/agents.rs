@@ -1,0 +1,118 @@
+//! The agents a coordinator knows: each connected agent's handle and what it told about
+//! itself, for routing sessions and for `GET /api/agents`.
+//!
+//! `serve` has one agent, [`LOCAL`], in the same process. Agents on other machines connect
+//! over QUIC (see `quic.rs`); an agent that disconnects stays listed as down.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use piface_shared::protocol::Hello;
+use serde::Serialize;
+
+use crate::agent_link::AgentHandle;
+
+/// Name of the in-process agent of `piface serve`.
+pub const LOCAL: &str = "local";
+
+struct Entry {
+    handle: Option<Arc<AgentHandle>>,
+    info: AgentInfo,
+}
+
+/// What `GET /api/agents` shows of an agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentInfo {
+    pub name: String,
+    /// `up` or `down`.
+    pub status: &'static str,
+    /// When it last connected or was last heard from.
+    pub last_seen: String,
+    pub hostname: Option<String>,
+    pub os: Option<String>,
+    pub software_version: Option<String>,
+    pub pi_version: Option<String>,
+    /// Live sessions on it (filled in by the caller).
+    pub live_sessions: usize,
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub struct Agents {
+    inner: Mutex<BTreeMap<String, Entry>>,
+}
+
+impl Agents {
+    /// An agent connected (again).
+    pub fn up(&self, name: &str, handle: Arc<AgentHandle>) {
+        let info = AgentInfo {
+            name: name.to_string(),
+            status: "up",
+            last_seen: crate::record::now(),
+            hostname: None,
+            os: None,
+            software_version: None,
+            pi_version: None,
+            live_sessions: 0,
+        };
+        self.inner.lock().unwrap().insert(name.to_string(), Entry { handle: Some(handle), info });
+    }
+
+    /// Records an agent's hello.
+    pub fn hello(&self, name: &str, hello: &Hello) {
+        if let Some(e) = self.inner.lock().unwrap().get_mut(name) {
+            e.info.hostname = Some(hello.hostname.clone());
+            e.info.os = Some(hello.os.clone());
+            e.info.software_version = Some(hello.software_version.clone());
+            e.info.pi_version.clone_from(&hello.pi_version);
+        }
+    }
+
+    /// An agent's link ended; only if `handle` is still its current one (it may have
+    /// reconnected meanwhile).
+    pub fn down(&self, name: &str, handle: &Arc<AgentHandle>) {
+        if let Some(e) = self.inner.lock().unwrap().get_mut(name) {
+            if e.handle.as_ref().is_some_and(|h| Arc::ptr_eq(h, handle)) {
+                e.handle = None;
+                e.info.status = "down";
+                e.info.last_seen = crate::record::now();
+            }
+        }
+    }
+
+    /// Forgets an agent entirely.
+    pub fn remove(&self, name: &str) -> Option<Arc<AgentHandle>> {
+        self.inner.lock().unwrap().remove(name).and_then(|e| e.handle)
+    }
+
+    /// The handle of a connected agent.
+    pub fn get(&self, name: &str) -> Option<Arc<AgentHandle>> {
+        self.inner.lock().unwrap().get(name).and_then(|e| e.handle.clone())
+    }
+
+    /// The agent a session goes to when the request names none: the local one, else the only
+    /// connected one.
+    pub fn default_name(&self) -> Result<String, &'static str> {
+        let inner = self.inner.lock().unwrap();
+        if inner.get(LOCAL).is_some_and(|e| e.handle.is_some()) {
+            return Ok(LOCAL.to_string());
+        }
+        let mut up = inner.iter().filter(|(_, e)| e.handle.is_some()).map(|(n, _)| n.clone());
+        match (up.next(), up.next()) {
+            (Some(name), None) => Ok(name),
+            (None, _) => Err("No agent is connected"),
+            (Some(_), Some(_)) => Err("Several agents are connected; name one with \"agent\""),
+        }
+    }
+
+    /// Some connected agent (the local one first).
+    pub fn any(&self) -> Option<Arc<AgentHandle>> {
+        let inner = self.inner.lock().unwrap();
+        inner.get(LOCAL).and_then(|e| e.handle.clone()).or_else(|| inner.values().find_map(|e| e.handle.clone()))
+    }
+
+    /// All agents, by name.
+    pub fn list(&self) -> Vec<AgentInfo> {
+        self.inner.lock().unwrap().values().map(|e| e.info.clone()).collect()
+    }
+}
