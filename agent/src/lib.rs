@@ -13,7 +13,10 @@ pub mod archive;
 pub mod child;
 pub mod history;
 pub mod lines;
+pub mod link;
 pub mod shell;
+pub mod tls;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -23,7 +23,7 @@ fn record(n: usize) -> SessionRecord {
     serde_json::from_value(json!({
         "piface_id": format!("{:08x}-0000-4000-8000-{:012x}", n, n),
         "working_dir": format!("/home/user/projects/project-{}", n % 50),
-        "status": if n % 20 == 0 { "live" } else { "closed" },
+        "status": if n.is_multiple_of(20) { "live" } else { "closed" },
         "session_file": format!("/home/user/.pi/agent/sessions/--home-user-projects-project-{}--/2026-05-01T12-00-00-000Z_{n:08x}.jsonl", n % 50),
         "model_provider": "openai-codex", "model_id": "gpt-5.5", "thinking_level": "medium",
         "session_name": format!("session number {n}"),

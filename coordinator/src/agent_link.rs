@@ -188,7 +188,7 @@ impl SessionStreams for LocalStreams {
 }
 
 /// Feeds one session's stream into its hub, in order.
-async fn pump_session(app: Arc<App>, session: SessionId, mut rx: mpsc::Receiver<FromAgent>) {
+pub(crate) async fn pump_session(app: Arc<App>, session: SessionId, mut rx: mpsc::Receiver<FromAgent>) {
     let Some(hub) = app.registry.hub(&session) else {
         warn!(session_id = %session, "events for an unknown session; dropping its stream");
         return;

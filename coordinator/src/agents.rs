@@ -11,12 +11,15 @@ use piface_shared::protocol::Hello;
 use serde::Serialize;
 
 use crate::agent_link::AgentHandle;
+use crate::store::{AgentRecord, StateStore};
 
 /// Name of the in-process agent of `piface serve`.
 pub const LOCAL: &str = "local";
 
 struct Entry {
     handle: Option<Arc<AgentHandle>>,
+    /// The QUIC connection of a remote agent, to close it when the agent is removed.
+    conn: Option<quinn::Connection>,
     info: AgentInfo,
 }
 
@@ -36,16 +39,9 @@ pub struct AgentInfo {
     pub live_sessions: usize,
 }
 
-/// See the module docs.
-#[derive(Default)]
-pub struct Agents {
-    inner: Mutex<BTreeMap<String, Entry>>,
-}
-
-impl Agents {
-    /// An agent connected (again).
-    pub fn up(&self, name: &str, handle: Arc<AgentHandle>) {
-        let info = AgentInfo {
+impl AgentInfo {
+    fn new(name: &str) -> AgentInfo {
+        AgentInfo {
             name: name.to_string(),
             status: "up",
             last_seen: crate::record::now(),
@@ -54,8 +50,69 @@ impl Agents {
             software_version: None,
             pi_version: None,
             live_sessions: 0,
-        };
-        self.inner.lock().unwrap().insert(name.to_string(), Entry { handle: Some(handle), info });
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Default)]
+pub struct Agents {
+    inner: Mutex<BTreeMap<String, Entry>>,
+    /// Agents allowed to connect, with the certificate each was enrolled with.
+    enrolled: Mutex<BTreeMap<String, AgentRecord>>,
+}
+
+impl Agents {
+    /// The registry, with the agents enrolled so far (listed as down until they connect).
+    pub fn new(enrolled: BTreeMap<String, AgentRecord>) -> Agents {
+        let agents = Agents::default();
+        {
+            let mut inner = agents.inner.lock().unwrap();
+            for (name, record) in &enrolled {
+                let mut info = AgentInfo::new(name);
+                info.status = "down";
+                info.last_seen.clone_from(&record.enrolled_at);
+                inner.insert(name.clone(), Entry { handle: None, conn: None, info });
+            }
+        }
+        *agents.enrolled.lock().unwrap() = enrolled;
+        agents
+    }
+
+    /// Whether `name` is enrolled with the certificate of this fingerprint.
+    pub fn is_enrolled(&self, name: &str, fingerprint: &str) -> bool {
+        self.enrolled.lock().unwrap().get(name).is_some_and(|a| a.cert_fingerprint == fingerprint)
+    }
+
+    /// Enrolls an agent, redeeming its token (single use) in the same transaction.
+    pub fn enroll(&self, store: &dyn StateStore, token_id: &str, record: AgentRecord) -> Result<(), String> {
+        let mut enrolled = self.enrolled.lock().unwrap();
+        match store.enroll(token_id, &record) {
+            Ok(Ok(())) => {
+                enrolled.insert(record.name.clone(), record);
+                Ok(())
+            }
+            Ok(Err(reason)) => Err(reason.to_string()),
+            Err(e) => Err(format!("the coordinator could not save the agent: {e}")),
+        }
+    }
+
+    /// Removes an agent: forgets its certificate and closes its connection. False if unknown.
+    pub fn revoke(&self, store: &dyn StateStore, name: &str) -> Result<bool, String> {
+        let existed = store.delete_agent(name).map_err(|e| e.to_string())?;
+        let known = self.enrolled.lock().unwrap().remove(name).is_some();
+        if let Some(entry) = self.inner.lock().unwrap().remove(name) {
+            if let Some(conn) = entry.conn {
+                conn.close(crate::quic::close::REMOVED.into(), b"agent removed");
+            }
+        }
+        Ok(existed || known)
+    }
+
+    /// An agent connected (again).
+    pub fn up(&self, name: &str, handle: Arc<AgentHandle>, conn: Option<quinn::Connection>) {
+        let info = AgentInfo::new(name);
+        self.inner.lock().unwrap().insert(name.to_string(), Entry { handle: Some(handle), conn, info });
     }
 
     /// Records an agent's hello.
@@ -74,15 +131,11 @@ impl Agents {
         if let Some(e) = self.inner.lock().unwrap().get_mut(name) {
             if e.handle.as_ref().is_some_and(|h| Arc::ptr_eq(h, handle)) {
                 e.handle = None;
+                e.conn = None;
                 e.info.status = "down";
                 e.info.last_seen = crate::record::now();
             }
         }
-    }
-
-    /// Forgets an agent entirely.
-    pub fn remove(&self, name: &str) -> Option<Arc<AgentHandle>> {
-        self.inner.lock().unwrap().remove(name).and_then(|e| e.handle)
     }
 
     /// The handle of a connected agent.

@@ -26,6 +26,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/api/health", get(health))
         .route("/api/models", get(models))
         .route("/api/agents", get(list_agents))
+        .route("/api/agents/{name}", axum::routing::delete(remove_agent))
         .route("/api/sessions", get(list_sessions).post(create_session))
         .route("/api/sessions/{id}", get(get_session).patch(patch_session))
         .route("/api/sessions/{id}/kill", post(kill_session))
@@ -75,6 +76,24 @@ async fn list_agents(State(app): AppState) -> Json<serde_json::Value> {
         a.live_sessions = app.registry.live_ids_on(&a.name).len();
     }
     Json(json!({ "agents": agents }))
+}
+
+async fn remove_agent(
+    State(app): AppState,
+    name: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let Path(name) = name?;
+    if name == crate::agents::LOCAL {
+        return Err(ApiError::conflict("The local agent cannot be removed"));
+    }
+    match app.agents.revoke(&*app.store, &name) {
+        Ok(true) => {
+            app.agent_gone(&name).await;
+            Ok(Json(json!({ "removed": name })))
+        }
+        Ok(false) => Err(ApiError::new(StatusCode::NOT_FOUND, "Agent not found")),
+        Err(e) => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
 }
 
 async fn list_sessions(State(app): AppState) -> Json<serde_json::Value> {

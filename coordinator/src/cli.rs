@@ -28,6 +28,105 @@ pub enum Command {
     /// Import the sessions of an original Piface `state.json` (done automatically on first
     /// start when `<data dir>/state.json` exists).
     ImportState(ImportArgs),
+    /// The coordinator of a cluster: the web UI, and a QUIC listener for agents.
+    Coordinator(CoordinatorArgs),
+    /// Run an agent that joins a coordinator (or, with `list`/`remove`, manage agents).
+    Agent(AgentArgs),
+    /// Join tokens for agents.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+/// Options of `piface coordinator`.
+#[derive(Debug, Clone, Args)]
+pub struct CoordinatorArgs {
+    /// The web side, as for `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Where agents connect (UDP). Mutual TLS guards it, so all interfaces is the default.
+    #[arg(long, default_value = "0.0.0.0:7833")]
+    pub quic: std::net::SocketAddr,
+    /// Also run an agent in this process, as `serve` does.
+    #[arg(long)]
+    pub local_agent: bool,
+}
+
+/// Options of `piface agent`.
+#[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    /// Manage agents instead of running one.
+    #[command(subcommand)]
+    pub action: Option<AgentAction>,
+    /// The coordinator's agent address, `HOST:PORT` (its `--quic`).
+    #[arg(long)]
+    pub coordinator: Option<String>,
+    /// Join token from `piface token create` (needed the first time).
+    #[arg(long, env = "PIFACE_TOKEN")]
+    pub token: Option<String>,
+    /// This agent's name in the cluster (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Where the agent keeps its key and certificates (default: ~/.local/share/piface-agent).
+    #[arg(long, env = "PIFACE_AGENT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The pi executable (default: `pi` on PATH).
+    #[arg(long, env = "PIFACE_PI_BIN")]
+    pub pi_bin: Option<PathBuf>,
+}
+
+/// `piface agent list|remove`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AgentAction {
+    /// List the agents the coordinator knows.
+    List {
+        /// The coordinator's web address.
+        #[arg(long, default_value = "http://127.0.0.1:7832")]
+        url: String,
+    },
+    /// Remove an agent: its certificate is refused from then on.
+    Remove {
+        /// The agent's name.
+        name: String,
+        /// The coordinator's web address.
+        #[arg(long, default_value = "http://127.0.0.1:7832")]
+        url: String,
+    },
+}
+
+/// `piface token …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// Print a new single-use join token (run on the coordinator's machine).
+    Create {
+        /// How long the token can be used: `30m`, `2h`, `7d`, or seconds.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: std::time::Duration,
+        /// The coordinator's data directory (default: ~/.local/share/piface).
+        #[arg(long, env = "PIFACE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// `30`, `30s`, `15m`, `2h`, `7d`.
+pub fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("not a duration: {s:?} (try 30m, 2h, 7d)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("unknown unit in {s:?} (use s, m, h or d)")),
+    };
+    if secs == 0 {
+        return Err("a token must be valid for some time".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Options of `piface import-state`.
@@ -171,6 +270,28 @@ mod tests {
         let Some(Command::ImportState(args)) = cli.command else { panic!("not import-state") };
         assert_eq!(args.path, std::path::Path::new("/old/state.json"));
         assert!(Cli::try_parse_from(["piface", "import-state"]).is_err());
+    }
+
+    #[test]
+    fn cluster_commands() {
+        let cli = parse(&["coordinator", "--quic", "0.0.0.0:9000", "--local-agent", "--port", "8000"]);
+        let Some(Command::Coordinator(c)) = cli.command else { panic!("not coordinator") };
+        assert_eq!((c.quic.port(), c.local_agent, c.serve.port), (9000, true, 8000));
+        let cli = parse(&["agent", "--coordinator", "h:7833", "--token", "T", "--name", "n"]);
+        let Some(Command::Agent(a)) = cli.command else { panic!("not agent") };
+        assert_eq!(
+            (a.coordinator.as_deref(), a.name.as_deref(), a.action.is_none()),
+            (Some("h:7833"), Some("n"), true)
+        );
+        let cli = parse(&["agent", "remove", "box"]);
+        let Some(Command::Agent(AgentArgs { action: Some(AgentAction::Remove { name, .. }), .. })) = cli.command else {
+            panic!("not agent remove")
+        };
+        assert_eq!(name, "box");
+        let cli = parse(&["token", "create", "--ttl", "2h"]);
+        let Some(Command::Token { action: TokenAction::Create { ttl, .. } }) = cli.command else { panic!("not token") };
+        assert_eq!(ttl.as_secs(), 7200);
+        assert!(parse_ttl("0").is_err() && parse_ttl("5y").is_err() && parse_ttl("h").is_err());
     }
 
     #[test]

@@ -89,7 +89,9 @@ impl App {
                 Err(e) => Err(ApiError::bad_request(e)),
             };
         }
-        let Some(path) = record.session_file.clone() else { return Err(ApiError::bad_request("Session file not available")) };
+        let Some(path) = record.session_file.clone() else {
+            return Err(ApiError::bad_request("Session file not available"));
+        };
         let reply = self
             .agent_for(&record)?
             .request(|req| ToAgent::ForkMessages { req, path }, FIRST_ANSWER)

@@ -17,6 +17,8 @@ pub mod history;
 pub mod hub;
 pub mod models;
 pub mod origin;
+pub mod pki;
+pub mod quic;
 pub mod record;
 pub mod registry;
 pub mod sessions;
@@ -54,6 +56,10 @@ pub struct Config {
     pub max_body: usize,
     /// Ask pi for its models at start-up.
     pub probe_models_at_start: bool,
+    /// Run an agent in this process (`serve`; `coordinator --local-agent`).
+    pub local_agent: bool,
+    /// Listen for agents on other machines (QUIC) at this address.
+    pub quic: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -67,6 +73,8 @@ impl Config {
             hub_limits: HubLimits::default(),
             max_body: 2 * 1024 * 1024,
             probe_models_at_start: true,
+            local_agent: true,
+            quic: None,
         }
     }
 }
@@ -79,6 +87,8 @@ pub struct App {
     pub registry: Registry,
     /// The agents that run pi: the in-process one for `serve`, others over QUIC.
     pub agents: agents::Agents,
+    /// Where state is kept (the registry writes sessions; enrollment writes agents).
+    pub store: Arc<dyn StateStore>,
     /// pi's model list.
     pub models: ModelsCache,
     /// Cancelled at shutdown; long-lived tasks (WebSockets) end with it.
@@ -91,25 +101,43 @@ pub struct App {
 /// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = open_store(&config.data_dir)?;
-    let snapshot = store.load()?;
+    let mut snapshot = store.load()?;
+    let enrolled = std::mem::take(&mut snapshot.agents);
     info!(sessions = snapshot.sessions.len(), "state loaded");
     let streams = Arc::new(LocalStreams::default());
-    let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
-    agent_config.start_timeout = config.start_timeout;
-    let link = piface_agent::spawn(agent_config, streams.clone());
-    let local = Arc::new(AgentHandle::new(link.tx));
+    let link = config.local_agent.then(|| {
+        let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
+        agent_config.start_timeout = config.start_timeout;
+        piface_agent::spawn(agent_config, streams.clone())
+    });
     let app = Arc::new(App {
-        registry: Registry::new(store, snapshot),
-        agents: agents::Agents::default(),
+        registry: Registry::new(store.clone(), snapshot),
+        agents: agents::Agents::new(enrolled),
+        store,
         models: ModelsCache::default(),
         shutdown: shutdown.clone(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         config,
     });
     streams.bind(&app);
-    app.agents.up(agents::LOCAL, local.clone());
-    local.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
-    let control = tokio::spawn(agent_link::run_control(app.clone(), agents::LOCAL.to_string(), local, link.rx));
+    let mut control = None;
+    if let Some(link) = link {
+        let local = Arc::new(AgentHandle::new(link.tx));
+        app.agents.up(agents::LOCAL, local.clone(), None);
+        local.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
+        control = Some(tokio::spawn(agent_link::run_control(app.clone(), agents::LOCAL.to_string(), local, link.rx)));
+    }
+    let mut quic_endpoint = None;
+    if let Some(addr) = app.config.quic {
+        let ca = Arc::new(pki::ClusterCa::load_or_create(&app.config.data_dir.join("cluster"))?);
+        let endpoint = quic::bind(&ca, addr)?;
+        let bound = endpoint.local_addr()?;
+        // Machine-readable, after the HTTP line: scripts and tests read the agents' port here.
+        println!("agents connect to {bound} (CA fingerprint {})", ca.fingerprint());
+        info!(addr = %bound, "listening for agents");
+        tokio::spawn(quic::serve(app.clone(), ca, endpoint.clone()));
+        quic_endpoint = Some(endpoint);
+    }
     // Sessions that were live come back before the first request is served, so a reconnecting
     // browser finds them live (connections wait in the listen backlog meanwhile).
     app.restore_sessions().await;
@@ -141,8 +169,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         });
     }
     stops.join_all().await;
-    control.abort();
-    drop(link.task);
+    if let Some(endpoint) = quic_endpoint {
+        endpoint.close(0u32.into(), b"coordinator stopping");
+    }
+    if let Some(control) = control {
+        control.abort();
+    }
     result.map_err(Into::into)
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use piface_coordinator::cli::{Cli, Command, ImportArgs, ServeArgs};
+use piface_coordinator::cli::{AgentAction, AgentArgs, Cli, Command, ImportArgs, ServeArgs, TokenAction};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -15,12 +15,78 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        Some(Command::ImportState(args)) => return import_state(args),
-        None => cli.serve,
-    };
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve(args))
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    match cli.command {
+        Some(Command::Serve(args)) => runtime()?.block_on(serve(args, None)),
+        None => runtime()?.block_on(serve(cli.serve, None)),
+        Some(Command::Coordinator(c)) => runtime()?.block_on(serve(c.serve, Some((c.quic, c.local_agent)))),
+        Some(Command::ImportState(args)) => import_state(args),
+        Some(Command::Agent(args)) => runtime()?.block_on(agent(args)),
+        Some(Command::Token { action: TokenAction::Create { ttl, data_dir } }) => {
+            let dir = data_dir.map_or_else(default_data_dir, Ok)?.join("cluster");
+            let ca = piface_coordinator::pki::ClusterCa::load_or_create(&dir)?;
+            println!("{}", ca.create_token(ttl, std::time::SystemTime::now()));
+            Ok(())
+        }
+    }
+}
+
+/// `piface agent`: run an agent, or list/remove agents through the coordinator's API.
+async fn agent(args: AgentArgs) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    match args.action {
+        Some(AgentAction::List { url }) => {
+            let body: serde_json::Value =
+                http.get(format!("{url}/api/agents")).send().await?.error_for_status()?.json().await?;
+            for a in body["agents"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<20} {:<5} {:<24} {} sessions  {}",
+                    a["name"].as_str().unwrap_or("?"),
+                    a["status"].as_str().unwrap_or("?"),
+                    a["hostname"].as_str().unwrap_or("-"),
+                    a["live_sessions"],
+                    a["last_seen"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+        Some(AgentAction::Remove { name, url }) => {
+            let resp = http.delete(format!("{url}/api/agents/{name}")).send().await?;
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            anyhow::ensure!(status.is_success(), "{}: {}", status, body["detail"].as_str().unwrap_or(""));
+            println!("removed agent {name}");
+            Ok(())
+        }
+        None => {
+            let coordinator = args.coordinator.context("--coordinator HOST:PORT is required to run an agent")?;
+            let name = match args.name {
+                Some(n) => n,
+                None => nix_hostname()?,
+            };
+            let data_dir = match args.data_dir {
+                Some(d) => d,
+                None => default_data_dir()?.with_file_name("piface-agent"),
+            };
+            let pi_bin = args.pi_bin.unwrap_or_else(find_pi);
+            let link = piface_agent::link::LinkConfig {
+                coordinator,
+                token: args.token,
+                name,
+                data_dir,
+                transport: piface_agent::tls::Transport::default(),
+            };
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            piface_agent::link::run(link, piface_agent::AgentConfig::new(pi_bin), shutdown).await
+        }
+    }
+}
+
+fn nix_hostname() -> anyhow::Result<String> {
+    let h = piface_agent::hello(None).hostname;
+    anyhow::ensure!(!h.is_empty(), "cannot read the host name; pass --name");
+    Ok(h)
 }
 
 fn import_state(args: ImportArgs) -> anyhow::Result<()> {
@@ -37,7 +103,9 @@ fn import_state(args: ImportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// `serve`, or `coordinator` when `cluster` gives its QUIC address and whether to run a local
+/// agent too.
+async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -> anyhow::Result<()> {
     for notice in args.notices() {
         info!("{notice}");
     }
@@ -56,6 +124,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let mut config = piface_coordinator::Config::new(pi_bin, data_dir);
     config.direnv_default = args.direnv_default();
+    if let Some((quic, local_agent)) = cluster {
+        config.quic = Some(quic);
+        config.local_agent = local_agent;
+    }
 
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await

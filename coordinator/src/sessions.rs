@@ -223,6 +223,11 @@ impl App {
             if record.status != Status::Live {
                 continue;
             }
+            if record.agent != crate::agents::LOCAL {
+                // A remote agent keeps its pi running while the coordinator is away; the
+                // session is picked up again when that agent reconnects.
+                continue;
+            }
             let (app, permits) = (self.clone(), permits.clone());
             tasks.spawn(async move {
                 let _permit = permits.acquire().await;

@@ -23,6 +23,9 @@ use crate::record::SessionRecord;
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 const SESSION_UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("session_uploads");
+const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
+/// Join-token ids already redeemed (tokens are single-use), with when.
+const USED_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("used_tokens");
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,15 @@ pub struct UploadRecord {
     pub created_at: Option<String>,
 }
 
+/// An enrolled agent: its name and the certificate it was given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub name: String,
+    /// SHA-256 of the agent's certificate (DER), hex: only this certificate is accepted.
+    pub cert_fingerprint: String,
+    pub enrolled_at: String,
+}
+
 /// Everything in the store.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
@@ -76,6 +88,8 @@ pub struct Snapshot {
     pub uploads: BTreeMap<String, UploadRecord>,
     /// Upload ids referenced by each session.
     pub session_uploads: BTreeMap<String, Vec<String>>,
+    /// Enrolled agents by name.
+    pub agents: BTreeMap<String, AgentRecord>,
 }
 
 /// The persistence interface of the coordinator.
@@ -90,6 +104,11 @@ pub trait StateStore: Send + Sync + 'static {
     fn set_session_uploads(&self, id: &str, uploads: &[String]) -> Result<(), StoreError>;
     /// Adds everything in `snapshot` that is not there yet (by id), in one transaction.
     fn merge(&self, snapshot: &Snapshot) -> Result<usize, StoreError>;
+    /// Redeems a join token and enrolls an agent, in one transaction: refused (`Ok(Err)`) when
+    /// the token was used already or the name is taken.
+    fn enroll(&self, token_id: &str, agent: &AgentRecord) -> Result<Result<(), &'static str>, StoreError>;
+    /// Removes an agent: its certificate is refused from then on.
+    fn delete_agent(&self, name: &str) -> Result<bool, StoreError>;
 }
 
 /// The embedded default store (see the module docs).
@@ -106,6 +125,8 @@ impl RedbStore {
         tx.open_table(SESSIONS)?;
         tx.open_table(UPLOADS)?;
         tx.open_table(SESSION_UPLOADS)?;
+        tx.open_table(AGENTS)?;
+        tx.open_table(USED_TOKENS)?;
         tx.commit()?;
         Ok(RedbStore { db })
     }
@@ -142,6 +163,10 @@ impl StateStore for RedbStore {
         for row in tx.open_table(SESSION_UPLOADS)?.iter()? {
             let (k, v) = row?;
             snap.session_uploads.insert(k.value().to_string(), from_json(k.value(), v.value())?);
+        }
+        for row in tx.open_table(AGENTS)?.iter()? {
+            let (k, v) = row?;
+            snap.agents.insert(k.value().to_string(), from_json(k.value(), v.value())?);
         }
         Ok(snap)
     }
@@ -193,6 +218,40 @@ impl StateStore for RedbStore {
             Ok(())
         })?;
         Ok(added)
+    }
+
+    fn enroll(&self, token_id: &str, agent: &AgentRecord) -> Result<Result<(), &'static str>, StoreError> {
+        let tx = self.db.begin_write()?;
+        let refused = {
+            let mut used = tx.open_table(USED_TOKENS)?;
+            let mut agents = tx.open_table(AGENTS)?;
+            if used.get(token_id)?.is_some() {
+                Some("this join token was used already; create a new one with `piface token create`")
+            } else if agents.get(agent.name.as_str())?.is_some() {
+                Some("an agent with this name is enrolled already; choose another --name or remove it first")
+            } else {
+                used.insert(token_id, agent.enrolled_at.as_str())?;
+                agents.insert(agent.name.as_str(), to_json(agent).as_slice())?;
+                None
+            }
+        };
+        match refused {
+            Some(reason) => {
+                tx.abort()?;
+                Ok(Err(reason))
+            }
+            None => {
+                tx.commit()?;
+                Ok(Ok(()))
+            }
+        }
+    }
+
+    fn delete_agent(&self, name: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write()?;
+        let existed = tx.open_table(AGENTS)?.remove(name)?.is_some();
+        tx.commit()?;
+        Ok(existed)
     }
 }
 

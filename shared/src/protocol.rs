@@ -340,3 +340,51 @@ pub enum FromAgent {
         message: String,
     },
 }
+
+/// The first frame of every QUIC stream an agent opens: what the stream carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StreamHeader {
+    /// The control stream (bidirectional): [`ToAgent`] one way, [`FromAgent`] the other.
+    Control,
+    /// A session's events (unidirectional): [`FromAgent::Events`]…, [`FromAgent::Exited`].
+    Session {
+        /// The session.
+        session: SessionId,
+    },
+    /// A streamed reply (unidirectional), e.g. [`FromAgent::HistoryChunk`]s.
+    Reply {
+        /// The request it answers.
+        req: RequestId,
+    },
+    /// Enrollment of a new agent (bidirectional): one [`EnrollRequest`], one [`EnrollReply`].
+    /// The only stream allowed on a connection without a client certificate.
+    Enroll,
+}
+
+/// An agent asks to join the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The join token (`piface token create`).
+    pub token: String,
+    /// The name the agent wants; unique in the cluster.
+    pub name: String,
+    /// A certificate signing request for the agent's key, PEM.
+    pub csr_pem: String,
+}
+
+/// The coordinator's answer to an [`EnrollRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnrollReply {
+    /// Joined: the agent's certificate and the cluster CA, PEM.
+    Enrolled {
+        /// The agent's client certificate.
+        cert_pem: String,
+        /// The cluster CA certificate.
+        ca_pem: String,
+    },
+    /// Refused, with the reason (expired or used token, name taken, …).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}

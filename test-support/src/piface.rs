@@ -30,6 +30,8 @@ pub struct Piface {
     pub http: reqwest::Client,
     /// The data directory in use.
     pub data_dir: PathBuf,
+    /// Where agents connect, for `piface coordinator`.
+    pub quic_addr: Option<String>,
     _data: Option<TempDir>,
 }
 
@@ -51,6 +53,17 @@ pub struct Options {
 impl Piface {
     /// Starts `piface serve --port 0` and waits until it listens.
     pub async fn start(opts: Options) -> anyhow::Result<Piface> {
+        Piface::start_as("serve", opts).await
+    }
+
+    /// Starts `piface coordinator --port 0 --quic 127.0.0.1:0` (plus `opts.args`) and waits
+    /// until it listens for browsers and agents.
+    pub async fn start_coordinator(mut opts: Options) -> anyhow::Result<Piface> {
+        opts.args.splice(0..0, ["--quic".to_string(), "127.0.0.1:0".to_string()]);
+        Piface::start_as("coordinator", opts).await
+    }
+
+    async fn start_as(subcommand: &str, opts: Options) -> anyhow::Result<Piface> {
         let (data, data_dir) = match opts.data_dir {
             Some(dir) => (None, dir),
             None => {
@@ -60,7 +73,7 @@ impl Piface {
             }
         };
         let mut cmd = Command::new(&opts.bin);
-        cmd.arg("serve")
+        cmd.arg(subcommand)
             .args(["--port", "0", "--host", "127.0.0.1", "--no-direnv"])
             .arg("--data-dir")
             .arg(&data_dir)
@@ -92,8 +105,17 @@ impl Piface {
             .ok_or_else(|| anyhow!("piface exited before listening; stderr:\n{}", stderr.lock().unwrap()))?;
         let base =
             first.strip_prefix("listening on ").ok_or_else(|| anyhow!("unexpected first line: {first}"))?.to_string();
+        let mut quic_addr = None;
+        if subcommand == "coordinator" {
+            let line = tokio::time::timeout(WAIT, out_lines.next_line())
+                .await
+                .context("no agent address")??
+                .unwrap_or_default();
+            let addr = line.strip_prefix("agents connect to ").and_then(|r| r.split_whitespace().next());
+            quic_addr = Some(addr.ok_or_else(|| anyhow!("unexpected second line: {line}"))?.to_string());
+        }
         tokio::spawn(async move { while let Ok(Some(_)) = out_lines.next_line().await {} });
-        Ok(Piface { child, base, stderr, http: reqwest::Client::new(), data_dir, _data: data })
+        Ok(Piface { child, base, stderr, http: reqwest::Client::new(), data_dir, quic_addr, _data: data })
     }
 
     /// The server's process id.

@@ -1,0 +1,204 @@
+//! A coordinator and agent processes on loopback, over real QUIC with mutual TLS: enrollment
+//! with join tokens, sessions on several agents, and the refusals (bad, expired, reused and
+//! foreign tokens; removed agents).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use piface_coordinator::pki::ClusterCa;
+use piface_test_support::piface::{assistant_text, git_repo, Options, Piface};
+use piface_test_support::{pi_bin, spawn_fake_llm, FakeLlm, PiEnv};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const PIFACE: &str = env!("CARGO_BIN_EXE_piface");
+
+/// A `piface agent` process with its own HOME, pi agent directory and data directory.
+struct AgentProc {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+    _env: PiEnv,
+    _data: tempfile::TempDir,
+}
+
+impl AgentProc {
+    fn start(llm: &FakeLlm, quic: &str, token: &str, name: &str) -> AgentProc {
+        let env = PiEnv::new(&llm.base_url()).unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(PIFACE)
+            .args(["agent", "--coordinator", quic, "--token", token, "--name", name, "--data-dir"])
+            .arg(data.path())
+            .arg("--pi-bin")
+            .arg(pi_bin().unwrap())
+            .envs(env.envs())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (sink, tag) = (log.clone(), name.to_string());
+        let reader = tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[agent {tag}] {line}");
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        AgentProc { child, log, reader: Some(reader), _env: env, _data: data }
+    }
+
+    async fn wait_for_log(&self, needle: &str) -> bool {
+        for _ in 0..400 {
+            if self.log.lock().unwrap().contains(needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// Waits for the process to exit and for its log to be read to the end.
+    async fn exit_code(&mut self) -> Option<i32> {
+        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait()).await.ok()?.ok()?;
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.await;
+        }
+        status.code()
+    }
+}
+
+async fn coordinator(llm: &FakeLlm) -> (Piface, PiEnv) {
+    let env = PiEnv::new(&llm.base_url()).unwrap();
+    let opts =
+        Options { bin: PIFACE.into(), pi_bin: pi_bin().unwrap(), envs: env.envs(), args: vec![], data_dir: None };
+    (Piface::start_coordinator(opts).await.unwrap(), env)
+}
+
+fn token(data_dir: &Path, ttl: &str) -> String {
+    let out = std::process::Command::new(PIFACE)
+        .args(["token", "create", "--ttl", ttl, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn agents(server: &Piface) -> Vec<Value> {
+    server.get("/api/agents").await.unwrap().1["agents"].as_array().unwrap().clone()
+}
+
+async fn wait_agents_up(server: &Piface, names: &[&str]) {
+    for _ in 0..400 {
+        let list = agents(server).await;
+        if names
+            .iter()
+            .all(|n| list.iter().any(|a| a["name"] == *n && a["status"] == "up" && a["hostname"].is_string()))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("agents {names:?} did not come up: {:?}", agents(server).await);
+}
+
+#[tokio::test]
+async fn three_agents_join_and_run_sessions() {
+    let llm = spawn_fake_llm().await.unwrap();
+    let (server, _env) = coordinator(&llm).await;
+    let quic = server.quic_addr.clone().unwrap();
+    let names = ["alpha", "beta", "gamma"];
+    let procs: Vec<AgentProc> =
+        names.iter().map(|n| AgentProc::start(&llm, &quic, &token(&server.data_dir, "10m"), n)).collect();
+    wait_agents_up(&server, &names).await;
+    let list = agents(&server).await;
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(list.iter().all(|a| a["pi_version"].as_str().is_some_and(|v| v.contains("0.73.1"))), "{list:?}");
+
+    // Without a local agent, a session must name its agent when several are up.
+    let repo = git_repo();
+    let (status, body) = server.post("/api/sessions", &json!({"working_dir": repo.path()})).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("name one"));
+    let (status, _) =
+        server.post("/api/sessions", &json!({"working_dir": repo.path(), "agent": "nobody"})).await.unwrap();
+    assert_eq!(status, 503);
+
+    for name in names {
+        let record = server
+            .create_session(
+                &json!({"working_dir": repo.path(), "agent": name, "provider": "fake", "model": "fake-model"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(record["agent"], name);
+        let (mut ws, _) = server.connect(record["piface_id"].as_str().unwrap()).await.unwrap();
+        ws.send(&json!({"type": "prompt", "message": format!("hello {name}")})).await.unwrap();
+        let end = ws.until_type("agent_end").await.unwrap().pop().unwrap();
+        let last = end["messages"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(assistant_text(&last), format!("echo: hello {name}"));
+    }
+    let list = agents(&server).await;
+    assert!(list.iter().all(|a| a["live_sessions"] == 1), "{list:?}");
+    drop(procs);
+}
+
+#[tokio::test]
+async fn bad_tokens_and_removed_agents_are_refused() {
+    let llm = spawn_fake_llm().await.unwrap();
+    let (server, _env) = coordinator(&llm).await;
+    let quic = server.quic_addr.clone().unwrap();
+    let good = token(&server.data_dir, "10m");
+
+    // A tampered token.
+    let mut tampered = good.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == '0' { '1' } else { '0' });
+    let mut a = AgentProc::start(&llm, &quic, &tampered, "tampered");
+    assert_ne!(a.exit_code().await, Some(0));
+    assert!(a.log.lock().unwrap().contains("refused"), "{}", a.log.lock().unwrap());
+
+    // An expired token (made with the cluster's own key, in the past).
+    let ca = ClusterCa::load_or_create(&server.data_dir.join("cluster")).unwrap();
+    let expired = ca.create_token(Duration::from_secs(60), SystemTime::now() - Duration::from_secs(3600));
+    let mut a = AgentProc::start(&llm, &quic, &expired, "late");
+    assert_ne!(a.exit_code().await, Some(0));
+    assert!(a.log.lock().unwrap().contains("expired"), "{}", a.log.lock().unwrap());
+
+    // A token of another cluster: the coordinator's certificate does not match the pin.
+    let other = tempfile::tempdir().unwrap();
+    let foreign =
+        ClusterCa::load_or_create(other.path()).unwrap().create_token(Duration::from_secs(600), SystemTime::now());
+    let mut a = AgentProc::start(&llm, &quic, &foreign, "stranger");
+    assert_ne!(a.exit_code().await, Some(0));
+    assert!(a.log.lock().unwrap().to_lowercase().contains("fingerprint"), "{}", a.log.lock().unwrap());
+
+    // A good token works once.
+    let first = AgentProc::start(&llm, &quic, &good, "first");
+    wait_agents_up(&server, &["first"]).await;
+    let mut again = AgentProc::start(&llm, &quic, &good, "second");
+    assert_ne!(again.exit_code().await, Some(0));
+    assert!(again.log.lock().unwrap().contains("used already"), "{}", again.log.lock().unwrap());
+
+    // Names are unique.
+    let mut twin = AgentProc::start(&llm, &quic, &token(&server.data_dir, "10m"), "first");
+    assert_ne!(twin.exit_code().await, Some(0));
+    assert!(twin.log.lock().unwrap().contains("name"), "{}", twin.log.lock().unwrap());
+
+    // A removed agent is cut off and cannot come back with its certificate.
+    let resp = server.http.delete(server.url("/api/agents/first")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(agents(&server).await.iter().all(|a| a["name"] != "first"));
+    assert!(first.wait_for_log("removed").await, "{}", first.log.lock().unwrap());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(agents(&server).await.iter().all(|a| a["name"] != "first"), "the removed agent got back in");
+    assert!(server.stderr.lock().unwrap().contains("refused agent \"first\""), "no refusal in the coordinator's log");
+    assert_eq!(server.http.delete(server.url("/api/agents/first")).send().await.unwrap().status().as_u16(), 404);
+}
