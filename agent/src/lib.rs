@@ -193,6 +193,13 @@ impl Agent {
                     let _ = out.send(FromAgent::ForkMessages { req, result }).await;
                 });
             }
+            ToAgent::ListSessions { req } => {
+                let sessions = self.sessions.lock().unwrap().keys().cloned().collect();
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    let _ = out.send(FromAgent::SessionList { req, sessions }).await;
+                });
+            }
             ToAgent::ProbeModels { req } => {
                 let config = self.config.clone();
                 let out = self.out.clone();

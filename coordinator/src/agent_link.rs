@@ -135,7 +135,8 @@ pub async fn run_control(app: Arc<App>, name: String, agent: Arc<AgentHandle>, m
             | FromAgent::Killed { req, .. }
             | FromAgent::ShellDone { req, .. }
             | FromAgent::Models { req, .. }
-            | FromAgent::ForkMessages { req, .. } => agent.complete(req, msg),
+            | FromAgent::ForkMessages { req, .. }
+            | FromAgent::SessionList { req, .. } => agent.complete(req, msg),
             FromAgent::HistoryChunk { req, .. } | FromAgent::HistoryDone { req, .. } => {
                 warn!(req, "history reply on the control stream; dropped")
             }
@@ -179,7 +180,7 @@ impl SessionStreams for LocalStreams {
         let session = session.clone();
         tokio::spawn(async move {
             match app {
-                Some(app) => pump_session(app, session, rx).await,
+                Some(app) => pump_session(app, crate::agents::LOCAL.to_string(), session, rx).await,
                 None => warn!(session_id = %session, "session stream opened before the coordinator was ready"),
             }
         });
@@ -188,26 +189,36 @@ impl SessionStreams for LocalStreams {
 }
 
 /// Feeds one session's stream into its hub, in order.
-pub(crate) async fn pump_session(app: Arc<App>, session: SessionId, mut rx: mpsc::Receiver<FromAgent>) {
-    let Some(hub) = app.registry.hub(&session) else {
-        warn!(session_id = %session, "events for an unknown session; dropping its stream");
+///
+/// A stream for a session without a hub is a session whose pi kept running on its agent while
+/// the coordinator was away (or the link was down): it is re-attached. Sequence numbers make
+/// the relay exactly-once across streams: an event already delivered is skipped, and a hole
+/// (events lost with a dead link) gives the clients a notice and a fresh replay.
+pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionId, mut rx: mpsc::Receiver<FromAgent>) {
+    let Some(hub) = app.registry.hub(&session).or_else(|| app.reattach(&agent, &session)) else {
+        warn!(session_id = %session, agent = %agent, "events for an unknown session; dropping its stream");
         return;
     };
-    let mut expected = 0u64;
     let mut batch = Vec::with_capacity(SESSION_STREAM_DEPTH);
     let mut frames = Vec::with_capacity(SESSION_STREAM_DEPTH);
     // Everything already queued is routed under one lock and announced with one wake-up.
     while rx.recv_many(&mut batch, SESSION_STREAM_DEPTH).await > 0 {
         let mut agent_end = false;
+        let mut gap = false;
         let mut exited = None;
         for msg in batch.drain(..) {
             match msg {
                 FromAgent::Events { events, .. } => {
                     for event in events {
-                        if event.seq != expected {
-                            warn!(session_id = %session, seq = event.seq, expected, "gap in a session's event sequence");
+                        match hub.next_seq() {
+                            Some(expected) if event.seq < expected => continue, // delivered already
+                            Some(expected) if event.seq > expected => {
+                                warn!(session_id = %session, seq = event.seq, expected, "events were lost; replaying history");
+                                gap = true;
+                            }
+                            _ => {}
                         }
-                        expected = event.seq + 1;
+                        hub.set_next_seq(event.seq + 1);
                         agent_end |= hub.route(&event.meta, event.line, &mut frames) == crate::hub::FollowUp::AgentEnd;
                     }
                 }
@@ -217,6 +228,9 @@ pub(crate) async fn pump_session(app: Arc<App>, session: SessionId, mut rx: mpsc
             }
         }
         hub.push_all(std::mem::take(&mut frames)).await;
+        if gap {
+            app.resync_clients(&session, &hub).await;
+        }
         if agent_end {
             app.after_agent_end(&session);
         }

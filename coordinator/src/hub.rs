@@ -99,6 +99,9 @@ pub struct Hub {
     consumed: Notify,
     /// True once closed.
     closed: watch::Sender<bool>,
+    /// Sequence number of the next pi event expected from the agent; `u64::MAX` until the
+    /// first one arrives (a hub re-attached after a restart does not know where pi is).
+    next_seq: std::sync::atomic::AtomicU64,
 }
 
 /// Fate of a reply to a command with a reserved id.
@@ -130,6 +133,7 @@ impl Hub {
             added: Notify::new(),
             consumed: Notify::new(),
             closed: watch::Sender::new(false),
+            next_seq: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -423,6 +427,16 @@ impl Hub {
         drop(st);
         self.closed.send_replace(true);
         self.added.notify_waiters();
+    }
+
+    /// The next pi event expected, when known.
+    pub fn next_seq(&self) -> Option<u64> {
+        Some(self.next_seq.load(std::sync::atomic::Ordering::Relaxed)).filter(|s| *s != u64::MAX)
+    }
+
+    /// Records the next pi event expected.
+    pub fn set_next_seq(&self, seq: u64) {
+        self.next_seq.store(seq, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Waits until [`Hub::close`] has been called.

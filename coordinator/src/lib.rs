@@ -129,8 +129,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     let mut quic_endpoint = None;
     if let Some(addr) = app.config.quic {
-        let ca = Arc::new(pki::ClusterCa::load_or_create(&app.config.data_dir.join("cluster"))?);
-        let endpoint = quic::bind(&ca, addr)?;
+        let cluster_dir = app.config.data_dir.join("cluster");
+        let ca = Arc::new(pki::ClusterCa::load_or_create(&cluster_dir)?);
+        let endpoint = quic::bind(&ca, &cluster_dir, addr)?;
         let bound = endpoint.local_addr()?;
         // Machine-readable, after the HTTP line: scripts and tests read the agents' port here.
         println!("agents connect to {bound} (CA fingerprint {})", ca.fingerprint());

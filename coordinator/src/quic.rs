@@ -33,9 +33,37 @@ pub mod close {
 }
 
 /// Binds the QUIC endpoint.
-pub fn bind(ca: &ClusterCa, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
-    let config = ca.server_config(&piface_agent::tls::Transport::default())?;
-    quinn::Endpoint::server(config, addr).with_context(|| format!("binding QUIC on {addr}"))
+///
+/// The stateless-reset key is kept in `cluster_dir` across restarts: when a restarted
+/// coordinator gets packets of a connection it no longer knows, its reset is one the agent can
+/// verify, so the agent learns at once that the old connection is gone (instead of after its
+/// idle timeout) and reconnects.
+pub fn bind(ca: &ClusterCa, cluster_dir: &std::path::Path, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
+    let server = ca.server_config(&piface_agent::tls::Transport::default())?;
+    let path = cluster_dir.join("reset.key");
+    let secret = match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => bytes,
+        Ok(_) => anyhow::bail!("{} is damaged (expected 32 bytes)", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = vec![0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| anyhow!("no randomness for the reset key"))?;
+            piface_agent::tls::write_file_atomic(&path, &bytes, 0o600)?;
+            bytes
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
+    let mut config = quinn::EndpointConfig::new(Arc::new(key));
+    // Connection ids are checked with a keyed hash before a reset is sent; the key must survive
+    // the restart too, or the old connection's packets are dropped as invalid instead.
+    let cid_key = u64::from_le_bytes(secret[..8].try_into().expect("32 bytes"));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)) as Box<dyn quinn::ConnectionIdGenerator>
+    });
+    let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("binding QUIC on {addr}"))?;
+    let runtime = quinn::default_runtime().ok_or_else(|| anyhow!("no async runtime for QUIC"))?;
+    quinn::Endpoint::new(config, Some(server), socket, runtime).with_context(|| format!("binding QUIC on {addr}"))
 }
 
 /// Accepts agents until the endpoint closes.
@@ -161,6 +189,16 @@ async fn serve_agent(app: Arc<App>, name: String, conn: quinn::Connection) -> an
     handle.send(ToAgent::Hello(piface_agent::hello(None))).await?;
     info!(agent = %name, remote = %conn.remote_address(), "agent link up");
     let control = tokio::spawn(run_control(app.clone(), name.clone(), handle.clone(), from_rx));
+    // Sessions whose pi ran on while the agent was away come back; those whose pi is gone
+    // (the agent restarted) are archived.
+    let (app2, handle2, name2) = (app.clone(), handle.clone(), name.clone());
+    tokio::spawn(async move {
+        match handle2.request(|req| ToAgent::ListSessions { req }, Duration::from_secs(30)).await {
+            Ok(FromAgent::SessionList { sessions, .. }) => app2.reconcile_agent(&name2, &sessions),
+            Ok(other) => warn!("unexpected answer to ListSessions: {other:?}"),
+            Err(e) => warn!(agent = %name2, "could not list the agent's sessions: {e}"),
+        }
+    });
 
     loop {
         let recv = tokio::select! {
@@ -173,9 +211,9 @@ async fn serve_agent(app: Arc<App>, name: String, conn: quinn::Connection) -> an
             },
             _ = app.shutdown.cancelled() => break,
         };
-        let (app, handle) = (app.clone(), handle.clone());
+        let (app, handle, agent) = (app.clone(), handle.clone(), name.clone());
         tokio::spawn(async move {
-            if let Err(e) = serve_stream(app, handle, recv).await {
+            if let Err(e) = serve_stream(app, agent, handle, recv).await {
                 debug!("agent stream: {e:#}");
             }
         });
@@ -187,13 +225,18 @@ async fn serve_agent(app: Arc<App>, name: String, conn: quinn::Connection) -> an
 }
 
 /// One unidirectional stream from an agent: a session's events or a streamed reply.
-async fn serve_stream(app: Arc<App>, handle: Arc<AgentHandle>, recv: quinn::RecvStream) -> anyhow::Result<()> {
+async fn serve_stream(
+    app: Arc<App>,
+    agent: String,
+    handle: Arc<AgentHandle>,
+    recv: quinn::RecvStream,
+) -> anyhow::Result<()> {
     let mut reader = FrameReader::new(recv);
     let header: StreamHeader = reader.next().await?.ok_or_else(|| anyhow!("empty stream"))?;
     let (tx, rx) = mpsc::channel::<FromAgent>(4);
     match header {
         StreamHeader::Session { session } => {
-            tokio::spawn(pump_session(app, session, rx));
+            tokio::spawn(pump_session(app, agent, session, rx));
         }
         StreamHeader::Reply { req } => {
             let Some(out) = handle.take_reply_stream(req) else { return Ok(()) };

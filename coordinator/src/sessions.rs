@@ -459,6 +459,60 @@ impl App {
         }
     }
 
+    /// A session on `agent` whose pi kept running while this coordinator was away (or the link
+    /// was down) gets a hub again. Only a listed session of that agent qualifies.
+    pub(crate) fn reattach(&self, agent: &str, id: &str) -> Option<Arc<Hub>> {
+        let record = self.registry.get(id).filter(|r| r.agent == agent)?;
+        let hub = self.new_hub(&record.piface_id);
+        self.registry.attach_hub(id, hub.clone())?;
+        self.registry.set_live(id, |r| {
+            r.status = Status::Live;
+            r.last_active = now();
+        });
+        info!(session_id = %id, agent = %agent, "session re-attached");
+        Some(hub)
+    }
+
+    /// An agent (re)connected and listed its running sessions: those it no longer runs are
+    /// archived; the others are re-attached.
+    pub(crate) fn reconcile_agent(&self, agent: &str, running: &[String]) {
+        for record in self.registry.list() {
+            if record.agent != agent || record.status != Status::Live {
+                continue;
+            }
+            if running.contains(&record.piface_id) {
+                if self.registry.hub(&record.piface_id).is_none() {
+                    self.reattach(agent, &record.piface_id);
+                }
+            } else {
+                info!(session_id = %record.piface_id, agent = %agent, "pi is gone from its agent; archiving the session");
+                match self.registry.hub(&record.piface_id) {
+                    Some(hub) => self.close_session(&record.piface_id, &hub),
+                    None => {
+                        self.registry.update(&record.piface_id, |r| {
+                            r.status = Status::Closed;
+                            r.last_active = now();
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Events were lost (a link died with them in flight): every client of the session is told
+    /// and gets a fresh replay, at its place in the stream.
+    pub(crate) async fn resync_clients(&self, id: &str, hub: &Arc<Hub>) {
+        hub.push(
+            None,
+            error_frame("Some live events were lost on the way from the agent; the history is being resent"),
+        )
+        .await;
+        let line = serde_json::json!({ "type": "get_messages", "id": "__piface_replay__" }).to_string();
+        if let Ok(agent) = self.agent_of_session(id) {
+            let _ = agent.send(input(id, line)).await;
+        }
+    }
+
     /// Tells a session's clients something went wrong (a notice from the agent).
     pub(crate) async fn notice(&self, session: Option<&str>, message: String) {
         match session.and_then(|id| self.registry.hub(id)) {

@@ -202,3 +202,86 @@ async fn bad_tokens_and_removed_agents_are_refused() {
     assert!(server.stderr.lock().unwrap().contains("refused agent \"first\""), "no refusal in the coordinator's log");
     assert_eq!(server.http.delete(server.url("/api/agents/first")).send().await.unwrap().status().as_u16(), 404);
 }
+
+/// pids of processes other than `except` whose environment has `needle`.
+fn pids_with_env(needle: &str, except: &[u32]) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if except.contains(&pid) {
+            continue;
+        }
+        if std::fs::read(entry.path().join("environ"))
+            .is_ok_and(|e| e.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test]
+async fn a_coordinator_killed_mid_turn_finds_the_same_pi_when_it_comes_back() {
+    let llm = spawn_fake_llm().await.unwrap();
+    let env = PiEnv::new(&llm.base_url()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // A fixed agent port, so the agent finds the restarted coordinator where it was.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let opts = || Options {
+        bin: PIFACE.into(),
+        pi_bin: pi_bin().unwrap(),
+        envs: env.envs(),
+        args: vec!["--quic".into(), format!("127.0.0.1:{port}")],
+        data_dir: Some(data.path().to_path_buf()),
+    };
+    let server = Piface::start_coordinator(opts()).await.unwrap();
+    let quic = server.quic_addr.clone().unwrap();
+    let agent = AgentProc::start(&llm, &quic, &token(&server.data_dir, "10m"), "worker");
+    wait_agents_up(&server, &["worker"]).await;
+    let repo = git_repo();
+    let id = server
+        .create_session(
+            &json!({"working_dir": repo.path(), "agent": "worker", "provider": "fake", "model": "fake-model"}),
+        )
+        .await
+        .unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let needle = format!("PI_CODING_AGENT_DIR={}", agent._env.agent_dir().display());
+    let agent_pid = agent.child.id().unwrap();
+    let pis = pids_with_env(&needle, &[agent_pid]);
+    assert_eq!(pis.len(), 1, "{pis:?}");
+
+    let (mut ws, _) = server.connect(&id).await.unwrap();
+    ws.send(&json!({"type": "prompt", "message": "[[tokens:300]] [[delay:10]]"})).await.unwrap();
+    let mut updates = 0;
+    while updates < 20 {
+        if ws.next().await.unwrap()["type"] == "message_update" {
+            updates += 1;
+        }
+    }
+    server.kill9().await.unwrap();
+
+    let server = Piface::start_coordinator(opts()).await.unwrap();
+    wait_agents_up(&server, &["worker"]).await;
+    assert_eq!(pids_with_env(&needle, &[agent_pid]), pis, "the same pi runs on");
+    let want: String = (0..300).map(|i| format!("t{i} ")).collect();
+    let mut last_text = String::new();
+    for _ in 0..100 {
+        let record = server.get(&format!("/api/sessions/{id}")).await.unwrap().1;
+        assert_eq!(record["status"], "live", "{record}");
+        let (mut ws, state) = server.connect(&id).await.unwrap();
+        assert_eq!(state["type"], "piface_session_state");
+        ws.send(&json!({"type": "piface_get_history"})).await.unwrap();
+        let replay = ws.until_type("piface_replay").await.unwrap().pop().unwrap();
+        let messages = replay["messages"].as_array().unwrap();
+        last_text = messages.last().map(assistant_text).unwrap_or_default();
+        if last_text == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(last_text, want, "the turn completed and its whole answer is in the history");
+    drop(agent);
+}

@@ -136,6 +136,13 @@ pub enum ToAgent {
         /// The session file.
         path: String,
     },
+    /// Which sessions have a running pi on the agent? Answered by [`FromAgent::SessionList`].
+    /// A coordinator asks when an agent (re)connects, to re-attach those sessions and archive
+    /// the ones whose pi is gone.
+    ListSessions {
+        /// Echoed in the reply.
+        req: RequestId,
+    },
 }
 
 /// What the agent extracted from a pi line: enough for the coordinator to route it.
@@ -330,6 +337,13 @@ pub enum FromAgent {
         req: RequestId,
         /// The array, or why it could not be read.
         result: Result<Bytes, HistoryFailure>,
+    },
+    /// Reply to [`ToAgent::ListSessions`].
+    SessionList {
+        /// The request this answers.
+        req: RequestId,
+        /// Sessions with a running pi.
+        sessions: Vec<SessionId>,
     },
     /// Something about a session the coordinator should tell its clients (a skipped non-JSON
     /// line, an oversized line, a full input queue). Never fatal.

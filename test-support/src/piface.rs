@@ -59,7 +59,9 @@ impl Piface {
     /// Starts `piface coordinator --port 0 --quic 127.0.0.1:0` (plus `opts.args`) and waits
     /// until it listens for browsers and agents.
     pub async fn start_coordinator(mut opts: Options) -> anyhow::Result<Piface> {
-        opts.args.splice(0..0, ["--quic".to_string(), "127.0.0.1:0".to_string()]);
+        if !opts.args.iter().any(|a| a == "--quic") {
+            opts.args.splice(0..0, ["--quic".to_string(), "127.0.0.1:0".to_string()]);
+        }
         Piface::start_as("coordinator", opts).await
     }
 
