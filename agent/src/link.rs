@@ -226,46 +226,157 @@ impl SessionStreams for QuicStreams {
     }
 }
 
+/// Bytes of already-written events kept to resend on a new stream after a reconnect: the link
+/// may have died with them in flight. The coordinator drops what it already has, by sequence
+/// number.
+const RESEND_BYTES: usize = 16 << 20;
+
+/// Bytes of events waiting for the link. While the link is down the agent keeps reading pi
+/// (pi never blocks on a dead link) and drops the oldest events past this; the coordinator
+/// sees the hole and replays the history to its clients. While the link is up, a full queue
+/// pushes back on pi instead.
+const QUEUE_BYTES: usize = 64 << 20;
+
+fn weight(msg: &FromAgent) -> usize {
+    match msg {
+        FromAgent::Events { events, .. } => events.iter().map(|e| e.line.len() + 64).sum(),
+        FromAgent::HistoryChunk { data, .. } => data.len(),
+        _ => 64,
+    }
+}
+
+/// Messages of one stream: those waiting for the link and those written but possibly lost.
+#[derive(Default)]
+struct Journal {
+    unsent: std::collections::VecDeque<FromAgent>,
+    unsent_bytes: usize,
+    sent: std::collections::VecDeque<FromAgent>,
+    sent_bytes: usize,
+}
+
+impl Journal {
+    fn push(&mut self, msg: FromAgent, link_up: bool) {
+        self.unsent_bytes += weight(&msg);
+        self.unsent.push_back(msg);
+        if !link_up {
+            // Keep the newest; the end of the stream (Exited) is never dropped.
+            while self.unsent_bytes > QUEUE_BYTES && self.unsent.len() > 1 {
+                let old = self.unsent.pop_front().expect("len > 1");
+                self.unsent_bytes -= weight(&old);
+            }
+        }
+    }
+
+    fn written(&mut self, msg: FromAgent) {
+        if matches!(msg, FromAgent::Events { .. }) {
+            self.sent_bytes += weight(&msg);
+            self.sent.push_back(msg);
+            while self.sent_bytes > RESEND_BYTES {
+                let old = self.sent.pop_front().expect("bytes > 0");
+                self.sent_bytes -= weight(&old);
+            }
+        }
+    }
+
+    /// On a new stream: what was written on the old one goes again, first.
+    fn rewind(&mut self) {
+        while let Some(msg) = self.sent.pop_back() {
+            self.unsent_bytes += weight(&msg);
+            self.unsent.push_front(msg);
+        }
+        self.sent_bytes = 0;
+    }
+}
+
 /// Carries one stream's messages to the coordinator, on a new QUIC stream each time the link
-/// comes back. A message whose write failed is written again on the next stream.
+/// comes back, through a [`Journal`]: what waits for the link is kept (bounded), and what was
+/// written shortly before a link died is written again on the next stream.
 ///
-/// Known gap (the cluster issue's next step): while the link is down the stream waits, which
-/// in turn stops its pi; and messages written just before a link dies can be lost. A per-session
-/// replay buffer with sequence numbers closes both.
+/// Known gap: a write blocked on a link that died silently stalls this stream (and its pi)
+/// until QUIC gives up on the connection (its idle timeout, 20 s).
 async fn forward(
     header: StreamHeader,
     mut rx: mpsc::Receiver<FromAgent>,
     mut conn: watch::Receiver<Option<quinn::Connection>>,
 ) {
-    let mut pending: Option<FromAgent> = None;
+    let mut journal = Journal::default();
+    let mut stream: Option<quinn::SendStream> = None;
+    let mut input_open = true;
+    let live = |c: &Option<quinn::Connection>| c.as_ref().is_some_and(|c| c.close_reason().is_none());
     loop {
-        let current = match conn.wait_for(|c| c.as_ref().is_some_and(|c| c.close_reason().is_none())).await {
-            Ok(c) => c.clone().expect("waited for Some"),
-            Err(_) => return, // the link is gone for good
-        };
-        let Ok(mut send) = current.open_uni().await else { continue };
-        if write_frame(&mut send, &header).await.is_err() {
-            continue;
+        // Take what the reader has without waiting.
+        while input_open && journal.unsent_bytes < QUEUE_BYTES {
+            match rx.try_recv() {
+                Ok(msg) => journal.push(msg, stream.is_some()),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => input_open = false,
+            }
         }
-        loop {
-            let msg = match pending.take() {
-                Some(m) => m,
-                None => match rx.recv().await {
-                    Some(m) => m,
-                    None => {
-                        let _ = send.finish();
-                        return;
+        if stream.is_none() {
+            let current = conn.borrow().clone().filter(|c| c.close_reason().is_none());
+            if let Some(c) = current {
+                let opened = match c.open_uni().await {
+                    Ok(mut send) => write_frame(&mut send, &header).await.is_ok().then_some(send),
+                    Err(_) => None,
+                };
+                debug!(
+                    ?header,
+                    ok = opened.is_some(),
+                    sent = journal.sent.len(),
+                    unsent = journal.unsent.len(),
+                    input_open,
+                    "stream (re)opened"
+                );
+                match opened {
+                    Some(send) => {
+                        journal.rewind();
+                        stream = Some(send);
                     }
-                },
-            };
+                    // The connection is going away; wait a little for the next one.
+                    None => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+        // (Checked in this order: popping before knowing there is a stream would lose a message.)
+        if let Some(send) = stream.as_mut().filter(|_| !journal.unsent.is_empty()) {
+            let msg = journal.unsent.pop_front().expect("not empty");
+            journal.unsent_bytes -= weight(&msg);
             let last = matches!(msg, FromAgent::Exited { .. } | FromAgent::HistoryDone { .. });
-            if write_frame(&mut send, &msg).await.is_err() {
-                pending = Some(msg);
-                break;
+            if let Err(e) = write_frame(send, &msg).await {
+                debug!(?header, "stream write failed: {e}");
+                journal.unsent_bytes += weight(&msg);
+                journal.unsent.push_front(msg);
+                stream = None;
+                continue;
             }
             if last {
                 let _ = send.finish();
                 return;
+            }
+            journal.written(msg);
+            continue;
+        }
+        if !input_open && journal.unsent.is_empty() {
+            if let Some(mut send) = stream {
+                let _ = send.finish();
+            }
+            return;
+        }
+        // Nothing to write now: wait for input or for the link to change.
+        let accepting = input_open && (journal.unsent_bytes < QUEUE_BYTES || stream.is_none());
+        tokio::select! {
+            msg = rx.recv(), if accepting => match msg {
+                Some(msg) => journal.push(msg, stream.is_some()),
+                None => input_open = false,
+            },
+            changed = conn.changed(), if stream.is_none() || !live(&conn.borrow()) => {
+                debug!(?header, live = live(&conn.borrow()), "link changed");
+                if changed.is_err() {
+                    return; // the link is gone for good
+                }
+                if !live(&conn.borrow()) {
+                    stream = None;
+                }
             }
         }
     }

@@ -199,6 +199,7 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
         warn!(session_id = %session, agent = %agent, "events for an unknown session; dropping its stream");
         return;
     };
+    debug!(session_id = %session, agent = %agent, next_seq = ?hub.next_seq(), "session stream attached");
     let mut batch = Vec::with_capacity(SESSION_STREAM_DEPTH);
     let mut frames = Vec::with_capacity(SESSION_STREAM_DEPTH);
     // Everything already queued is routed under one lock and announced with one wake-up.
@@ -211,7 +212,10 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
                 FromAgent::Events { events, .. } => {
                     for event in events {
                         match hub.next_seq() {
-                            Some(expected) if event.seq < expected => continue, // delivered already
+                            Some(expected) if event.seq < expected => {
+                                tracing::trace!(session_id = %session, seq = event.seq, expected, "skipping a resent event");
+                                continue; // delivered already
+                            }
                             Some(expected) if event.seq > expected => {
                                 warn!(session_id = %session, seq = event.seq, expected, "events were lost; replaying history");
                                 gap = true;

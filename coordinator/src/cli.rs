@@ -76,6 +76,10 @@ pub struct AgentArgs {
     /// The pi executable (default: `pi` on PATH).
     #[arg(long, env = "PIFACE_PI_BIN")]
     pub pi_bin: Option<PathBuf>,
+    /// Seconds without a sign of the coordinator before the link counts as dead and is
+    /// re-established (QUIC idle timeout; keep-alives go every third of it, at most 5 s).
+    #[arg(long, default_value_t = 20)]
+    pub link_timeout: u64,
 }
 
 /// `piface agent list|remove`.

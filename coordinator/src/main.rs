@@ -74,7 +74,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 token: args.token,
                 name,
                 data_dir,
-                transport: piface_agent::tls::Transport::default(),
+                transport: piface_agent::tls::Transport {
+                    idle_timeout: std::time::Duration::from_secs(args.link_timeout.max(1)),
+                    keep_alive: std::time::Duration::from_secs(args.link_timeout.max(1))
+                        .div_f32(3.0)
+                        .min(std::time::Duration::from_secs(5)),
+                },
             };
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use piface_coordinator::pki::ClusterCa;
 use piface_test_support::piface::{assistant_text, git_repo, Options, Piface};
+use piface_test_support::udp_proxy::UdpProxy;
 use piface_test_support::{pi_bin, spawn_fake_llm, FakeLlm, PiEnv};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -27,15 +28,21 @@ struct AgentProc {
 
 impl AgentProc {
     fn start(llm: &FakeLlm, quic: &str, token: &str, name: &str) -> AgentProc {
+        AgentProc::start_with(llm, quic, token, name, &[])
+    }
+
+    fn start_with(llm: &FakeLlm, quic: &str, token: &str, name: &str, extra: &[&str]) -> AgentProc {
         let env = PiEnv::new(&llm.base_url()).unwrap();
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(PIFACE)
-            .args(["agent", "--coordinator", quic, "--token", token, "--name", name, "--data-dir"])
+            .args(["agent", "--coordinator", quic, "--token", token, "--name", name])
+            .args(extra)
+            .arg("--data-dir")
             .arg(data.path())
             .arg("--pi-bin")
             .arg(pi_bin().unwrap())
             .envs(env.envs())
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -284,4 +291,69 @@ async fn a_coordinator_killed_mid_turn_finds_the_same_pi_when_it_comes_back() {
     }
     assert_eq!(last_text, want, "the turn completed and its whole answer is in the history");
     drop(agent);
+}
+
+/// Runs a streamed turn of `tokens` tokens on `agent` while `disturb` cuts or degrades the
+/// link, and checks the browser saw every token exactly once, in order.
+async fn turn_survives(server: &Piface, agent: &str, tokens: usize, disturb: impl std::future::Future<Output = ()>) {
+    let repo = git_repo();
+    let id = server
+        .create_session(&json!({"working_dir": repo.path(), "agent": agent, "provider": "fake", "model": "fake-model"}))
+        .await
+        .unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut ws, _) = server.connect(&id).await.unwrap();
+    ws.send(&json!({"type": "prompt", "message": format!("[[tokens:{tokens}]] [[delay:8]]")})).await.unwrap();
+    let reader = async {
+        let mut deltas = Vec::new();
+        let mut errors = Vec::new();
+        loop {
+            let e = ws.next().await.unwrap();
+            match e["type"].as_str() {
+                Some("message_update") if e["assistantMessageEvent"]["type"] == "text_delta" => {
+                    deltas.push(e["assistantMessageEvent"]["delta"].as_str().unwrap().to_string());
+                }
+                Some("piface_error") => errors.push(e["message"].to_string()),
+                Some("agent_end") => return (deltas, errors, e),
+                _ => {}
+            }
+        }
+    };
+    let ((deltas, errors, end), ()) = tokio::join!(reader, disturb);
+    let want: Vec<String> = (0..tokens).map(|i| format!("t{i} ")).collect();
+    assert_eq!(deltas.len(), want.len(), "every token once (errors: {errors:?})");
+    assert!(deltas == want, "in order");
+    let last = end["messages"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(assistant_text(&last), want.concat());
+}
+
+#[tokio::test]
+async fn link_cuts_and_loss_lose_and_duplicate_nothing() {
+    let llm = spawn_fake_llm().await.unwrap();
+    let (server, _env) = coordinator(&llm).await;
+    let proxy = UdpProxy::start(server.quic_addr.clone().unwrap().parse().unwrap()).await.unwrap();
+    let via = proxy.addr.to_string();
+    // A 2 s link timeout: a 5 s cut kills the QUIC connection, so the agent must reconnect and
+    // resend from its journal (a cut shorter than the timeout is QUIC's own retransmission).
+    let agent = AgentProc::start_with(&llm, &via, &token(&server.data_dir, "10m"), "far", &["--link-timeout", "2"]);
+    wait_agents_up(&server, &["far"]).await;
+
+    let cut = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        proxy.set_cut(true);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        proxy.set_cut(false);
+    };
+    turn_survives(&server, "far", 800, cut).await;
+    assert!(proxy.dropped() > 0, "the cut dropped traffic");
+    assert!(agent.log.lock().unwrap().contains("link up"), "{}", agent.log.lock().unwrap());
+    let reconnects = agent.log.lock().unwrap().matches("link up").count();
+    assert!(reconnects >= 2, "the connection died and came back ({reconnects} link ups)");
+
+    // 5 % random loss for a whole turn.
+    proxy.set_loss(50);
+    turn_survives(&server, "far", 300, async {}).await;
+    proxy.set_loss(0);
 }
