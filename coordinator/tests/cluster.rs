@@ -357,3 +357,83 @@ async fn link_cuts_and_loss_lose_and_duplicate_nothing() {
     turn_survives(&server, "far", 300, async {}).await;
     proxy.set_loss(0);
 }
+
+/// Enrolls a hand-made agent through the real protocol and returns a QUIC connection that
+/// presents its certificate, for feeding the coordinator bad frames.
+async fn enrolled_connection(server: &Piface, name: &str) -> quinn::Connection {
+    use piface_agent::tls::{self, AgentIdentity, JoinToken, Transport};
+    use piface_agent::wire::{write_frame, FrameReader};
+    use piface_shared::protocol::{EnrollReply, EnrollRequest, StreamHeader};
+    let addr: std::net::SocketAddr = server.quic_addr.clone().unwrap().parse().unwrap();
+    let token = JoinToken::parse(&token(&server.data_dir, "10m")).unwrap();
+    let (key_pem, csr_pem) = tls::new_csr(name).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(
+        tls::enrollment_client_config(&token.ca_fingerprint, &Transport::default()).unwrap(),
+    );
+    let conn = endpoint.connect(addr, tls::SERVER_NAME).unwrap().await.unwrap();
+    let (mut send, recv) = conn.open_bi().await.unwrap();
+    write_frame(&mut send, &StreamHeader::Enroll).await.unwrap();
+    write_frame(&mut send, &EnrollRequest { token: token.raw.clone(), name: name.into(), csr_pem }).await.unwrap();
+    send.finish().unwrap();
+    let Some(EnrollReply::Enrolled { cert_pem, ca_pem }) = FrameReader::new(recv).next().await.unwrap() else {
+        panic!("not enrolled")
+    };
+    conn.close(0u32.into(), b"");
+    let identity = AgentIdentity { key_pem, cert_pem, ca_pem };
+    endpoint.set_default_client_config(tls::client_config(&identity, None, &Transport::default()).unwrap());
+    endpoint.connect(addr, tls::SERVER_NAME).unwrap().await.unwrap()
+}
+
+#[tokio::test]
+async fn bad_frames_from_an_agent_never_take_the_coordinator_down() {
+    use piface_agent::wire::write_frame;
+    use piface_shared::protocol::{FromAgent, StreamHeader};
+    use tokio::io::AsyncWriteExt;
+    let llm = spawn_fake_llm().await.unwrap();
+    let (server, _env) = coordinator(&llm).await;
+
+    // An unknown message type is skipped; the control stream goes on.
+    let conn = enrolled_connection(&server, "odd").await;
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    write_frame(&mut send, &StreamHeader::Control).await.unwrap();
+    send.write_all(&[0, 0, 0, 2, 250, 0]).await.unwrap(); // variant 250 does not exist
+    write_frame(&mut send, &FromAgent::Hello(piface_agent::hello(Some("odd-pi".into())))).await.unwrap();
+    for _ in 0..200 {
+        if agents(&server).await.iter().any(|a| a["name"] == "odd" && a["pi_version"] == "odd-pi") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        agents(&server).await.iter().any(|a| a["name"] == "odd" && a["pi_version"] == "odd-pi"),
+        "the hello after the unknown frame was read"
+    );
+
+    // A session stream with a frame cut short, then one announcing 4 GiB.
+    let mut uni = conn.open_uni().await.unwrap();
+    write_frame(&mut uni, &StreamHeader::Session { session: "no-such-session".into() }).await.unwrap();
+    uni.write_all(&[0, 0, 0, 50, 1, 2, 3]).await.unwrap();
+    uni.finish().unwrap();
+    send.write_all(&[0xff, 0xff, 0xff, 0xff, 0]).await.unwrap();
+    // The coordinator drops that agent's link (the frame length is fatal) and stays up.
+    for _ in 0..200 {
+        if agents(&server).await.iter().any(|a| a["name"] == "odd" && a["status"] == "down") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        agents(&server).await.iter().any(|a| a["name"] == "odd" && a["status"] == "down"),
+        "{:?}",
+        agents(&server).await
+    );
+    assert_eq!(server.get("/api/health").await.unwrap().0, 200);
+
+    // Another connection of the same agent works afterwards.
+    let conn = enrolled_connection(&server, "odd2").await;
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    write_frame(&mut send, &StreamHeader::Control).await.unwrap();
+    write_frame(&mut send, &FromAgent::Hello(piface_agent::hello(None))).await.unwrap();
+    wait_agents_up(&server, &["odd2"]).await;
+}
