@@ -473,29 +473,41 @@ impl App {
         Some(hub)
     }
 
-    /// An agent (re)connected and listed its running sessions: those it no longer runs are
-    /// archived; the others are re-attached.
-    pub(crate) fn reconcile_agent(&self, agent: &str, running: &[String]) {
+    /// An agent (re)connected and listed its running sessions. Those it runs are re-attached;
+    /// those it no longer runs (the agent restarted) follow the start-up rules: respawned with
+    /// their session file, ephemeral ones dropped.
+    pub(crate) fn reconcile_agent(self: &Arc<Self>, agent: &str, running: &[String]) {
         for record in self.registry.list() {
             if record.agent != agent || record.status != Status::Live {
                 continue;
             }
-            if running.contains(&record.piface_id) {
-                if self.registry.hub(&record.piface_id).is_none() {
-                    self.reattach(agent, &record.piface_id);
+            let id = record.piface_id.clone();
+            if running.contains(&id) {
+                if self.registry.hub(&id).is_none() {
+                    self.reattach(agent, &id);
                 }
-            } else {
-                info!(session_id = %record.piface_id, agent = %agent, "pi is gone from its agent; archiving the session");
-                match self.registry.hub(&record.piface_id) {
-                    Some(hub) => self.close_session(&record.piface_id, &hub),
-                    None => {
-                        self.registry.update(&record.piface_id, |r| {
-                            r.status = Status::Closed;
-                            r.last_active = now();
-                        });
-                    }
-                }
+                continue;
             }
+            if let Some(hub) = self.registry.hub(&id) {
+                // Its pi is gone: clients learn the session closed; it comes back below.
+                self.close_session(&id, &hub);
+            }
+            if record.no_session {
+                info!(session_id = %id, agent = %agent, "dropping an ephemeral session whose agent restarted");
+                self.registry.remove(&id);
+                continue;
+            }
+            info!(session_id = %id, agent = %agent, "pi is gone from its agent; starting it again");
+            let app = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app.respawn(&record).await {
+                    warn!(session_id = %record.piface_id, "could not restart the session: {}", e.detail);
+                    app.registry.update(&record.piface_id, |r| {
+                        r.status = Status::Closed;
+                        r.last_active = now();
+                    });
+                }
+            });
         }
     }
 

@@ -24,6 +24,40 @@ struct AgentProc {
     reader: Option<tokio::task::JoinHandle<()>>,
     _env: PiEnv,
     _data: tempfile::TempDir,
+    args: Vec<String>,
+    name: String,
+}
+
+fn spawn_agent(
+    args: &[String],
+    env: &PiEnv,
+    data: &Path,
+    name: &str,
+) -> (Child, Arc<Mutex<String>>, tokio::task::JoinHandle<()>) {
+    let mut child = Command::new(PIFACE)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--pi-bin")
+        .arg(pi_bin().unwrap())
+        .envs(env.envs())
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (sink, tag) = (log.clone(), name.to_string());
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("[agent {tag}] {line}");
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    (child, log, reader)
 }
 
 impl AgentProc {
@@ -34,31 +68,20 @@ impl AgentProc {
     fn start_with(llm: &FakeLlm, quic: &str, token: &str, name: &str, extra: &[&str]) -> AgentProc {
         let env = PiEnv::new(&llm.base_url()).unwrap();
         let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(PIFACE)
-            .args(["agent", "--coordinator", quic, "--token", token, "--name", name])
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data.path())
-            .arg("--pi-bin")
-            .arg(pi_bin().unwrap())
-            .envs(env.envs())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (sink, tag) = (log.clone(), name.to_string());
-        let reader = tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("[agent {tag}] {line}");
-                sink.lock().unwrap().push_str(&(line + "\n"));
-            }
-        });
-        AgentProc { child, log, reader: Some(reader), _env: env, _data: data }
+        let mut args: Vec<String> =
+            ["agent", "--coordinator", quic, "--token", token, "--name", name].map(String::from).to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (child, log, reader) = spawn_agent(&args, &env, data.path(), name);
+        AgentProc { child, log, reader: Some(reader), _env: env, _data: data, args, name: name.to_string() }
+    }
+
+    /// Kills the agent process (its pis die with their stdin) and starts it again with the same
+    /// identity and environment.
+    async fn restart(&mut self) {
+        self.child.start_kill().unwrap();
+        let _ = self.child.wait().await;
+        let (child, log, reader) = spawn_agent(&self.args, &self._env, self._data.path(), &self.name);
+        (self.child, self.log, self.reader) = (child, log, Some(reader));
     }
 
     async fn wait_for_log(&self, needle: &str) -> bool {
@@ -436,4 +459,43 @@ async fn bad_frames_from_an_agent_never_take_the_coordinator_down() {
     write_frame(&mut send, &StreamHeader::Control).await.unwrap();
     write_frame(&mut send, &FromAgent::Hello(piface_agent::hello(None))).await.unwrap();
     wait_agents_up(&server, &["odd2"]).await;
+}
+
+#[tokio::test]
+async fn a_restarted_agent_gets_its_sessions_back_with_their_history() {
+    let llm = spawn_fake_llm().await.unwrap();
+    let (server, _env) = coordinator(&llm).await;
+    let mut agent = AgentProc::start(&llm, &server.quic_addr.clone().unwrap(), &token(&server.data_dir, "10m"), "box");
+    wait_agents_up(&server, &["box"]).await;
+    let repo = git_repo();
+    let body = |ephemeral: bool| json!({"working_dir": repo.path(), "agent": "box", "provider": "fake", "model": "fake-model", "no_session": ephemeral});
+    let id = server.create_session(&body(false)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let eph = server.create_session(&body(true)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let (mut ws, _) = server.connect(&id).await.unwrap();
+    ws.send(&json!({"type": "prompt", "message": "before the restart"})).await.unwrap();
+    ws.until_type("agent_end").await.unwrap();
+    for _ in 0..200 {
+        if server.get(&format!("/api/sessions/{id}")).await.unwrap().1["session_file"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    agent.restart().await;
+    let mut messages = Vec::new();
+    for _ in 0..200 {
+        if let Ok((mut ws, state)) = server.connect(&id).await {
+            if state["session"]["status"] == "live" {
+                ws.send(&json!({"type": "piface_get_history"})).await.unwrap();
+                if let Ok(replay) = ws.until_type("piface_replay").await {
+                    messages = replay.last().unwrap()["messages"].as_array().unwrap().clone();
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(messages.len(), 2, "the respawned pi loaded the session's history: {messages:?}");
+    assert_eq!(assistant_text(&messages[1]), "echo: before the restart");
+    assert_eq!(server.get(&format!("/api/sessions/{eph}")).await.unwrap().0, 404, "the ephemeral session is dropped");
 }
