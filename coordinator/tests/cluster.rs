@@ -412,7 +412,6 @@ async fn enrolled_connection(server: &Piface, name: &str) -> quinn::Connection {
 async fn bad_frames_from_an_agent_never_take_the_coordinator_down() {
     use piface_agent::wire::write_frame;
     use piface_shared::protocol::{FromAgent, StreamHeader};
-    use tokio::io::AsyncWriteExt;
     let llm = spawn_fake_llm().await.unwrap();
     let (server, _env) = coordinator(&llm).await;
 
