@@ -498,3 +498,105 @@ async fn a_restarted_agent_gets_its_sessions_back_with_their_history() {
     assert_eq!(assistant_text(&messages[1]), "echo: before the restart");
     assert_eq!(server.get(&format!("/api/sessions/{eph}")).await.unwrap().0, 404, "the ephemeral session is dropped");
 }
+
+/// A network namespace joined to this host by a veth pair: a second "machine" whose link can
+/// be taken down. Removed on drop.
+struct NetNs {
+    name: String,
+    host_if: String,
+    /// The host's address on the link; the namespace is `.2`.
+    host_ip: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = std::process::Command::new("ip").args(args).output().expect("ip (iproute2) is installed");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl NetNs {
+    fn new() -> NetNs {
+        let id = std::process::id() % 10_000;
+        let (name, host_if, ns_if) = (format!("pfns{id}"), format!("pfh{id}"), format!("pfn{id}"));
+        let net = format!("10.213.{}", id % 250);
+        let (host_ip, ns_ip) = (format!("{net}.1"), format!("{net}.2"));
+        let _ = std::process::Command::new("ip").args(["netns", "del", &name]).output();
+        let _ = std::process::Command::new("ip").args(["link", "del", &host_if]).output();
+        ip(&["netns", "add", &name]);
+        ip(&["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
+        ip(&["link", "set", &ns_if, "netns", &name]);
+        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
+        ip(&["link", "set", &host_if, "up"]);
+        ip(&["netns", "exec", &name, "ip", "addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        NetNs { name, host_if, host_ip }
+    }
+
+    fn set_link(&self, up: bool) {
+        ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }]);
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_if]).output();
+        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+#[tokio::test]
+async fn an_agent_in_another_network_namespace_survives_its_link_going_down() {
+    let ns = NetNs::new();
+    // The agent's machine has its own fake LLM, on its own loopback.
+    let mut fake = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(piface_test_support::piface::workspace_bin("fake-llm").unwrap())
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(fake.stdout.take().unwrap()).lines();
+    let first = out.next_line().await.unwrap().unwrap();
+    let llm_url = format!("{}/v1", first.trim_start_matches("listening on "));
+    let env = PiEnv::new(&llm_url).unwrap();
+
+    // The coordinator runs no pi (no local agent); its environment is only kept apart.
+    let host_env = PiEnv::new(&llm_url).unwrap();
+    let opts = Options {
+        bin: PIFACE.into(),
+        pi_bin: pi_bin().unwrap(),
+        envs: host_env.envs(),
+        args: vec!["--quic".into(), format!("{}:0", ns.host_ip)],
+        data_dir: None,
+    };
+    let server = Piface::start_coordinator(opts).await.unwrap();
+    let quic = server.quic_addr.clone().unwrap();
+    assert!(quic.starts_with(&ns.host_ip));
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &ns.name, PIFACE, "agent", "--coordinator", &quic, "--token"])
+        .arg(token(&server.data_dir, "10m"))
+        .args(["--name", "netns", "--link-timeout", "2", "--data-dir"])
+        .arg(data.path())
+        .arg("--pi-bin")
+        .arg(pi_bin().unwrap())
+        .envs(env.envs())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    let mut agent = cmd.spawn().unwrap();
+    wait_agents_up(&server, &["netns"]).await;
+    let list = agents(&server).await;
+    assert!(list.iter().any(|a| a["name"] == "netns"), "{list:?}");
+
+    let down = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        ns.set_link(false);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        ns.set_link(true);
+    };
+    turn_survives(&server, "netns", 600, down).await;
+    let _ = agent.start_kill();
+    let _ = agent.wait().await;
+}
