@@ -67,7 +67,7 @@ fn child(what: &str, dir: &Path, n: usize) {
             let store = RedbStore::open(&dir.join("state.redb")).unwrap();
             let snap = store.load().unwrap();
             let count = snap.sessions.len();
-            let registry = Registry::new(Arc::new(store), snap);
+            let registry = Registry::new(Arc::new(store), snap, Default::default());
             assert_eq!(registry.list().len(), count);
             format!("{count} sessions")
         }

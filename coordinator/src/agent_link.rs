@@ -204,6 +204,7 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
     let mut frames = Vec::with_capacity(SESSION_STREAM_DEPTH);
     // Everything already queued is routed under one lock and announced with one wake-up.
     while rx.recv_many(&mut batch, SESSION_STREAM_DEPTH).await > 0 {
+        let attention_before = hub.attention_required();
         let mut agent_end = false;
         let mut gap = false;
         let mut exited = None;
@@ -232,6 +233,12 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
             }
         }
         hub.push_all(std::mem::take(&mut frames)).await;
+        if hub.attention_required() != attention_before {
+            // Dashboards show a badge while an extension dialog waits for an answer.
+            if let Some(record) = app.registry.get(&session) {
+                app.dashboard.session(&record);
+            }
+        }
         if gap {
             app.resync_clients(&session, &hub).await;
         }

@@ -11,6 +11,7 @@ use piface_shared::protocol::Hello;
 use serde::Serialize;
 
 use crate::agent_link::AgentHandle;
+use crate::dashboard::Dashboard;
 use crate::store::{AgentRecord, StateStore};
 
 /// Name of the in-process agent of `piface serve`.
@@ -55,17 +56,18 @@ impl AgentInfo {
 }
 
 /// See the module docs.
-#[derive(Default)]
 pub struct Agents {
     inner: Mutex<BTreeMap<String, Entry>>,
     /// Agents allowed to connect, with the certificate each was enrolled with.
     enrolled: Mutex<BTreeMap<String, AgentRecord>>,
+    /// Told when an agent comes up, goes down or is removed.
+    dashboard: Arc<Dashboard>,
 }
 
 impl Agents {
     /// The registry, with the agents enrolled so far (listed as down until they connect).
-    pub fn new(enrolled: BTreeMap<String, AgentRecord>) -> Agents {
-        let agents = Agents::default();
+    pub fn new(enrolled: BTreeMap<String, AgentRecord>, dashboard: Arc<Dashboard>) -> Agents {
+        let agents = Agents { inner: Mutex::default(), enrolled: Mutex::default(), dashboard };
         {
             let mut inner = agents.inner.lock().unwrap();
             for (name, record) in &enrolled {
@@ -101,10 +103,12 @@ impl Agents {
     pub fn revoke(&self, store: &dyn StateStore, name: &str) -> Result<bool, String> {
         let existed = store.delete_agent(name).map_err(|e| e.to_string())?;
         let known = self.enrolled.lock().unwrap().remove(name).is_some();
-        if let Some(entry) = self.inner.lock().unwrap().remove(name) {
+        if let Some(mut entry) = self.inner.lock().unwrap().remove(name) {
             if let Some(conn) = entry.conn {
                 conn.close(crate::quic::close::REMOVED.into(), b"agent removed");
             }
+            entry.info.status = "removed";
+            self.dashboard.agent(&entry.info);
         }
         Ok(existed || known)
     }
@@ -112,6 +116,7 @@ impl Agents {
     /// An agent connected (again).
     pub fn up(&self, name: &str, handle: Arc<AgentHandle>, conn: Option<quinn::Connection>) {
         let info = AgentInfo::new(name);
+        self.dashboard.agent(&info);
         self.inner.lock().unwrap().insert(name.to_string(), Entry { handle: Some(handle), conn, info });
     }
 
@@ -122,6 +127,7 @@ impl Agents {
             e.info.os = Some(hello.os.clone());
             e.info.software_version = Some(hello.software_version.clone());
             e.info.pi_version.clone_from(&hello.pi_version);
+            self.dashboard.agent(&e.info);
         }
     }
 
@@ -134,6 +140,7 @@ impl Agents {
                 e.conn = None;
                 e.info.status = "down";
                 e.info.last_seen = crate::record::now();
+                self.dashboard.agent(&e.info);
             }
         }
     }

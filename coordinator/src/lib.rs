@@ -11,6 +11,7 @@ pub mod agent_link;
 pub mod agents;
 pub mod api;
 pub mod cli;
+pub mod dashboard;
 pub mod error;
 pub mod frontend;
 pub mod history;
@@ -89,6 +90,8 @@ pub struct App {
     pub agents: agents::Agents,
     /// Where state is kept (the registry writes sessions; enrollment writes agents).
     pub store: Arc<dyn StateStore>,
+    /// Changes pushed to dashboards.
+    pub dashboard: Arc<dashboard::Dashboard>,
     /// pi's model list.
     pub models: ModelsCache,
     /// Cancelled at shutdown; long-lived tasks (WebSockets) end with it.
@@ -110,9 +113,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         agent_config.start_timeout = config.start_timeout;
         piface_agent::spawn(agent_config, streams.clone())
     });
+    let dashboard = Arc::new(dashboard::Dashboard::default());
     let app = Arc::new(App {
-        registry: Registry::new(store.clone(), snapshot),
-        agents: agents::Agents::new(enrolled),
+        registry: Registry::new(store.clone(), snapshot, dashboard.clone()),
+        agents: agents::Agents::new(enrolled, dashboard.clone()),
+        dashboard,
         store,
         models: ModelsCache::default(),
         shutdown: shutdown.clone(),

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::dashboard::Dashboard;
 use crate::hub::Hub;
 use crate::record::SessionRecord;
 use crate::store::{Snapshot, StateStore};
@@ -25,6 +26,8 @@ struct Entry {
 pub struct Registry {
     inner: Mutex<Inner>,
     store: Arc<dyn StateStore>,
+    /// Told of every change of a listed record.
+    dashboard: Arc<Dashboard>,
 }
 
 #[derive(Default)]
@@ -37,7 +40,7 @@ struct Inner {
 
 impl Registry {
     /// A registry over `store`, filled from `snapshot` (what the store held at start).
-    pub fn new(store: Arc<dyn StateStore>, snapshot: Snapshot) -> Registry {
+    pub fn new(store: Arc<dyn StateStore>, snapshot: Snapshot, dashboard: Arc<Dashboard>) -> Registry {
         let mut inner = Inner::default();
         for record in snapshot.sessions {
             let id = record.piface_id.clone();
@@ -45,7 +48,7 @@ impl Registry {
             inner.map.insert(id, Entry { record, hub: None, visible: true });
         }
         inner.uploads = snapshot.session_uploads.into_iter().collect();
-        Registry { inner: Mutex::new(inner), store }
+        Registry { inner: Mutex::new(inner), store, dashboard }
     }
 
     fn persist(&self, record: &SessionRecord) {
@@ -73,6 +76,7 @@ impl Registry {
                 if let Err(e) = self.store.delete_session(id) {
                     tracing::error!(session_id = %id, "could not delete the session: {e}");
                 }
+                self.dashboard.session_removed(id);
             }
         }
     }
@@ -111,10 +115,12 @@ impl Registry {
         let entry = inner.map.get_mut(id)?;
         let before = entry.record.clone();
         f(&mut entry.record);
+        let record = with_attention(entry);
         if entry.visible && entry.record != before {
             self.persist(&entry.record);
+            self.dashboard.session(&record);
         }
-        Some(with_attention(entry))
+        Some(record)
     }
 
     /// Lists and saves a session whose pi is up, after `f`.
@@ -124,7 +130,9 @@ impl Registry {
         entry.visible = true;
         f(&mut entry.record);
         self.persist(&entry.record);
-        Some(with_attention(entry))
+        let record = with_attention(entry);
+        self.dashboard.session(&record);
+        Some(record)
     }
 
     /// Gives a listed session (being resumed or restored) a new hub; returns its record.

@@ -33,7 +33,7 @@ const WRITE_BATCH: usize = 1024 * 1024;
 
 /// The WebSocket routes.
 pub fn router(_app: Arc<App>) -> Router<Arc<App>> {
-    Router::new().route("/ws/sessions/{id}", get(upgrade))
+    Router::new().route("/ws/sessions/{id}", get(upgrade)).route("/ws/dashboard", get(dashboard_upgrade))
 }
 
 async fn upgrade(State(app): State<Arc<App>>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Response {
@@ -67,6 +67,47 @@ async fn serve_socket(app: Arc<App>, id: String, mut socket: WebSocket) {
     }
     hub.detach(client);
     debug!(client, "client disconnected");
+}
+
+async fn dashboard_upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| serve_dashboard(app, socket))
+}
+
+/// Everything a dashboard shows, at once.
+fn dashboard_snapshot(app: &App) -> Message {
+    let mut agents = app.agents.list();
+    for a in &mut agents {
+        a.live_sessions = app.registry.live_ids_on(&a.name).len();
+    }
+    let snapshot = json!({ "type": "piface_dashboard", "sessions": app.registry.list(), "agents": agents });
+    Message::Text(snapshot.to_string().into())
+}
+
+/// `/ws/dashboard`: a snapshot, then every change (see `dashboard.rs`).
+async fn serve_dashboard(app: Arc<App>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let mut changes = app.dashboard.subscribe();
+    if sink.send(dashboard_snapshot(&app)).await.is_err() {
+        return;
+    }
+    loop {
+        let out = tokio::select! {
+            change = changes.recv() => match change {
+                Ok(frame) => text(frame),
+                // Fell behind: a fresh snapshot replaces the changes it missed.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => dashboard_snapshot(&app),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            msg = stream.next() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => continue, // dashboards only listen
+            },
+            () = app.shutdown.cancelled() => break,
+        };
+        if sink.send(out).await.is_err() {
+            break;
+        }
+    }
 }
 
 fn text(frame: Bytes) -> Message {
@@ -227,7 +268,13 @@ async fn handle_text(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId,
         }
         "extension_ui_response" => {
             if let Some(Value::String(ui_id)) = msg.get("id") {
+                let before = hub.attention_required();
                 hub.ui_answered(ui_id);
+                if before && !hub.attention_required() {
+                    if let Some(record) = app.registry.get(id) {
+                        app.dashboard.session(&record);
+                    }
+                }
             }
         }
         _ => {}

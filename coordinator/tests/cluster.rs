@@ -600,3 +600,60 @@ async fn an_agent_in_another_network_namespace_survives_its_link_going_down() {
     let _ = agent.start_kill();
     let _ = agent.wait().await;
 }
+
+#[tokio::test]
+async fn dashboards_see_agents_and_sessions_change() {
+    use piface_test_support::piface::WsClient;
+    let llm = spawn_fake_llm().await.unwrap();
+    let (server, _env) = coordinator(&llm).await;
+    let mut dash = WsClient::connect(&server.ws_url("/ws/dashboard")).await.unwrap();
+    let first = dash.next().await.unwrap();
+    assert_eq!(first["type"], "piface_dashboard");
+    assert_eq!(first["agents"], json!([]));
+
+    // A short link timeout: the coordinator notices the killed agent within 2 s.
+    let agent = AgentProc::start_with(
+        &llm,
+        &server.quic_addr.clone().unwrap(),
+        &token(&server.data_dir, "10m"),
+        "watched",
+        &["--link-timeout", "2"],
+    );
+    let mut seen_up = false;
+    while !seen_up {
+        let e = dash.next().await.unwrap();
+        seen_up = e["type"] == "piface_agent" && e["agent"]["name"] == "watched" && e["agent"]["status"] == "up";
+    }
+    let repo = git_repo();
+    let id = server
+        .create_session(
+            &json!({"working_dir": repo.path(), "agent": "watched", "provider": "fake", "model": "fake-model"}),
+        )
+        .await
+        .unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    loop {
+        let e = dash.next().await.unwrap();
+        if e["type"] == "piface_session" && e["session"]["piface_id"] == id.as_str() {
+            assert_eq!(e["session"]["status"], "live");
+            assert_eq!(e["session"]["agent"], "watched");
+            break;
+        }
+    }
+    server.post(&format!("/api/sessions/{id}/kill"), &json!({})).await.unwrap();
+    loop {
+        let e = dash.next().await.unwrap();
+        if e["type"] == "piface_session" && e["session"]["status"] == "closed" {
+            break;
+        }
+    }
+    drop(agent);
+    loop {
+        let e = dash.next().await.unwrap();
+        if e["type"] == "piface_agent" && e["agent"]["status"] == "down" {
+            break;
+        }
+    }
+}

@@ -443,6 +443,8 @@ async fn a_pending_extension_dialog_raises_attention_until_answered() {
         .as_str()
         .unwrap()
         .to_string();
+    let mut dash = WsClient::connect(&server.ws_url("/ws/dashboard")).await.unwrap();
+    assert_eq!(dash.next().await.unwrap()["sessions"][0]["attention_required"], false);
     let (mut a, _) = server.connect(&id).await.unwrap();
     a.send(&json!({"type": "prompt", "message": "ask"})).await.unwrap();
     let events = a.until_type("piface_attention_required").await.unwrap();
@@ -457,10 +459,23 @@ async fn a_pending_extension_dialog_raises_attention_until_answered() {
     assert_eq!(state["session"]["attention_required"], true);
     assert_eq!(b.next().await.unwrap(), *attention);
 
+    // The dashboard shows the badge without polling.
+    loop {
+        let e = dash.next().await.unwrap();
+        if e["type"] == "piface_session" && e["session"]["attention_required"] == true {
+            break;
+        }
+    }
     b.send(&json!({"type": "extension_ui_response", "id": "ask-1", "confirmed": true})).await.unwrap();
     let answered = a.until_type("answered").await.unwrap().pop().unwrap();
     assert_eq!(answered["response"]["confirmed"], true);
     assert_eq!(server.get(&format!("/api/sessions/{id}")).await.unwrap().1["attention_required"], false);
+    loop {
+        let e = dash.next().await.unwrap();
+        if e["type"] == "piface_session" && e["session"]["attention_required"] == false {
+            break;
+        }
+    }
 }
 
 #[tokio::test]
