@@ -15,5 +15,12 @@ if command -v pi >/dev/null; then
 else
   pi_bin="$("$root/scripts/install-pi.sh" | tail -n 1)"
 fi
+# The web UI is embedded into the binary at compile time: build it first.
+if command -v npm >/dev/null; then
+  npm --prefix "$root/frontend" ci --no-audit --no-fund
+  npm --prefix "$root/frontend" run build
+else
+  echo "npm not found: Piface will serve a page explaining how to build the web UI" >&2
+fi
 cargo build --release --bin piface
 exec "$root/target/release/piface" serve --pi-bin "$pi_bin" "$@"

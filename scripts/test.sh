@@ -9,5 +9,15 @@ cd "$root"
 PIFACE_TEST_PI="$("$root/scripts/install-pi.sh" | tail -n 1)"
 export PIFACE_TEST_PI
 
+# The web UI: dependencies, type check, unit specs, then the build that the binary embeds
+# (so it comes before cargo build).
+npm --prefix "$root/frontend" ci --no-audit --no-fund
+npm --prefix "$root/frontend" run check
+npm --prefix "$root/frontend" test
+npm --prefix "$root/frontend" run build
+
 cargo build --workspace --bins
 cargo test --workspace "$@"
+
+# The UI end to end: the piface and fake-llm binaries just built, the real pi, Debian's chromium.
+npm --prefix "$root/frontend" run e2e

@@ -5,6 +5,7 @@
 //! - [`pi_env`]: an isolated `HOME`/pi agent directory wired to that server, and [`pi_bin`], the pi that tests
 //!   run (installed on demand by `scripts/install-pi.sh`).
 //! - [`piface`]: runs the real `piface` binary on a free port, with HTTP and WebSocket clients.
+//! - [`sim_agent`]: light simulated agents speaking the real protocol, for cluster benchmarks.
 //! - [`udp_proxy`]: a UDP relay that cuts or degrades a QUIC link on loopback.
 //! - the `fake-pi` binary: a pi stand-in for edge cases (garbage lines, huge lines, crashes) and
 //!   for the relay benchmark's upper bound.
@@ -12,6 +13,7 @@
 pub mod fake_llm;
 pub mod pi_env;
 pub mod piface;
+pub mod sim_agent;
 pub mod udp_proxy;
 
 pub use fake_llm::{router, spawn_fake_llm, Directives, FakeLlm, RecordedRequest};

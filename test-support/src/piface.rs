@@ -286,20 +286,21 @@ fn preview(s: &str) -> &str {
     &s[..s.len().min(200)]
 }
 
-/// A binary of this workspace in the same target directory as the running test, built on
-/// demand (e.g. `fake-pi`, which `cargo test -p piface-coordinator` alone does not build).
+/// A binary of this workspace in the same target directory as the running test, built (once
+/// per process) so that it is current: `cargo test -p piface-coordinator` alone, or `cargo
+/// bench`, does not build test-support's binaries, and a stale one would test old code.
 pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test-binary>
     let dir =
         exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("unexpected test binary path {}", exe.display()))?;
     let path = dir.join(name);
-    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if !path.exists() {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
         let release = dir.file_name().is_some_and(|n| n == "release");
         let mut cmd = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "piface-test-support", "--bin", name]).current_dir(crate::workspace_root());
+        cmd.args(["build", "-q", "-p", "piface-test-support", "--bin", name]).current_dir(crate::workspace_root());
         if release {
             cmd.arg("--release");
         }
@@ -307,6 +308,7 @@ pub fn workspace_bin(name: &str) -> anyhow::Result<PathBuf> {
         if !status.success() || !path.exists() {
             bail!("could not build {name}");
         }
+        built.push(name.to_string());
     }
     Ok(path)
 }

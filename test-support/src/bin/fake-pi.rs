@@ -6,6 +6,8 @@
 //! - `stream:COUNT:BYTES`: `agent_start`, COUNT `message_update` events of about BYTES bytes
 //!   each (field `i` numbers them from 0), `agent_end`;
 //! - `big:BYTES`: one event whose `payload` string is BYTES long;
+//! - `tick:COUNT:RATE`: `agent_start`, COUNT `message_update` events at RATE per second, each
+//!   with `i` and `t` (the wall clock in unix nanoseconds when written), `agent_end`;
 //! - `garbage`: a line that is not JSON, then `{"type":"after_garbage"}`;
 //! - `toolong:BYTES`: a line of BYTES `x` (no JSON), then `{"type":"after_toolong"}`;
 //! - `crash:CODE`: writes `crashing` to stderr and exits with CODE;
@@ -99,6 +101,22 @@ fn prompt(out: &mut impl Write, message: &str) {
     let n2: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(200);
     match verb {
         "stream" => emit_stream(out, n1, n2),
+        "tick" => {
+            let _ = writeln!(out, r#"{{"type":"agent_start"}}"#);
+            let _ = out.flush();
+            let period = std::time::Duration::from_secs_f64(1.0 / n2.max(1) as f64);
+            let start = std::time::Instant::now();
+            for i in 0..n1 {
+                let due = start + period * i as u32;
+                if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+                let _ = writeln!(out, r#"{{"type":"message_update","assistantMessageEvent":{{"type":"text_delta","delta":"x"}},"i":{i},"t":{t}}}"#);
+                let _ = out.flush();
+            }
+            let _ = writeln!(out, r#"{{"type":"agent_end","messages":[]}}"#);
+        }
         "big" => {
             let _ = writeln!(out, r#"{{"type":"big","payload":"{}"}}"#, "b".repeat(n1));
         }

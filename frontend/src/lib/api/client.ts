@@ -1,0 +1,123 @@
+// Thin `fetch` wrappers for the REST API. Errors become `ApiError` with the server's `detail` text;
+// nothing here retries except `getSessionWithRetry` (the just-created/branched race of the contract).
+
+import type {
+	BranchResponse,
+	CreateSessionBody,
+	ForkMessage,
+	HistoryResponse,
+	ModelInfo,
+	SessionRecord
+} from './types';
+
+/** An HTTP error with the server's human-readable `detail`. */
+export class ApiError extends Error {
+	constructor(
+		readonly status: number,
+		readonly detail: string
+	) {
+		super(detail);
+		this.name = 'ApiError';
+	}
+}
+
+/** Extracts a readable message from a `{"detail": …}` body (string or FastAPI's list form). */
+export function detailOf(body: unknown, fallback: string): string {
+	if (body && typeof body === 'object' && 'detail' in body) {
+		const d = (body as { detail: unknown }).detail;
+		if (typeof d === 'string') return d;
+		if (Array.isArray(d)) {
+			return d.map((x) => (x && typeof x === 'object' && 'msg' in x ? String(x.msg) : String(x))).join('; ');
+		}
+	}
+	return fallback;
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+	const init: RequestInit = { method, headers: {} };
+	if (body !== undefined) {
+		init.body = JSON.stringify(body);
+		(init.headers as Record<string, string>)['content-type'] = 'application/json';
+	}
+	const res = await fetch(path, init);
+	const text = await res.text();
+	let json: unknown = null;
+	try {
+		json = text ? JSON.parse(text) : null;
+	} catch {
+		json = null;
+	}
+	if (!res.ok) throw new ApiError(res.status, detailOf(json, `${res.status} ${res.statusText}`));
+	return json as T;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+	health: () => request<{ status: string }>('GET', '/api/health'),
+	models: async () => (await request<{ models: ModelInfo[] }>('GET', '/api/models')).models ?? [],
+	sessions: async () => (await request<{ sessions: SessionRecord[] }>('GET', '/api/sessions')).sessions ?? [],
+	session: (id: string) => request<SessionRecord>('GET', `/api/sessions/${enc(id)}`),
+	create: (body: CreateSessionBody) => request<SessionRecord>('POST', '/api/sessions', body),
+	patch: (id: string, body: { render_markdown: boolean }) =>
+		request<SessionRecord>('PATCH', `/api/sessions/${enc(id)}`, body),
+	kill: (id: string) => request<SessionRecord>('POST', `/api/sessions/${enc(id)}/kill`),
+	resume: (id: string) => request<SessionRecord>('POST', `/api/sessions/${enc(id)}/resume`),
+	history: (id: string) => request<HistoryResponse>('GET', `/api/sessions/${enc(id)}/history`),
+	forkMessages: async (id: string) =>
+		(await request<{ messages: ForkMessage[] }>('GET', `/api/sessions/${enc(id)}/fork-messages`)).messages ?? [],
+	branch: (id: string, entry_id: string, session_name: string | null) =>
+		request<BranchResponse>('POST', `/api/sessions/${enc(id)}/branch`, { entry_id, session_name }),
+	removeDirectory: (path: string) => request<{ success: boolean }>('POST', '/api/directories/remove', { path }),
+	direnvAllow: (working_dir: string) =>
+		request<{ success: boolean }>('POST', '/api/direnv/allow', { working_dir })
+};
+
+/** The contract's blocked-`.envrc` detection: the detail mentions direnv, .envrc and blocked. */
+export function isDirenvBlocked(err: unknown): err is ApiError {
+	if (!(err instanceof ApiError)) return false;
+	const d = err.detail.toLowerCase();
+	return d.includes('direnv') && d.includes('.envrc') && d.includes('blocked');
+}
+
+/** Runs `op`; on a blocked-`.envrc` error asks `confirmAllow`, allows `dir` and retries once. */
+export async function withDirenvRetry<T>(
+	dir: string,
+	op: () => Promise<T>,
+	confirmAllow: (detail: string) => Promise<boolean>
+): Promise<T> {
+	try {
+		return await op();
+	} catch (err) {
+		if (!isDirenvBlocked(err) || !(await confirmAllow(err.detail))) throw err;
+		await api.direnvAllow(dir);
+		return op();
+	}
+}
+
+/** Resumes a session; "already live" counts as success (contract). */
+export async function resumeSession(record: SessionRecord, confirmAllow: (d: string) => Promise<boolean>) {
+	try {
+		return await withDirenvRetry(record.execution_dir ?? record.working_dir, () => api.resume(record.piface_id), confirmAllow);
+	} catch (err) {
+		if (err instanceof ApiError && err.status === 409 && /already live/i.test(err.detail)) {
+			return api.session(record.piface_id);
+		}
+		throw err;
+	}
+}
+
+/** `GET /api/sessions/{id}`, retried up to 5 times 120 ms apart on 404 or network errors. */
+export async function getSessionWithRetry(id: string, attempts = 5, delayMs = 120): Promise<SessionRecord> {
+	let last: unknown;
+	for (let i = 0; i < attempts; i++) {
+		try {
+			return await api.session(id);
+		} catch (err) {
+			last = err;
+			if (err instanceof ApiError && err.status !== 404) throw err;
+			await new Promise((r) => setTimeout(r, delayMs));
+		}
+	}
+	throw last;
+}
