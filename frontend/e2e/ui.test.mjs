@@ -157,7 +157,13 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 		await box.press('Enter');
 		const bash = page.locator('.tool-result.bash', { hasText: 'from-the-server' });
 		await bash.waitFor();
-		assert.match(await bash.innerText(), /\$ echo from-the-server[\s\S]*excluded from model context/);
+		// The block is attached before its text is laid out: poll rather than read once.
+		let text = '';
+		for (let i = 0; i < 50 && !/excluded from model context/.test(text); i++) {
+			text = await bash.innerText();
+			if (!/excluded from model context/.test(text)) await page.waitForTimeout(100);
+		}
+		assert.match(text, /\$ echo from-the-server[\s\S]*excluded from model context/);
 		// pi never sees it, so it is not in the replay; the page keeps it across a reload all the same.
 		await page.reload();
 		await page.locator('.badge.conn-open').waitFor();
