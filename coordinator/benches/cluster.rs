@@ -11,7 +11,6 @@
 //!    timestamped events), in the same run: p50/p99 from the event's write to its receipt by
 //!    a WebSocket client.
 
-
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,7 +33,11 @@ fn proc_stat(pid: u32) -> (f64, u64, u64) {
         + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kib = |key: &str| {
-        status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     };
     (ticks / 100.0, kib("VmRSS:"), kib("VmHWM:"))
 }
@@ -74,7 +77,8 @@ async fn main() {
     let mut sims = Vec::new();
     let mut joining = tokio::task::JoinSet::new();
     for n in 0..agents {
-        let (endpoint, token, go) = (endpoint.clone(), ca.create_token(Duration::from_secs(600), SystemTime::now()), go.clone());
+        let (endpoint, token, go) =
+            (endpoint.clone(), ca.create_token(Duration::from_secs(600), SystemTime::now()), go.clone());
         joining.spawn(async move {
             let name = format!("sim{n:04}");
             let identity = sim_agent::enroll(&endpoint, quic, &token, &name).await.unwrap();
@@ -102,7 +106,15 @@ async fn main() {
         for _ in 0..per_agent {
             let (http, url, name) = (server.http.clone(), server.url("/api/sessions"), name.clone());
             creating.spawn(async move {
-                let r: Value = http.post(url).json(&json!({"working_dir": "/", "agent": name})).send().await.unwrap().json().await.unwrap();
+                let r: Value = http
+                    .post(url)
+                    .json(&json!({"working_dir": "/", "agent": name}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
                 r["piface_id"].as_str().unwrap().to_string()
             });
             if creating.len() >= 16 {
@@ -152,8 +164,19 @@ async fn main() {
     }
     let got = delivered.load(Ordering::Relaxed);
     println!("scale: {agents} simulated agents × {per_agent} sessions, {rate} events/s each, {seconds} s (enrolled and connected in {enrolled_in:.1?})");
-    println!("  delivered {got} of {emitted} events to {} WebSocket clients: {:.0} events/s; lost {}; out of order {}", ids.len(), got as f64 / window.as_secs_f64(), emitted.saturating_sub(got), disorder.load(Ordering::Relaxed));
-    println!("  coordinator: CPU {:.0} % of one core, RSS {:.1} MiB (peak {:.1} MiB)", 100.0 * (cpu1 - cpu0) / window.as_secs_f64(), rss as f64 / 1024.0, hwm as f64 / 1024.0);
+    println!(
+        "  delivered {got} of {emitted} events to {} WebSocket clients: {:.0} events/s; lost {}; out of order {}",
+        ids.len(),
+        got as f64 / window.as_secs_f64(),
+        emitted.saturating_sub(got),
+        disorder.load(Ordering::Relaxed)
+    );
+    println!(
+        "  coordinator: CPU {:.0} % of one core, RSS {:.1} MiB (peak {:.1} MiB)",
+        100.0 * (cpu1 - cpu0) / window.as_secs_f64(),
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
     for w in watchers {
         w.abort();
     }
@@ -169,7 +192,11 @@ async fn main() {
     println!("latency at 1,000 events/s, {count} events, write → WebSocket receipt:");
     println!("  in-process agent : p50 {:.3} ms  p99 {:.3} ms", pct(&local, 0.5), pct(&local, 0.99));
     println!("  agent over QUIC  : p50 {:.3} ms  p99 {:.3} ms", pct(&remote, 0.5), pct(&remote, 0.99));
-    println!("  added by the hop : p50 {:.3} ms  p99 {:.3} ms", pct(&remote, 0.5) - pct(&local, 0.5), pct(&remote, 0.99) - pct(&local, 0.99));
+    println!(
+        "  added by the hop : p50 {:.3} ms  p99 {:.3} ms",
+        pct(&remote, 0.5) - pct(&local, 0.5),
+        pct(&remote, 0.99) - pct(&local, 0.99)
+    );
     server.stop().await.unwrap();
 }
 
@@ -199,7 +226,10 @@ async fn collect(url: String, count: u64, start: impl std::future::Future<Output
 }
 
 async fn latency_local(server: &Piface, count: u64) -> Vec<u128> {
-    let id = server.create_session(&json!({"working_dir": "/", "agent": "local"})).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.create_session(&json!({"working_dir": "/", "agent": "local"})).await.unwrap()["piface_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (mut control, _) = tokio_tungstenite::connect_async(ws_url(server, &id)).await.unwrap();
     let prompt = json!({"type": "prompt", "message": format!("tick:{count}:1000")}).to_string();
     collect(ws_url(server, &id), count, async move {
@@ -208,14 +238,21 @@ async fn latency_local(server: &Piface, count: u64) -> Vec<u128> {
     .await
 }
 
-async fn latency_remote(server: &Piface, ca: &ClusterCa, endpoint: &quinn::Endpoint, quic: SocketAddr, count: u64) -> Vec<u128> {
+async fn latency_remote(
+    server: &Piface,
+    ca: &ClusterCa,
+    endpoint: &quinn::Endpoint,
+    quic: SocketAddr,
+    count: u64,
+) -> Vec<u128> {
     let token = ca.create_token(Duration::from_secs(600), SystemTime::now());
     let identity = sim_agent::enroll(endpoint, quic, &token, "latency").await.unwrap();
     let (go_tx, go) = watch::channel(false);
     let _sim = sim_agent::connect(endpoint, quic, &identity, SimConfig { rate: 1000.0, pad: 1 }, go).await.unwrap();
     let mut id = None;
     for _ in 0..100 {
-        let (status, body) = server.post("/api/sessions", &json!({"working_dir": "/", "agent": "latency"})).await.unwrap();
+        let (status, body) =
+            server.post("/api/sessions", &json!({"working_dir": "/", "agent": "latency"})).await.unwrap();
         if status == 201 {
             id = body["piface_id"].as_str().map(String::from);
             break;

@@ -270,14 +270,8 @@ async fn a_coordinator_killed_mid_turn_finds_the_same_pi_when_it_comes_back() {
     wait_agents_up(&server, &["worker"]).await;
     let repo = git_repo();
     let id = server
-        .create_session(
-            &json!({"working_dir": repo.path(), "agent": "worker", "provider": "fake", "model": "fake-model"}),
-        )
-        .await
-        .unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .new_session(&json!({"working_dir": repo.path(), "agent": "worker", "provider": "fake", "model": "fake-model"}))
+        .await;
     let needle = format!("PI_CODING_AGENT_DIR={}", agent._env.agent_dir().display());
     let agent_pid = agent.child.id().unwrap();
     let pis = pids_with_env(&needle, &[agent_pid]);
@@ -321,12 +315,8 @@ async fn a_coordinator_killed_mid_turn_finds_the_same_pi_when_it_comes_back() {
 async fn turn_survives(server: &Piface, agent: &str, tokens: usize, disturb: impl std::future::Future<Output = ()>) {
     let repo = git_repo();
     let id = server
-        .create_session(&json!({"working_dir": repo.path(), "agent": agent, "provider": "fake", "model": "fake-model"}))
-        .await
-        .unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .new_session(&json!({"working_dir": repo.path(), "agent": agent, "provider": "fake", "model": "fake-model"}))
+        .await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
     ws.send(&json!({"type": "prompt", "message": format!("[[tokens:{tokens}]] [[delay:8]]")})).await.unwrap();
     let reader = async {
@@ -468,8 +458,8 @@ async fn a_restarted_agent_gets_its_sessions_back_with_their_history() {
     wait_agents_up(&server, &["box"]).await;
     let repo = git_repo();
     let body = |ephemeral: bool| json!({"working_dir": repo.path(), "agent": "box", "provider": "fake", "model": "fake-model", "no_session": ephemeral});
-    let id = server.create_session(&body(false)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
-    let eph = server.create_session(&body(true)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.new_session(&body(false)).await;
+    let eph = server.new_session(&body(true)).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
     ws.send(&json!({"type": "prompt", "message": "before the restart"})).await.unwrap();
     ws.until_type("agent_end").await.unwrap();
@@ -626,14 +616,10 @@ async fn dashboards_see_agents_and_sessions_change() {
     }
     let repo = git_repo();
     let id = server
-        .create_session(
+        .new_session(
             &json!({"working_dir": repo.path(), "agent": "watched", "provider": "fake", "model": "fake-model"}),
         )
-        .await
-        .unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     loop {
         let e = dash.next().await.unwrap();
         if e["type"] == "piface_session" && e["session"]["piface_id"] == id.as_str() {

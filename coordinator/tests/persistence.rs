@@ -91,10 +91,7 @@ async fn sigterm_restart_brings_back_live_sessions_with_their_history_and_drops_
     let server = start(&w).await;
     let mut ids = Vec::new();
     for (name, ephemeral) in [("a", false), ("b", false), ("c", true)] {
-        let id = server.create_session(&body(repo.path(), ephemeral)).await.unwrap()["piface_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = server.new_session(&body(repo.path(), ephemeral)).await;
         let (mut ws, _) = server.connect(&id).await.unwrap();
         turn(&mut ws, &format!("hello {name}")).await;
         ids.push(id);
@@ -126,7 +123,7 @@ async fn kill_9_mid_turn_loses_no_session() {
     let w = world().await;
     let repo = git_repo();
     let server = start(&w).await;
-    let id = server.create_session(&body(repo.path(), false)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.new_session(&body(repo.path(), false)).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
     turn(&mut ws, "first").await;
     session_file(&server, &id).await;
@@ -157,7 +154,7 @@ async fn a_killed_session_has_an_archived_history_and_resumes_where_it_was() {
     let w = world().await;
     let repo = git_repo();
     let server = start(&w).await;
-    let id = server.create_session(&body(repo.path(), false)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.new_session(&body(repo.path(), false)).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
     turn(&mut ws, "remember me").await;
     let file = session_file(&server, &id).await;
@@ -190,7 +187,7 @@ async fn branching_from_the_second_prompt_keeps_what_came_before_it() {
     let w = world().await;
     let repo = git_repo();
     let server = start(&w).await;
-    let id = server.create_session(&body(repo.path(), false)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.new_session(&body(repo.path(), false)).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
     for m in ["one", "two", "three"] {
         turn(&mut ws, m).await;
@@ -246,7 +243,7 @@ async fn the_original_state_json_is_imported_on_first_start_with_lineage_and_upl
     let repo = git_repo();
     // A real pi session file to point the imported records at.
     let server = start(&w).await;
-    let id = server.create_session(&body(repo.path(), false)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.new_session(&body(repo.path(), false)).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
     for m in ["one", "two", "three"] {
         turn(&mut ws, m).await;
@@ -307,7 +304,7 @@ async fn a_damaged_session_file_gives_a_clear_answer_and_the_list_still_loads() 
     let w = world().await;
     let repo = git_repo();
     let server = start(&w).await;
-    let id = server.create_session(&body(repo.path(), false)).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = server.new_session(&body(repo.path(), false)).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
     turn(&mut ws, "keep this").await;
     let file = session_file(&server, &id).await;

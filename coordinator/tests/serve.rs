@@ -145,8 +145,7 @@ async fn prompt_streams_to_the_end_and_a_bash_tool_runs_in_the_session_directory
 async fn clients_see_one_stream_and_a_late_joiner_gets_replay_then_the_live_tail() {
     let t = with_real_pi().await;
     let repo = git_repo();
-    let id =
-        t.server.create_session(&session_body(repo.path())).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = t.server.new_session(&session_body(repo.path())).await;
     let (mut a, _) = t.server.connect(&id).await.unwrap();
     let (mut b, _) = t.server.connect(&id).await.unwrap();
 
@@ -198,8 +197,7 @@ async fn abort_stops_the_turn_and_kill_removes_the_process_group() {
     let needle = agent_dir_env(&t.env);
     // Let the start-up model probe finish, so the only pi left is the session's.
     t.server.get("/api/models").await.unwrap();
-    let id =
-        t.server.create_session(&session_body(repo.path())).await.unwrap()["piface_id"].as_str().unwrap().to_string();
+    let id = t.server.new_session(&session_body(repo.path())).await;
     let server = t.server.pid();
     assert!(
         wait_until(|| pids_with_env(&needle, server).len() == 1).await,
@@ -314,10 +312,7 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(oversized_post(&server, "/api/sessions", 3 * 1024 * 1024).await, 413);
 
     // PATCH rules.
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.new_session(&json!({"working_dir": dir.path()})).await;
     let resp = server.http.patch(server.url(&format!("/api/sessions/{id}"))).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let resp = server
@@ -371,10 +366,7 @@ async fn bad_requests_get_clear_errors() {
 async fn the_socket_survives_bad_messages_and_relays_huge_lines_intact() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.new_session(&json!({"working_dir": dir.path()})).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
 
     ws.send_text("{not json").await.unwrap();
@@ -412,10 +404,7 @@ async fn bang_shortcuts_run_through_pi_or_locally() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("marker.txt"), "").unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.new_session(&json!({"working_dir": dir.path()})).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
 
     ws.send(&json!({"type": "prompt", "message": "!echo hello", "piface_upload_ids": []})).await.unwrap();
@@ -439,10 +428,7 @@ async fn bang_shortcuts_run_through_pi_or_locally() {
 async fn a_pending_extension_dialog_raises_attention_until_answered() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.new_session(&json!({"working_dir": dir.path()})).await;
     let mut dash = WsClient::connect(&server.ws_url("/ws/dashboard")).await.unwrap();
     assert_eq!(dash.next().await.unwrap()["sessions"][0]["attention_required"], false);
     let (mut a, _) = server.connect(&id).await.unwrap();
@@ -484,10 +470,7 @@ async fn a_flood_to_a_stalled_client_keeps_memory_bounded_and_loses_nothing_for_
     const BYTES: usize = 4096; // 200 MB in all, several times the hub's 32 MiB
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.new_session(&json!({"working_dir": dir.path()})).await;
     let (mut stalled, _) = server.connect(&id).await.unwrap();
     let (mut reader, _) = server.connect(&id).await.unwrap();
     reader.send(&json!({"type": "prompt", "message": format!("stream:{COUNT}:{BYTES}")})).await.unwrap();
@@ -533,10 +516,7 @@ async fn a_flood_to_a_stalled_client_keeps_memory_bounded_and_loses_nothing_for_
 async fn a_crashing_pi_closes_its_session_and_the_server_stays_up() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
-    let id = server.create_session(&json!({"working_dir": dir.path()})).await.unwrap()["piface_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = server.new_session(&json!({"working_dir": dir.path()})).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
     ws.send(&json!({"type": "prompt", "message": "crash:3"})).await.unwrap();
     let mut last_state = Value::Null;

@@ -156,6 +156,12 @@ impl Piface {
         Ok(record)
     }
 
+    /// Creates a session like [`Piface::create_session`] and returns just its id.
+    pub async fn new_session(&self, body: &Value) -> String {
+        let record = self.create_session(body).await.unwrap();
+        record["piface_id"].as_str().expect("records have an id").to_string()
+    }
+
     /// Opens the chat relay of a session and reads its first frame (`piface_session_state`).
     pub async fn connect(&self, session_id: &str) -> anyhow::Result<(WsClient, Value)> {
         let mut ws = WsClient::connect(&self.ws_url(&format!("/ws/sessions/{session_id}"))).await?;

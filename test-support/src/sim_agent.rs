@@ -21,7 +21,12 @@ use piface_shared::protocol::{
 use tokio::sync::{mpsc, watch};
 
 /// Enrolls `name` with `token` and returns its identity.
-pub async fn enroll(endpoint: &quinn::Endpoint, addr: SocketAddr, token: &str, name: &str) -> anyhow::Result<AgentIdentity> {
+pub async fn enroll(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    token: &str,
+    name: &str,
+) -> anyhow::Result<AgentIdentity> {
     let token = JoinToken::parse(token)?;
     let (key_pem, csr_pem) = tls::new_csr(name)?;
     let config = tls::enrollment_client_config(&token.ca_fingerprint, &Transport::default())?;
@@ -109,7 +114,13 @@ pub async fn connect(
 
 /// One session's stream: waits for `go`, then writes events at `config.rate` until `go` is
 /// false again.
-async fn emit(conn: quinn::Connection, session: String, config: SimConfig, mut go: watch::Receiver<bool>, counter: Arc<AtomicU64>) {
+async fn emit(
+    conn: quinn::Connection,
+    session: String,
+    config: SimConfig,
+    mut go: watch::Receiver<bool>,
+    counter: Arc<AtomicU64>,
+) {
     let Ok(mut send) = conn.open_uni().await else { return };
     if write_frame(&mut send, &StreamHeader::Session { session: session.clone() }).await.is_err() {
         return;

@@ -111,8 +111,12 @@ fn prompt(out: &mut impl Write, message: &str) {
                 if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
-                let _ = writeln!(out, r#"{{"type":"message_update","assistantMessageEvent":{{"type":"text_delta","delta":"x"}},"i":{i},"t":{t}}}"#);
+                let t =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+                let _ = writeln!(
+                    out,
+                    r#"{{"type":"message_update","assistantMessageEvent":{{"type":"text_delta","delta":"x"}},"i":{i},"t":{t}}}"#
+                );
                 let _ = out.flush();
             }
             let _ = writeln!(out, r#"{{"type":"agent_end","messages":[]}}"#);
