@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 use crate::tls::{self, AgentIdentity, JoinToken, Transport, SERVER_NAME};
 use crate::wire::{write_frame, FrameReader};
 use crate::{AgentConfig, SessionStreams};
+use piface_shared::codec::encode_frame;
 
 /// How to reach and join the coordinator.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct LinkConfig {
     pub data_dir: PathBuf,
     /// QUIC keep-alive and idle timeout.
     pub transport: Transport,
+    /// Bytes of events kept per session while the link is down ([`DEFAULT_REPLAY_BYTES`]).
+    pub replay_bytes: usize,
 }
 
 /// Runs the agent until `shutdown` fires: enrolls if needed, then keeps the link up.
@@ -52,7 +55,7 @@ pub async fn run(
     endpoint.set_default_client_config(client);
 
     let pi_version = detect_pi_version(&agent.pi_bin).await;
-    let streams = Arc::new(QuicStreams::new());
+    let streams = Arc::new(QuicStreams::new(link.replay_bytes));
     let core = crate::spawn(agent, streams.clone());
     let (tx, mut rx) = (core.tx, core.rx);
     let mut backoff = Backoff::default();
@@ -203,39 +206,52 @@ impl Backoff {
 /// [`SessionStreams`] over the current QUIC connection.
 struct QuicStreams {
     conn: watch::Sender<Option<quinn::Connection>>,
+    /// Replay buffer per stream, bytes.
+    replay_bytes: usize,
 }
 
 impl QuicStreams {
-    fn new() -> QuicStreams {
-        QuicStreams { conn: watch::Sender::new(None) }
+    fn new(replay_bytes: usize) -> QuicStreams {
+        QuicStreams { conn: watch::Sender::new(None), replay_bytes }
     }
 }
 
 impl SessionStreams for QuicStreams {
     fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent> {
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(forward(StreamHeader::Session { session: session.clone() }, rx, self.conn.subscribe()));
+        tokio::spawn(forward(
+            StreamHeader::Session { session: session.clone() },
+            rx,
+            self.conn.subscribe(),
+            self.replay_bytes,
+        ));
         tx
     }
 
     fn open_reply(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
         self.conn.borrow().as_ref()?;
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(forward(StreamHeader::Reply { req }, rx, self.conn.subscribe()));
+        tokio::spawn(forward(StreamHeader::Reply { req }, rx, self.conn.subscribe(), self.replay_bytes));
         Some(tx)
     }
 }
 
-/// Bytes of already-written events kept to resend on a new stream after a reconnect: the link
-/// may have died with them in flight. The coordinator drops what it already has, by sequence
-/// number.
+/// Default bytes of events per session waiting for the link (`--replay-buffer-mib`). While the
+/// link is down the agent keeps reading pi (pi never blocks on a dead link) and drops the
+/// oldest events past this; the coordinator sees the hole and replays the history to its
+/// clients. While the link is up and moving, a full queue pushes back on pi instead.
+pub const DEFAULT_REPLAY_BYTES: usize = 64 << 20;
+
+/// Bytes of already-written events kept to resend on a new stream after a reconnect (at most;
+/// a quarter of the replay buffer when that is smaller): the link may have died with them in
+/// flight. The coordinator drops what it already has, by sequence number. QUIC's own send
+/// window (what can be written but unacknowledged) is far below this.
 const RESEND_BYTES: usize = 16 << 20;
 
-/// Bytes of events waiting for the link. While the link is down the agent keeps reading pi
-/// (pi never blocks on a dead link) and drops the oldest events past this; the coordinator
-/// sees the hole and replays the history to its clients. While the link is up, a full queue
-/// pushes back on pi instead.
-const QUEUE_BYTES: usize = 64 << 20;
+/// How long a write may make no progress before the stream counts as stalled: a link that died
+/// silently (no packet comes back, QUIC has not timed out yet). pi's events are then taken in
+/// (and the oldest dropped past the replay buffer) instead of pushing back on pi.
+const STALL: Duration = Duration::from_secs(1);
 
 fn weight(msg: &FromAgent) -> usize {
     match msg {
@@ -246,32 +262,60 @@ fn weight(msg: &FromAgent) -> usize {
 }
 
 /// Messages of one stream: those waiting for the link and those written but possibly lost.
-#[derive(Default)]
 struct Journal {
     unsent: std::collections::VecDeque<FromAgent>,
     unsent_bytes: usize,
     sent: std::collections::VecDeque<FromAgent>,
     sent_bytes: usize,
+    /// Bound of `unsent_bytes` (while the link is down or stalled).
+    limit: usize,
+    /// Bound of `sent_bytes`.
+    resend: usize,
 }
 
 impl Journal {
-    fn push(&mut self, msg: FromAgent, link_up: bool) {
+    fn new(limit: usize) -> Journal {
+        Journal {
+            unsent: Default::default(),
+            unsent_bytes: 0,
+            sent: Default::default(),
+            sent_bytes: 0,
+            limit,
+            resend: RESEND_BYTES.min(limit / 4),
+        }
+    }
+
+    /// Queues `msg`; with `keep_up` false (no link, or a stalled one), drops the oldest past
+    /// the limit.
+    fn push(&mut self, msg: FromAgent, keep_up: bool) {
         self.unsent_bytes += weight(&msg);
         self.unsent.push_back(msg);
-        if !link_up {
+        if !keep_up {
             // Keep the newest; the end of the stream (Exited) is never dropped.
-            while self.unsent_bytes > QUEUE_BYTES && self.unsent.len() > 1 {
+            while self.unsent_bytes > self.limit && self.unsent.len() > 1 {
                 let old = self.unsent.pop_front().expect("len > 1");
                 self.unsent_bytes -= weight(&old);
             }
         }
     }
 
+    fn pop(&mut self) -> Option<FromAgent> {
+        let msg = self.unsent.pop_front()?;
+        self.unsent_bytes -= weight(&msg);
+        Some(msg)
+    }
+
+    /// Puts back a message whose write did not complete.
+    fn unpop(&mut self, msg: FromAgent) {
+        self.unsent_bytes += weight(&msg);
+        self.unsent.push_front(msg);
+    }
+
     fn written(&mut self, msg: FromAgent) {
         if matches!(msg, FromAgent::Events { .. }) {
             self.sent_bytes += weight(&msg);
             self.sent.push_back(msg);
-            while self.sent_bytes > RESEND_BYTES {
+            while self.sent_bytes > self.resend {
                 let old = self.sent.pop_front().expect("bytes > 0");
                 self.sent_bytes -= weight(&old);
             }
@@ -288,26 +332,38 @@ impl Journal {
     }
 }
 
+/// The message being written to the stream: its frame and how much of it went out.
+struct Pending {
+    msg: FromAgent,
+    frame: bytes::Bytes,
+    done: usize,
+}
+
 /// Carries one stream's messages to the coordinator, on a new QUIC stream each time the link
 /// comes back, through a [`Journal`]: what waits for the link is kept (bounded), and what was
 /// written shortly before a link died is written again on the next stream.
 ///
-/// Known gap: a write blocked on a link that died silently stalls this stream (and its pi)
-/// until QUIC gives up on the connection (its idle timeout, 20 s).
+/// Writes never hold up reading: a frame is written piece by piece (QUIC's `write` is
+/// cancel-safe) while new messages keep arriving, so a link that died silently costs pi
+/// nothing until QUIC's idle timeout declares it dead; it only fills the journal.
 async fn forward(
     header: StreamHeader,
     mut rx: mpsc::Receiver<FromAgent>,
     mut conn: watch::Receiver<Option<quinn::Connection>>,
+    limit: usize,
 ) {
-    let mut journal = Journal::default();
+    let mut journal = Journal::new(limit);
     let mut stream: Option<quinn::SendStream> = None;
+    let mut pending: Option<Pending> = None;
+    let mut progress = tokio::time::Instant::now();
     let mut input_open = true;
     let live = |c: &Option<quinn::Connection>| c.as_ref().is_some_and(|c| c.close_reason().is_none());
     loop {
+        let stalled = stream.is_none() || (pending.is_some() && progress.elapsed() > STALL);
         // Take what the reader has without waiting.
-        while input_open && journal.unsent_bytes < QUEUE_BYTES {
+        while input_open && (journal.unsent_bytes < journal.limit || stalled) {
             match rx.try_recv() {
-                Ok(msg) => journal.push(msg, stream.is_some()),
+                Ok(msg) => journal.push(msg, !stalled),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => input_open = false,
             }
@@ -331,53 +387,84 @@ async fn forward(
                     Some(send) => {
                         journal.rewind();
                         stream = Some(send);
+                        progress = tokio::time::Instant::now();
                     }
                     // The connection is going away; wait a little for the next one.
                     None => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
-            }
-        }
-        // (Checked in this order: popping before knowing there is a stream would lose a message.)
-        if let Some(send) = stream.as_mut().filter(|_| !journal.unsent.is_empty()) {
-            let msg = journal.unsent.pop_front().expect("not empty");
-            journal.unsent_bytes -= weight(&msg);
-            let last = matches!(msg, FromAgent::Exited { .. } | FromAgent::HistoryDone { .. });
-            if let Err(e) = write_frame(send, &msg).await {
-                debug!(?header, "stream write failed: {e}");
-                journal.unsent_bytes += weight(&msg);
-                journal.unsent.push_front(msg);
-                stream = None;
                 continue;
             }
-            if last {
-                let _ = send.finish();
-                return;
-            }
-            journal.written(msg);
-            continue;
         }
-        if !input_open && journal.unsent.is_empty() {
+        if stream.is_some() && pending.is_none() {
+            if let Some(msg) = journal.pop() {
+                let mut frame = bytes::BytesMut::new();
+                if let Err(e) = encode_frame(&msg, &mut frame) {
+                    // Cannot happen for lines under the splitter's cap; never loop on it.
+                    warn!(?header, "dropping a message that does not encode: {e}");
+                    continue;
+                }
+                pending = Some(Pending { msg, frame: frame.freeze(), done: 0 });
+                progress = tokio::time::Instant::now();
+            }
+        }
+        if pending.is_none() && !input_open && journal.unsent.is_empty() {
             if let Some(mut send) = stream {
                 let _ = send.finish();
             }
             return;
         }
-        // Nothing to write now: wait for input or for the link to change.
-        let accepting = input_open && (journal.unsent_bytes < QUEUE_BYTES || stream.is_none());
+        let stalled = stream.is_none() || (pending.is_some() && progress.elapsed() > STALL);
+        let accepting = input_open && (journal.unsent_bytes < journal.limit || stalled);
+        let stall_at = progress + STALL;
+        let watch_stall = pending.is_some() && !stalled && input_open && !accepting;
+        let watch_link = stream.is_none() || !live(&conn.borrow());
+        let writing = stream.as_mut().zip(pending.as_ref());
+        let has_write = writing.is_some();
         tokio::select! {
+            written = async {
+                let (send, p) = writing.expect("guarded");
+                send.write(&p.frame[p.done..]).await
+            }, if has_write => match written {
+                Ok(n) => {
+                    progress = tokio::time::Instant::now();
+                    let p = pending.as_mut().expect("writing");
+                    p.done += n;
+                    if p.done == p.frame.len() {
+                        let msg = pending.take().expect("writing").msg;
+                        if matches!(msg, FromAgent::Exited { .. } | FromAgent::HistoryDone { .. }) {
+                            if let Some(mut send) = stream {
+                                let _ = send.finish();
+                            }
+                            return;
+                        }
+                        journal.written(msg);
+                    }
+                }
+                Err(e) => {
+                    debug!(?header, "stream write failed: {e}");
+                    if let Some(p) = pending.take() {
+                        journal.unpop(p.msg);
+                    }
+                    stream = None;
+                }
+            },
             msg = rx.recv(), if accepting => match msg {
-                Some(msg) => journal.push(msg, stream.is_some()),
+                Some(msg) => journal.push(msg, !stalled),
                 None => input_open = false,
             },
-            changed = conn.changed(), if stream.is_none() || !live(&conn.borrow()) => {
+            changed = conn.changed(), if watch_link => {
                 debug!(?header, live = live(&conn.borrow()), "link changed");
                 if changed.is_err() {
                     return; // the link is gone for good
                 }
                 if !live(&conn.borrow()) {
+                    if let Some(p) = pending.take() {
+                        journal.unpop(p.msg);
+                    }
                     stream = None;
                 }
             }
+            () = tokio::time::sleep_until(stall_at), if watch_stall => {}
         }
     }
 }

@@ -80,6 +80,10 @@ pub struct AgentArgs {
     /// re-established (QUIC idle timeout; keep-alives go every third of it, at most 5 s).
     #[arg(long, default_value_t = 20)]
     pub link_timeout: u64,
+    /// MiB of pi events kept per session while the link is down, resent when it comes back;
+    /// a longer outage drops the oldest and browsers get a history replay instead.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub replay_buffer_mib: u64,
 }
 
 /// `piface agent list|remove`.

@@ -80,6 +80,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                         .div_f32(3.0)
                         .min(std::time::Duration::from_secs(5)),
                 },
+                replay_bytes: usize::try_from(args.replay_buffer_mib << 20).unwrap_or(usize::MAX),
             };
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));

@@ -310,36 +310,83 @@ async fn a_coordinator_killed_mid_turn_finds_the_same_pi_when_it_comes_back() {
     drop(agent);
 }
 
-/// Runs a streamed turn of `tokens` tokens on `agent` while `disturb` cuts or degrades the
-/// link, and checks the browser saw every token exactly once, in order.
-async fn turn_survives(server: &Piface, agent: &str, tokens: usize, disturb: impl std::future::Future<Output = ()>) {
+/// The fields of a relayed pi event that the link tests read; the rest (the whole partial
+/// message, twice per `message_update`) is skipped unparsed.
+#[derive(serde::Deserialize)]
+struct Slim {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "assistantMessageEvent")]
+    update: Option<SlimUpdate>,
+    message: Option<Value>,
+    messages: Option<Vec<Value>>,
+}
+
+#[derive(serde::Deserialize)]
+struct SlimUpdate {
+    #[serde(rename = "type")]
+    kind: String,
+    delta: Option<String>,
+}
+
+/// Runs a streamed turn of `tokens` tokens (`delay_ms` apart) on `agent` while `disturb` cuts
+/// or degrades the link, and checks the browser saw every token exactly once, in order.
+/// `disturb` gets the number of tokens seen so far, to strike in the middle of the turn.
+async fn turn_survives<F: std::future::Future<Output = ()>>(
+    server: &Piface,
+    agent: &str,
+    tokens: usize,
+    delay_ms: u64,
+    disturb: impl FnOnce(tokio::sync::watch::Receiver<usize>) -> F,
+) {
     let repo = git_repo();
     let id = server
         .new_session(&json!({"working_dir": repo.path(), "agent": agent, "provider": "fake", "model": "fake-model"}))
         .await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
-    ws.send(&json!({"type": "prompt", "message": format!("[[tokens:{tokens}]] [[delay:8]]")})).await.unwrap();
+    ws.send(&json!({"type": "prompt", "message": format!("[[tokens:{tokens}]] [[delay:{delay_ms}]]")})).await.unwrap();
+    let (seen, seen_rx) = tokio::sync::watch::channel(0usize);
     let reader = async {
-        let mut deltas = Vec::new();
+        let mut deltas = Vec::with_capacity(tokens);
         let mut errors = Vec::new();
         loop {
-            let e = ws.next().await.unwrap();
-            match e["type"].as_str() {
-                Some("message_update") if e["assistantMessageEvent"]["type"] == "text_delta" => {
-                    deltas.push(e["assistantMessageEvent"]["delta"].as_str().unwrap().to_string());
+            let e: Slim = ws.next_as().await.unwrap();
+            match (e.kind.as_str(), e.update) {
+                ("message_update", Some(SlimUpdate { kind, delta: Some(delta) })) if kind == "text_delta" => {
+                    deltas.push(delta);
+                    seen.send_replace(deltas.len());
                 }
-                Some("piface_error") => errors.push(e["message"].to_string()),
-                Some("agent_end") => return (deltas, errors, e),
+                ("piface_error", _) => errors.push(format!("{:?}", e.message)),
+                ("agent_end", _) => return (deltas, errors, e.messages.unwrap_or_default()),
                 _ => {}
             }
         }
     };
-    let ((deltas, errors, end), ()) = tokio::join!(reader, disturb);
+    let ((deltas, errors, messages), ()) = tokio::join!(reader, disturb(seen_rx));
     let want: Vec<String> = (0..tokens).map(|i| format!("t{i} ")).collect();
     assert_eq!(deltas.len(), want.len(), "every token once (errors: {errors:?})");
-    assert!(deltas == want, "in order");
-    let last = end["messages"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(assistant_text(&last), want.concat());
+    if let Some(i) = (0..tokens).find(|&i| deltas[i] != want[i]) {
+        panic!("out of order at {i}: {:?}", &deltas[i.saturating_sub(2)..(i + 3).min(tokens)]);
+    }
+    assert_eq!(assistant_text(messages.last().unwrap()), want.concat());
+}
+
+/// Whether a file somewhere under `dir` contains `needle`.
+fn file_under_contains(dir: &Path, needle: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.flatten().any(|e| {
+        let path = e.path();
+        if path.is_dir() {
+            file_under_contains(&path, needle)
+        } else {
+            std::fs::read_to_string(&path).is_ok_and(|text| text.contains(needle))
+        }
+    })
+}
+
+/// Waits until `seen` reaches `n` tokens.
+async fn after_tokens(seen: &mut tokio::sync::watch::Receiver<usize>, n: usize) {
+    seen.wait_for(|&k| k >= n).await.expect("the turn is running");
 }
 
 #[tokio::test]
@@ -350,16 +397,26 @@ async fn link_cuts_and_loss_lose_and_duplicate_nothing() {
     let via = proxy.addr.to_string();
     // A 2 s link timeout: a 5 s cut kills the QUIC connection, so the agent must reconnect and
     // resend from its journal (a cut shorter than the timeout is QUIC's own retransmission).
-    let agent = AgentProc::start_with(&llm, &via, &token(&server.data_dir, "10m"), "far", &["--link-timeout", "2"]);
+    // pi sends the whole partial message in every update: around token 5,000 of this turn that
+    // is ~15 MB/s, so the outage (cut + detection + reconnect, ~8 s) needs more than the default
+    // replay buffer until the agent sends compact updates.
+    let agent = AgentProc::start_with(
+        &llm,
+        &via,
+        &token(&server.data_dir, "10m"),
+        "far",
+        &["--link-timeout", "2", "--replay-buffer-mib", "512"],
+    );
     wait_agents_up(&server, &["far"]).await;
 
-    let cut = async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        proxy.set_cut(true);
+    let p = &proxy;
+    let cut = |mut seen| async move {
+        after_tokens(&mut seen, 5_000).await;
+        p.set_cut(true);
         tokio::time::sleep(Duration::from_secs(5)).await;
-        proxy.set_cut(false);
+        p.set_cut(false);
     };
-    turn_survives(&server, "far", 800, cut).await;
+    turn_survives(&server, "far", 10_000, 4, cut).await;
     assert!(proxy.dropped() > 0, "the cut dropped traffic");
     assert!(agent.log.lock().unwrap().contains("link up"), "{}", agent.log.lock().unwrap());
     let reconnects = agent.log.lock().unwrap().matches("link up").count();
@@ -367,7 +424,7 @@ async fn link_cuts_and_loss_lose_and_duplicate_nothing() {
 
     // 5 % random loss for a whole turn.
     proxy.set_loss(50);
-    turn_survives(&server, "far", 300, async {}).await;
+    turn_survives(&server, "far", 300, 8, |_| async {}).await;
     proxy.set_loss(0);
 }
 
@@ -567,7 +624,9 @@ async fn an_agent_in_another_network_namespace_survives_its_link_going_down() {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", &ns.name, PIFACE, "agent", "--coordinator", &quic, "--token"])
         .arg(token(&server.data_dir, "10m"))
-        .args(["--name", "netns", "--link-timeout", "2", "--data-dir"])
+        // A link timeout longer than the outage: QUIC keeps the connection and retransmits, and
+        // until then every write to it stalls, silently.
+        .args(["--name", "netns", "--link-timeout", "30", "--data-dir"])
         .arg(data.path())
         .arg("--pi-bin")
         .arg(pi_bin().unwrap())
@@ -580,13 +639,27 @@ async fn an_agent_in_another_network_namespace_survives_its_link_going_down() {
     let list = agents(&server).await;
     assert!(list.iter().any(|a| a["name"] == "netns"), "{list:?}");
 
-    let down = async {
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        ns.set_link(false);
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        ns.set_link(true);
+    // pi must not notice: while the link is down and the agent's writes stall, pi streams the
+    // rest of the turn and saves it to its session file. Only then does the link come back.
+    let ns_ref = &ns;
+    let sessions = env.agent_dir().join("sessions");
+    let down = |mut seen| async move {
+        after_tokens(&mut seen, 500).await;
+        ns_ref.set_link(false);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let finished = loop {
+            if file_under_contains(&sessions, "t1999 ") {
+                break true;
+            }
+            if tokio::time::Instant::now() > deadline {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        ns_ref.set_link(true);
+        assert!(finished, "pi finished its turn while the link was down");
     };
-    turn_survives(&server, "netns", 600, down).await;
+    turn_survives(&server, "netns", 2_000, 3, down).await;
     let _ = agent.start_kill();
     let _ = agent.wait().await;
 }

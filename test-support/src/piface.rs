@@ -261,6 +261,23 @@ impl WsClient {
         }
     }
 
+    /// The next text frame decoded as `T` (a struct naming only the fields a test reads: the
+    /// rest is skipped without building a `Value`, for turns of hundreds of megabytes).
+    pub async fn next_as<T: serde::de::DeserializeOwned>(&mut self) -> anyhow::Result<T> {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.inner.next()).await.context("no frame within the wait")?;
+            match msg.context("socket closed")?? {
+                Message::Text(t) => {
+                    self.bytes += t.len();
+                    return serde_json::from_str(t.as_str())
+                        .with_context(|| format!("unexpected frame: {}", preview(t.as_str())));
+                }
+                Message::Close(c) => bail!("socket closed ({c:?})"),
+                _ => continue,
+            }
+        }
+    }
+
     /// The next JSON frame; an error if the socket closes.
     pub async fn next(&mut self) -> anyhow::Result<Value> {
         match self.next_frame().await? {
