@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod child;
+pub mod gpu;
 pub mod history;
 pub mod lines;
 pub mod link;
@@ -104,7 +105,14 @@ pub fn hello(pi_version: Option<String>) -> Hello {
         hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
         os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
         pi_version,
+        gpus: Vec::new(),
     }
+}
+
+/// The hello an agent sends: [`hello`] plus its GPUs (discovered once per process).
+pub fn agent_hello(pi_version: Option<String>) -> Hello {
+    static GPUS: std::sync::OnceLock<Vec<piface_shared::protocol::GpuInfo>> = std::sync::OnceLock::new();
+    Hello { gpus: GPUS.get_or_init(gpu::discover).clone(), ..hello(pi_version) }
 }
 
 type Sessions = Arc<Mutex<HashMap<SessionId, Arc<PiProcess>>>>;
@@ -119,7 +127,7 @@ struct Agent {
 
 impl Agent {
     async fn run(self, mut rx: mpsc::Receiver<ToAgent>) {
-        if self.out.send(FromAgent::Hello(hello(None))).await.is_err() {
+        if self.out.send(FromAgent::Hello(agent_hello(None))).await.is_err() {
             return;
         }
         while let Some(msg) = rx.recv().await {

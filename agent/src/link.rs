@@ -97,7 +97,7 @@ async fn serve_connection(
 ) -> anyhow::Result<()> {
     let (mut send, recv) = conn.open_bi().await?;
     write_frame(&mut send, &StreamHeader::Control).await?;
-    write_frame(&mut send, &FromAgent::Hello(crate::hello(pi_version))).await?;
+    write_frame(&mut send, &FromAgent::Hello(crate::agent_hello(pi_version))).await?;
     streams.conn.send_replace(Some(conn.clone()));
     let reader = async {
         let mut frames = FrameReader::new(recv);

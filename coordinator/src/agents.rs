@@ -36,6 +36,8 @@ pub struct AgentInfo {
     pub os: Option<String>,
     pub software_version: Option<String>,
     pub pi_version: Option<String>,
+    /// GPUs it found with NVML.
+    pub gpus: Vec<piface_shared::protocol::GpuInfo>,
     /// Live sessions on it (filled in by the caller).
     pub live_sessions: usize,
 }
@@ -50,6 +52,7 @@ impl AgentInfo {
             os: None,
             software_version: None,
             pi_version: None,
+            gpus: Vec::new(),
             live_sessions: 0,
         }
     }
@@ -127,6 +130,7 @@ impl Agents {
             e.info.os = Some(hello.os.clone());
             e.info.software_version = Some(hello.software_version.clone());
             e.info.pi_version.clone_from(&hello.pi_version);
+            e.info.gpus.clone_from(&hello.gpus);
             self.dashboard.agent(&e.info);
         }
     }

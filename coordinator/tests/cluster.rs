@@ -151,6 +151,8 @@ async fn three_agents_join_and_run_sessions() {
     let list = agents(&server).await;
     assert_eq!(list.len(), 3, "{list:?}");
     assert!(list.iter().all(|a| a["pi_version"].as_str().is_some_and(|v| v.contains("0.73.1"))), "{list:?}");
+    // No NVIDIA driver here: each agent says so with an empty list (NVML is loaded at run time).
+    assert!(list.iter().all(|a| a["gpus"].as_array().is_some_and(Vec::is_empty) && a["hostname"].is_string()));
 
     // Without a local agent, a session must name its agent when several are up.
     let repo = git_repo();

@@ -103,6 +103,13 @@ mod tests {
                 hostname: "h".into(),
                 os: "linux-x86_64".into(),
                 pi_version: Some("0.73.1".into()),
+                gpus: vec![GpuInfo {
+                    index: 0,
+                    name: "NVIDIA GeForce GTX 1080 Ti".into(),
+                    uuid: "GPU-0".into(),
+                    memory_mib: 11264,
+                    compute_capability: Some("6.1".into()),
+                }],
             }),
             FromAgent::Spawned { req: 7, result: Ok(Spawned { pid: 42 }) },
             FromAgent::Spawned {

@@ -35,6 +35,24 @@ pub struct Hello {
     pub os: String,
     /// The agent's pi version when known (`pi --version`); `None` from the coordinator.
     pub pi_version: Option<String>,
+    /// The GPUs the agent may use (NVML, filtered by `CUDA_VISIBLE_DEVICES`); empty from the
+    /// coordinator and from agents without an NVIDIA driver.
+    pub gpus: Vec<GpuInfo>,
+}
+
+/// A GPU an agent found with NVML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuInfo {
+    /// CUDA's index of the device in the agent's process.
+    pub index: u32,
+    /// E.g. `NVIDIA GeForce GTX 1080 Ti`.
+    pub name: String,
+    /// NVML's `GPU-…` UUID.
+    pub uuid: String,
+    /// Total memory, MiB.
+    pub memory_mib: u64,
+    /// CUDA compute capability, e.g. `6.1`.
+    pub compute_capability: Option<String>,
 }
 
 impl Hello {

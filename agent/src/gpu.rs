@@ -1,0 +1,110 @@
+//! GPU discovery with NVML: what this agent can offer the cluster for speech work.
+//!
+//! NVML (`libnvidia-ml.so`) is loaded at run time, so an agent without an NVIDIA driver builds
+//! and runs the same and simply reports no GPU. `CUDA_VISIBLE_DEVICES` is honoured as CUDA
+//! honours it (indices or `GPU-…` UUID prefixes), so pinning an agent to one card — the
+//! original's `make serve-audio-1080` — also pins what it advertises.
+
+use piface_shared::protocol::GpuInfo;
+
+/// The GPUs this process may use; empty without NVML or without a device.
+pub fn discover() -> Vec<GpuInfo> {
+    let nvml = match nvml_wrapper::Nvml::init() {
+        Ok(nvml) => nvml,
+        Err(e) => {
+            tracing::debug!("no NVML, so no GPU: {e}");
+            return Vec::new();
+        }
+    };
+    let count = nvml.device_count().unwrap_or(0);
+    let mut all = Vec::new();
+    for index in 0..count {
+        let Ok(device) = nvml.device_by_index(index) else { continue };
+        let compute = device.cuda_compute_capability().ok();
+        all.push(GpuInfo {
+            index,
+            name: device.name().unwrap_or_default(),
+            uuid: device.uuid().unwrap_or_default(),
+            memory_mib: device.memory_info().map(|m| m.total >> 20).unwrap_or(0),
+            compute_capability: compute.map(|c| format!("{}.{}", c.major, c.minor)),
+        });
+    }
+    visible(all, std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref())
+}
+
+/// The devices of `all` that `cuda_visible_devices` lets CUDA see, in its order, re-indexed as
+/// CUDA numbers them. Unset: all. CUDA stops at the first entry it cannot resolve.
+pub fn visible(all: Vec<GpuInfo>, cuda_visible_devices: Option<&str>) -> Vec<GpuInfo> {
+    let Some(spec) = cuda_visible_devices else { return all };
+    let mut out = Vec::new();
+    for entry in spec.split(',').map(str::trim) {
+        let found = if let Ok(i) = entry.parse::<u32>() {
+            all.iter().find(|g| g.index == i)
+        } else if entry.len() > 4 && entry.starts_with("GPU-") {
+            let mut matches = all.iter().filter(|g| g.uuid.starts_with(entry));
+            match (matches.next(), matches.next()) {
+                (Some(g), None) => Some(g),
+                _ => None, // unknown or ambiguous prefix
+            }
+        } else {
+            None
+        };
+        let Some(g) = found else { break };
+        if out.iter().any(|o: &GpuInfo| o.uuid == g.uuid) {
+            break; // CUDA refuses duplicates
+        }
+        out.push(g.clone());
+    }
+    for (i, g) in out.iter_mut().enumerate() {
+        g.index = i as u32;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu(index: u32, uuid: &str, name: &str) -> GpuInfo {
+        GpuInfo {
+            index,
+            name: name.into(),
+            uuid: uuid.into(),
+            memory_mib: 11264,
+            compute_capability: Some("6.1".into()),
+        }
+    }
+
+    fn cards() -> Vec<GpuInfo> {
+        vec![gpu(0, "GPU-aaaa-1111", "NVIDIA GeForce RTX 3090"), gpu(1, "GPU-bbbb-2222", "NVIDIA GeForce GTX 1080 Ti")]
+    }
+
+    fn names(v: &[GpuInfo]) -> Vec<(u32, &str)> {
+        v.iter().map(|g| (g.index, g.name.as_str())).collect()
+    }
+
+    #[test]
+    fn cuda_visible_devices_selects_reorders_and_renumbers() {
+        assert_eq!(visible(cards(), None).len(), 2);
+        assert!(visible(cards(), Some("")).is_empty(), "empty hides every device");
+        assert_eq!(names(&visible(cards(), Some("1"))), [(0, "NVIDIA GeForce GTX 1080 Ti")]);
+        assert_eq!(names(&visible(cards(), Some("GPU-bbbb"))), [(0, "NVIDIA GeForce GTX 1080 Ti")]);
+        assert_eq!(
+            names(&visible(cards(), Some("1,0"))),
+            [(0, "NVIDIA GeForce GTX 1080 Ti"), (1, "NVIDIA GeForce RTX 3090")]
+        );
+        // Resolution stops at the first bad entry; an ambiguous UUID prefix is bad.
+        assert_eq!(names(&visible(cards(), Some("0,7,1"))), [(0, "NVIDIA GeForce RTX 3090")]);
+        assert!(visible(cards(), Some("GPU-")).is_empty());
+        assert_eq!(visible(cards(), Some("0,0")).len(), 1);
+    }
+
+    #[test]
+    fn without_a_driver_discovery_is_empty_not_an_error() {
+        // This machine has no NVIDIA driver (CI neither); with one, the list is whatever it has.
+        if std::path::Path::new("/proc/driver/nvidia").exists() {
+            return;
+        }
+        assert!(discover().is_empty());
+    }
+}
