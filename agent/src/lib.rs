@@ -17,6 +17,7 @@ pub mod lines;
 pub mod link;
 pub mod shell;
 pub mod tls;
+pub mod tools;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct AgentConfig {
     pub shell_timeout: Duration,
     /// Working directory of the throw-away pi that lists models.
     pub probe_dir: PathBuf,
+    /// Directories the file endpoints may reach (`--fs-root`).
+    pub fs_roots: Vec<PathBuf>,
 }
 
 impl AgentConfig {
@@ -56,6 +59,7 @@ impl AgentConfig {
             kill_grace: Duration::from_secs(5),
             shell_timeout: Duration::from_secs(600),
             probe_dir: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/".into()),
+            fs_roots: std::env::var_os("HOME").map(PathBuf::from).into_iter().collect(),
         }
     }
 }
@@ -86,13 +90,26 @@ pub trait SessionStreams: Send + Sync + 'static {
     /// A new stream for `session`: it carries [`FromAgent::Events`] in order, then one
     /// [`FromAgent::Exited`].
     fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent>;
+
+    /// A new stream for `session`'s terminal: [`FromAgent::PtyOutput`]s, then one
+    /// [`FromAgent::PtyExited`].
+    fn open_terminal(&self, session: &SessionId) -> mpsc::Sender<FromAgent>;
 }
 
 /// Starts an agent on the current tokio runtime.
 pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink {
     let (to_tx, to_rx) = mpsc::channel(64);
     let (from_tx, from_rx) = mpsc::channel(OUTBOUND_DEPTH);
-    let agent = Agent { config: Arc::new(config), sessions: Arc::default(), out: from_tx, streams };
+    let roots = tools::fs::Roots::new(&config.fs_roots);
+    let agent = Agent {
+        config: Arc::new(config),
+        sessions: Arc::default(),
+        out: from_tx,
+        terminals: tools::pty::Terminals::new(streams.clone()),
+        streams,
+        roots,
+        uploads: Arc::default(),
+    };
     let task = tokio::spawn(agent.run(to_rx).instrument(tracing::info_span!("agent")));
     AgentLink { tx: to_tx, rx: from_rx, task }
 }
@@ -123,6 +140,10 @@ struct Agent {
     sessions: Sessions,
     out: mpsc::Sender<FromAgent>,
     streams: Arc<dyn SessionStreams>,
+    /// Where the file endpoints may look.
+    roots: tools::fs::Roots,
+    uploads: Arc<tools::upload::Uploads>,
+    terminals: Arc<tools::pty::Terminals>,
 }
 
 impl Agent {
@@ -134,6 +155,7 @@ impl Agent {
             self.handle(msg);
         }
         info!("coordinator link closed; stopping pi processes");
+        self.terminals.close_all();
         let all: Vec<_> = self.sessions.lock().unwrap().drain().map(|(_, p)| p).collect();
         let grace = self.config.kill_grace;
         let mut stops = tokio::task::JoinSet::new();
@@ -166,6 +188,7 @@ impl Agent {
             }
             ToAgent::Input { session, line } => self.input(session, line),
             ToAgent::Kill { req, session } => {
+                self.terminals.close(&session);
                 let proc = self.sessions.lock().unwrap().remove(&session);
                 let out = self.out.clone();
                 let grace = self.config.kill_grace;
@@ -208,6 +231,34 @@ impl Agent {
                     let _ = out.send(FromAgent::SessionList { req, sessions }).await;
                 });
             }
+            ToAgent::Tool { req, call } => {
+                let (roots, out) = (self.roots.clone(), self.out.clone());
+                tokio::spawn(async move {
+                    let result = tools::run(&roots, call).await;
+                    let _ = out.send(FromAgent::ToolDone { req, result }).await;
+                });
+            }
+            ToAgent::ReadFile { req, path, max } => {
+                if let Some(out) = self.streams.open_reply(req) {
+                    tokio::spawn(tools::fs::read_raw(self.roots.clone(), req, path, max, out));
+                }
+            }
+            ToAgent::UploadBegin { req, path, max } => self.uploads.begin(req, path, max, self.out.clone()),
+            ToAgent::UploadChunk { req, data } => self.uploads.chunk(req, data),
+            ToAgent::UploadEnd { req, ok } => self.uploads.end(req, ok),
+            ToAgent::PtyOpen { session, cwd, cols, rows } => {
+                if let Err(e) = self.terminals.open(&session, &cwd, cols, rows) {
+                    warn!(session_id = %session, "terminal: {e}");
+                    let out = self.out.clone();
+                    tokio::spawn(async move {
+                        let message = format!("Failed to create terminal: {e}");
+                        let _ = out.send(FromAgent::Notice { session: Some(session), message }).await;
+                    });
+                }
+            }
+            ToAgent::PtyInput { session, data } => self.terminals.input(&session, data),
+            ToAgent::PtyResize { session, cols, rows } => self.terminals.resize(&session, cols, rows),
+            ToAgent::PtyClose { session } => self.terminals.close(&session),
             ToAgent::ProbeModels { req } => {
                 let config = self.config.clone();
                 let out = self.out.clone();

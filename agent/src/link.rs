@@ -228,6 +228,13 @@ impl SessionStreams for QuicStreams {
         tx
     }
 
+    fn open_terminal(&self, session: &SessionId) -> mpsc::Sender<FromAgent> {
+        let (tx, rx) = mpsc::channel(16);
+        let header = StreamHeader::Terminal { session: session.clone() };
+        tokio::spawn(forward(header, rx, self.conn.subscribe(), self.replay_bytes));
+        tx
+    }
+
     fn open_reply(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
         self.conn.borrow().as_ref()?;
         let (tx, rx) = mpsc::channel(4);
@@ -256,7 +263,9 @@ const STALL: Duration = Duration::from_secs(1);
 fn weight(msg: &FromAgent) -> usize {
     match msg {
         FromAgent::Events { events, .. } => events.iter().map(|e| e.line.len() + 64).sum(),
-        FromAgent::HistoryChunk { data, .. } => data.len(),
+        FromAgent::HistoryChunk { data, .. }
+        | FromAgent::FileChunk { data, .. }
+        | FromAgent::PtyOutput { data, .. } => data.len() + 64,
         _ => 64,
     }
 }
@@ -312,7 +321,7 @@ impl Journal {
     }
 
     fn written(&mut self, msg: FromAgent) {
-        if matches!(msg, FromAgent::Events { .. }) {
+        if matches!(msg, FromAgent::Events { .. } | FromAgent::PtyOutput { .. }) {
             self.sent_bytes += weight(&msg);
             self.sent.push_back(msg);
             while self.sent_bytes > self.resend {
@@ -431,7 +440,13 @@ async fn forward(
                     p.done += n;
                     if p.done == p.frame.len() {
                         let msg = pending.take().expect("writing").msg;
-                        if matches!(msg, FromAgent::Exited { .. } | FromAgent::HistoryDone { .. }) {
+                        if matches!(
+                            msg,
+                            FromAgent::Exited { .. }
+                                | FromAgent::HistoryDone { .. }
+                                | FromAgent::FileEnd { .. }
+                                | FromAgent::PtyExited { .. }
+                        ) {
                             if let Some(mut send) = stream {
                                 let _ = send.finish();
                             }

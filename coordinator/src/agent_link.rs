@@ -86,6 +86,20 @@ impl AgentHandle {
         result
     }
 
+    /// A request id whose reply the caller awaits on the receiver, for requests made of several
+    /// messages (uploads); [`AgentHandle::unregister`] it when done.
+    pub fn register(&self) -> (RequestId, oneshot::Receiver<FromAgent>) {
+        let req = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(req, tx);
+        (req, rx)
+    }
+
+    /// Forgets a [`AgentHandle::register`]ed request.
+    pub fn unregister(&self, req: RequestId) {
+        self.pending.lock().unwrap().remove(&req);
+    }
+
     /// Sends `make(req)`; the reply arrives as a stream of messages on the returned receiver,
     /// which ends when the agent is done (or gone).
     pub async fn request_stream(
@@ -130,15 +144,24 @@ pub async fn run_control(app: Arc<App>, name: String, agent: Arc<AgentHandle>, m
                 info!(agent = %name, hostname = %hello.hostname, version = %hello.software_version, "agent connected");
                 app.agents.hello(&name, &hello);
                 let _ = agent.hello.set(hello);
+                // Blobs of uploads nobody references may live on this agent.
+                let app = app.clone();
+                tokio::spawn(async move { crate::tools::collect_uploads(&app).await });
             }
             FromAgent::Spawned { req, .. }
             | FromAgent::Killed { req, .. }
             | FromAgent::ShellDone { req, .. }
             | FromAgent::Models { req, .. }
             | FromAgent::ForkMessages { req, .. }
-            | FromAgent::SessionList { req, .. } => agent.complete(req, msg),
-            FromAgent::HistoryChunk { req, .. } | FromAgent::HistoryDone { req, .. } => {
-                warn!(req, "history reply on the control stream; dropped")
+            | FromAgent::SessionList { req, .. }
+            | FromAgent::ToolDone { req, .. } => agent.complete(req, msg),
+            FromAgent::HistoryChunk { req, .. }
+            | FromAgent::HistoryDone { req, .. }
+            | FromAgent::FileHead { req, .. }
+            | FromAgent::FileChunk { req, .. }
+            | FromAgent::FileEnd { req, .. } => warn!(req, "streamed reply on the control stream; dropped"),
+            FromAgent::PtyOutput { session, .. } | FromAgent::PtyExited { session } => {
+                warn!(session_id = %session, "terminal output on the control stream; dropped")
             }
             FromAgent::Notice { session, message } => app.notice(session.as_deref(), message).await,
             FromAgent::Events { session, .. } | FromAgent::Exited { session, .. } => {
@@ -170,6 +193,17 @@ impl LocalStreams {
 }
 
 impl SessionStreams for LocalStreams {
+    fn open_terminal(&self, session: &SessionId) -> mpsc::Sender<FromAgent> {
+        let (tx, rx) = mpsc::channel(16);
+        match self.app.get().and_then(Weak::upgrade) {
+            Some(app) => {
+                tokio::spawn(crate::terminal::pump(app, session.clone(), rx));
+            }
+            None => warn!(session_id = %session, "terminal opened before the coordinator was ready"),
+        }
+        tx
+    }
+
     fn open_reply(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
         self.app.get().and_then(Weak::upgrade)?.agents.get(crate::agents::LOCAL)?.take_reply_stream(req)
     }

@@ -84,6 +84,10 @@ pub struct AgentArgs {
     /// a longer outage drops the oldest and browsers get a history replay instead.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub replay_buffer_mib: u64,
+    /// A directory the file browser may reach on this machine (repeatable; default: the home
+    /// directory). Symlinks out of it are refused.
+    #[arg(long = "fs-root", value_name = "DIR")]
+    pub fs_roots: Vec<PathBuf>,
 }
 
 /// `piface agent list|remove`.
@@ -172,6 +176,13 @@ pub struct ServeArgs {
     /// Proxy the UI to a Vite dev server (not supported yet).
     #[arg(long)]
     pub dev: bool,
+    /// A directory the file browser may reach on the local agent (repeatable; default: the
+    /// home directory). Symlinks out of it are refused.
+    #[arg(long = "fs-root", value_name = "DIR")]
+    pub fs_roots: Vec<PathBuf>,
+    /// Largest uploaded file, MiB.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_upload_mib: u64,
     /// Enable speech-to-text.
     #[arg(long, overrides_with = "no_speech")]
     pub speech: bool,

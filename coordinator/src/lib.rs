@@ -24,6 +24,8 @@ pub mod record;
 pub mod registry;
 pub mod sessions;
 pub mod store;
+pub mod terminal;
+pub mod tools;
 pub mod ws;
 
 use std::path::PathBuf;
@@ -61,6 +63,10 @@ pub struct Config {
     pub local_agent: bool,
     /// Listen for agents on other machines (QUIC) at this address.
     pub quic: Option<std::net::SocketAddr>,
+    /// What the local agent's file endpoints may reach (`--fs-root`; default: home).
+    pub fs_roots: Vec<PathBuf>,
+    /// Largest uploaded file (bytes).
+    pub max_upload: u64,
 }
 
 impl Config {
@@ -76,6 +82,8 @@ impl Config {
             probe_models_at_start: true,
             local_agent: true,
             quic: None,
+            fs_roots: std::env::var_os("HOME").map(PathBuf::from).into_iter().collect(),
+            max_upload: 10 * 1024 * 1024,
         }
     }
 }
@@ -94,6 +102,8 @@ pub struct App {
     pub dashboard: Arc<dashboard::Dashboard>,
     /// pi's model list.
     pub models: ModelsCache,
+    /// Terminal output and viewers, per session.
+    pub terminals: terminal::Terminals,
     /// Cancelled at shutdown; long-lived tasks (WebSockets) end with it.
     pub shutdown: CancellationToken,
     /// Set while Piface stops its pis: their exits must not archive the sessions, which come
@@ -111,6 +121,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let link = config.local_agent.then(|| {
         let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
         agent_config.start_timeout = config.start_timeout;
+        agent_config.fs_roots.clone_from(&config.fs_roots);
         piface_agent::spawn(agent_config, streams.clone())
     });
     let dashboard = Arc::new(dashboard::Dashboard::default());
@@ -120,6 +131,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         dashboard,
         store,
         models: ModelsCache::default(),
+        terminals: terminal::Terminals::default(),
         shutdown: shutdown.clone(),
         stopping: std::sync::atomic::AtomicBool::new(false),
         config,
@@ -214,6 +226,7 @@ pub fn import_state(store: &dyn StateStore, path: &std::path::Path) -> anyhow::R
 /// The router of the whole HTTP surface.
 pub fn app_router(app: Arc<App>) -> axum::Router {
     api::router(app.clone())
+        .merge(tools::router(app.clone()))
         .merge(ws::router(app.clone()))
         .fallback(frontend::fallback)
         .layer(axum::middleware::from_fn(origin::same_origin_only))

@@ -84,7 +84,11 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             };
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            piface_agent::link::run(link, piface_agent::AgentConfig::new(pi_bin), shutdown).await
+            let mut agent = piface_agent::AgentConfig::new(pi_bin);
+            if !args.fs_roots.is_empty() {
+                agent.fs_roots = args.fs_roots;
+            }
+            piface_agent::link::run(link, agent, shutdown).await
         }
     }
 }
@@ -130,6 +134,10 @@ async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -
     }
     let mut config = piface_coordinator::Config::new(pi_bin, data_dir);
     config.direnv_default = args.direnv_default();
+    if !args.fs_roots.is_empty() {
+        config.fs_roots.clone_from(&args.fs_roots);
+    }
+    config.max_upload = args.max_upload_mib << 20;
     if let Some((quic, local_agent)) = cluster {
         config.quic = Some(quic);
         config.local_agent = local_agent;

@@ -238,6 +238,9 @@ async fn serve_stream(
         StreamHeader::Session { session } => {
             tokio::spawn(pump_session(app, agent, session, rx));
         }
+        StreamHeader::Terminal { session } => {
+            tokio::spawn(crate::terminal::pump(app, session, rx));
+        }
         StreamHeader::Reply { req } => {
             let Some(out) = handle.take_reply_stream(req) else { return Ok(()) };
             tokio::spawn(async move {

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use crate::dashboard::Dashboard;
 use crate::hub::Hub;
 use crate::record::SessionRecord;
+use crate::store::UploadRecord;
 use crate::store::{Snapshot, StateStore};
 
 struct Entry {
@@ -36,6 +37,8 @@ struct Inner {
     map: HashMap<String, Entry>,
     /// Upload ids each session references.
     uploads: HashMap<String, Vec<String>>,
+    /// Every upload, by id (with the sessions that reference it).
+    upload_records: HashMap<String, UploadRecord>,
 }
 
 impl Registry {
@@ -48,6 +51,7 @@ impl Registry {
             inner.map.insert(id, Entry { record, hub: None, visible: true });
         }
         inner.uploads = snapshot.session_uploads.into_iter().collect();
+        inner.upload_records = snapshot.uploads.into_iter().collect();
         Registry { inner: Mutex::new(inner), store, dashboard }
     }
 
@@ -66,12 +70,16 @@ impl Registry {
         }
     }
 
-    /// Removes a session, from the store too.
+    /// Removes a session, from the store too. Its upload references go with it.
     pub fn remove(&self, id: &str) {
         let mut inner = self.inner.lock().unwrap();
         if let Some(entry) = inner.map.remove(id) {
             inner.order.retain(|x| x != id);
-            inner.uploads.remove(id);
+            for upload in inner.uploads.remove(id).unwrap_or_default() {
+                if let Some(u) = inner.upload_records.get_mut(&upload) {
+                    u.ref_sessions.retain(|s| s != id);
+                }
+            }
             if entry.visible {
                 if let Err(e) = self.store.delete_session(id) {
                     tracing::error!(session_id = %id, "could not delete the session: {e}");
@@ -175,13 +183,61 @@ impl Registry {
         self.inner.lock().unwrap().uploads.get(id).cloned().unwrap_or_default()
     }
 
-    /// Sets the uploads a session references, and saves them.
-    pub fn set_uploads(&self, id: &str, uploads: Vec<String>) {
+    /// Makes session `id` reference `uploads` too (a branch inherits its source's), and
+    /// saves it.
+    pub fn share_uploads(&self, id: &str, uploads: Vec<String>) {
         let mut inner = self.inner.lock().unwrap();
-        if let Err(e) = self.store.set_session_uploads(id, &uploads) {
+        if let Err(e) = self.store.share_uploads(id, &uploads) {
             tracing::error!(session_id = %id, "could not save upload references: {e}");
         }
-        inner.uploads.insert(id.to_string(), uploads);
+        for upload in &uploads {
+            if let Some(u) = inner.upload_records.get_mut(upload) {
+                if !u.ref_sessions.iter().any(|s| s == id) {
+                    u.ref_sessions.push(id.to_string());
+                }
+            }
+        }
+        let list = inner.uploads.entry(id.to_string()).or_default();
+        for upload in uploads {
+            if !list.contains(&upload) {
+                list.push(upload);
+            }
+        }
+    }
+
+    /// Records a new upload of session `id`; saved before it is visible.
+    pub fn add_upload(&self, id: &str, mut upload: UploadRecord) -> Result<(), crate::store::StoreError> {
+        if !upload.ref_sessions.iter().any(|s| s == id) {
+            upload.ref_sessions.push(id.to_string());
+        }
+        let mut inner = self.inner.lock().unwrap();
+        self.store.add_upload(id, &upload)?;
+        let list = inner.uploads.entry(id.to_string()).or_default();
+        if !list.contains(&upload.upload_id) {
+            list.push(upload.upload_id.clone());
+        }
+        inner.upload_records.insert(upload.upload_id.clone(), upload);
+        Ok(())
+    }
+
+    /// An upload's record.
+    pub fn upload(&self, upload_id: &str) -> Option<UploadRecord> {
+        self.inner.lock().unwrap().upload_records.get(upload_id).cloned()
+    }
+
+    /// Uploads no session references any more (their blobs may go).
+    pub fn orphan_uploads(&self) -> Vec<UploadRecord> {
+        self.inner.lock().unwrap().upload_records.values().filter(|u| u.ref_sessions.is_empty()).cloned().collect()
+    }
+
+    /// Forgets an upload whose blob is gone.
+    pub fn forget_upload(&self, upload_id: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        if let Err(e) = self.store.delete_upload(upload_id) {
+            tracing::error!(upload_id, "could not delete the upload record: {e}");
+            return;
+        }
+        inner.upload_records.remove(upload_id);
     }
 }
 

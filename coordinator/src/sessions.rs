@@ -349,7 +349,7 @@ impl App {
                 let record = self.registry.set_live(&new_id, |r| r.session_file = Some(file)).expect("inserted above");
                 let uploads = self.registry.uploads_of(id);
                 if !uploads.is_empty() {
-                    self.registry.set_uploads(&new_id, uploads);
+                    self.registry.share_uploads(&new_id, uploads);
                 }
                 info!(session_id = %new_id, parent = %id, "session branched");
                 Ok(Some(Branched { selected_text, session: record }))

@@ -98,10 +98,16 @@ pub trait StateStore: Send + Sync + 'static {
     fn load(&self) -> Result<Snapshot, StoreError>;
     /// Creates or replaces a session record.
     fn put_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
-    /// Removes a session record and its upload references.
+    /// Removes a session record and its upload references (the uploads keep their records,
+    /// with the session gone from `ref_sessions`; [`StateStore::delete_upload`] removes those
+    /// nobody references once their blobs are gone).
     fn delete_session(&self, id: &str) -> Result<(), StoreError>;
-    /// Sets the uploads a session references (replacing the list).
-    fn set_session_uploads(&self, id: &str, uploads: &[String]) -> Result<(), StoreError>;
+    /// Records a new upload referenced by `session`, in one transaction.
+    fn add_upload(&self, session: &str, upload: &UploadRecord) -> Result<(), StoreError>;
+    /// Makes `session` reference the uploads `ids` too (a branch inherits its source's).
+    fn share_uploads(&self, session: &str, ids: &[String]) -> Result<(), StoreError>;
+    /// Forgets an upload whose blob is deleted.
+    fn delete_upload(&self, id: &str) -> Result<(), StoreError>;
     /// Adds everything in `snapshot` that is not there yet (by id), in one transaction.
     fn merge(&self, snapshot: &Snapshot) -> Result<usize, StoreError>;
     /// Redeems a join token and enrolls an agent, in one transaction: refused (`Ok(Err)`) when
@@ -181,14 +187,72 @@ impl StateStore for RedbStore {
     fn delete_session(&self, id: &str) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.open_table(SESSIONS)?.remove(id)?;
-            tx.open_table(SESSION_UPLOADS)?.remove(id)?;
+            let list: Vec<String> = match tx.open_table(SESSION_UPLOADS)?.remove(id)? {
+                Some(v) => from_json(id, v.value())?,
+                None => Vec::new(),
+            };
+            let mut uploads = tx.open_table(UPLOADS)?;
+            for upload_id in list {
+                let record: Option<UploadRecord> = match uploads.get(upload_id.as_str())? {
+                    Some(v) => Some(from_json(&upload_id, v.value())?),
+                    None => None,
+                };
+                if let Some(mut record) = record {
+                    record.ref_sessions.retain(|s| s != id);
+                    uploads.insert(upload_id.as_str(), to_json(&record).as_slice())?;
+                }
+            }
             Ok(())
         })
     }
 
-    fn set_session_uploads(&self, id: &str, uploads: &[String]) -> Result<(), StoreError> {
+    fn add_upload(&self, session: &str, upload: &UploadRecord) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.open_table(SESSION_UPLOADS)?.insert(id, to_json(&uploads).as_slice())?;
+            tx.open_table(UPLOADS)?.insert(upload.upload_id.as_str(), to_json(upload).as_slice())?;
+            let mut refs = tx.open_table(SESSION_UPLOADS)?;
+            let mut list: Vec<String> = match refs.get(session)? {
+                Some(v) => from_json(session, v.value())?,
+                None => Vec::new(),
+            };
+            if !list.contains(&upload.upload_id) {
+                list.push(upload.upload_id.clone());
+            }
+            refs.insert(session, to_json(&list).as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn share_uploads(&self, session: &str, ids: &[String]) -> Result<(), StoreError> {
+        self.write(|tx| {
+            let mut refs = tx.open_table(SESSION_UPLOADS)?;
+            let mut list: Vec<String> = match refs.get(session)? {
+                Some(v) => from_json(session, v.value())?,
+                None => Vec::new(),
+            };
+            let mut uploads = tx.open_table(UPLOADS)?;
+            for id in ids {
+                if !list.contains(id) {
+                    list.push(id.clone());
+                }
+                let record: Option<UploadRecord> = match uploads.get(id.as_str())? {
+                    Some(v) => Some(from_json(id, v.value())?),
+                    None => None,
+                };
+                if let Some(mut record) = record {
+                    if !record.ref_sessions.iter().any(|s| s == session) {
+                        record.ref_sessions.push(session.to_string());
+                        uploads.insert(id.as_str(), to_json(&record).as_slice())?;
+                    }
+                }
+            }
+            refs.insert(session, to_json(&list).as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn delete_upload(&self, id: &str) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(UPLOADS)?.remove(id)?;
             Ok(())
         })
     }
@@ -290,4 +354,45 @@ pub fn parse_original_state(text: &str) -> Result<Snapshot, serde_json::Error> {
         }
     }
     Ok(snap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upload(id: &str) -> UploadRecord {
+        UploadRecord {
+            upload_id: id.into(),
+            path: format!("/s/uploads/_shared/{id}_f"),
+            file_name: "f".into(),
+            mime_type: None,
+            size: 1,
+            ref_sessions: vec!["a".into()],
+            created_at: None,
+        }
+    }
+
+    #[test]
+    fn upload_references_go_with_their_sessions_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let store = RedbStore::open(&path).unwrap();
+            store.add_upload("a", &upload("u1")).unwrap();
+            store.add_upload("a", &upload("u2")).unwrap();
+            store.share_uploads("b", &["u1".into()]).unwrap(); // a branch of a
+            store.delete_session("a").unwrap();
+        } // closed as a crash would leave it: every step above is its own commit
+        let store = RedbStore::open(&path).unwrap();
+        let snap = store.load().unwrap();
+        assert_eq!(snap.uploads["u1"].ref_sessions, ["b"], "b still references u1");
+        assert!(snap.uploads["u2"].ref_sessions.is_empty(), "u2 is an orphan now");
+        assert_eq!(snap.session_uploads.get("b").map(Vec::as_slice), Some(&["u1".to_string()][..]));
+        assert!(!snap.session_uploads.contains_key("a"));
+        store.delete_session("b").unwrap();
+        assert!(store.load().unwrap().uploads["u1"].ref_sessions.is_empty(), "the last reference went");
+        store.delete_upload("u1").unwrap();
+        store.delete_upload("u2").unwrap();
+        assert!(store.load().unwrap().uploads.is_empty());
+    }
 }

@@ -37,7 +37,16 @@ const WRITE_BATCH: usize = 1024 * 1024;
 
 /// The WebSocket routes.
 pub fn router(_app: Arc<App>) -> Router<Arc<App>> {
-    Router::new().route("/ws/sessions/{id}", get(upgrade)).route("/ws/dashboard", get(dashboard_upgrade))
+    Router::new()
+        .route("/ws/sessions/{id}", get(upgrade))
+        .route("/ws/sessions/{id}/terminal", get(terminal_upgrade))
+        .route("/ws/dashboard", get(dashboard_upgrade))
+}
+
+async fn terminal_upgrade(State(app): State<Arc<App>>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Response {
+    let span = tracing::info_span!("terminal", session_id = %id);
+    ws.read_buffer_size(CLIENT_READ_BUFFER)
+        .on_upgrade(move |socket| crate::terminal::serve(app, id, socket).instrument(span))
 }
 
 async fn upgrade(State(app): State<Arc<App>>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Response {
@@ -259,8 +268,12 @@ async fn handle_text(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId,
     match kind.as_str() {
         "piface_get_history" => return request_replay(app, id, hub, client).await,
         "prompt" | "steer" | "follow_up" => {
-            if let Some(shortcut) = prepare_prompt(&mut msg)? {
+            let (shortcut, uploads) = prepare_prompt(&mut msg)?;
+            if let Some(shortcut) = shortcut {
                 return run_shortcut(app, id, hub, &mut msg, shortcut).await;
+            }
+            if !uploads.is_empty() {
+                attach_uploads(app, id, &mut msg, &uploads).await?;
             }
         }
         "bash" => {
@@ -301,8 +314,9 @@ enum Shortcut {
     LocalShell(String),
 }
 
-/// Validates a prompt-like message, removes `piface_upload_ids` and finds a bang shortcut.
-fn prepare_prompt(msg: &mut Map<String, Value>) -> Result<Option<Shortcut>, String> {
+/// Validates a prompt-like message, removes `piface_upload_ids` (returning the ids) and finds
+/// a bang shortcut.
+fn prepare_prompt(msg: &mut Map<String, Value>) -> Result<(Option<Shortcut>, Vec<String>), String> {
     let message = match msg.get("message") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -314,17 +328,68 @@ fn prepare_prompt(msg: &mut Map<String, Value>) -> Result<Option<Shortcut>, Stri
         Some(_) => return Err("piface_upload_ids must be a list".into()),
     };
     let shortcut = message.as_deref().and_then(find_shortcut);
-    if !uploads.is_empty() {
-        if shortcut.is_some() {
-            return Err("Bash shortcuts (! / !!) do not support file attachments.".into());
-        }
-        // No upload store yet (it comes with the host-tools issue): every id is unknown.
-        return Err(match uploads[0].as_str().map(str::trim) {
-            Some(u) if !u.is_empty() => format!("Unknown upload id: {u}"),
-            _ => "Invalid upload id".into(),
-        });
+    if !uploads.is_empty() && shortcut.is_some() {
+        return Err("Bash shortcuts (! / !!) do not support file attachments.".into());
     }
-    Ok(shortcut)
+    let ids = uploads
+        .iter()
+        .map(|u| match u.as_str().map(str::trim) {
+            Some(u) if !u.is_empty() => Ok(u.to_string()),
+            _ => Err("Invalid upload id".to_string()),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((shortcut, ids))
+}
+
+/// Appends the manifest of a prompt's attachments to its message: each id must be one this
+/// session references (uploaded or inherited by a branch) whose blob still exists on its
+/// agent.
+async fn attach_uploads(app: &Arc<App>, id: &str, msg: &mut Map<String, Value>, ids: &[String]) -> Result<(), String> {
+    let referenced = app.registry.uploads_of(id);
+    let mut paths = Vec::new();
+    for upload in ids {
+        let record = app.registry.upload(upload).filter(|_| referenced.contains(upload));
+        match record {
+            Some(r) => paths.push(r.path),
+            None => return Err(format!("Unknown upload id: {upload}")),
+        }
+    }
+    let agent = app.agent_of_session(id).map_err(|e| e.to_string())?;
+    let call = piface_shared::protocol::ToolCall::FilesExist { paths: paths.clone() };
+    let reply = agent
+        .request(|req| piface_shared::protocol::ToAgent::Tool { req, call }, std::time::Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
+    if let piface_shared::protocol::FromAgent::ToolDone { result: Ok(body), .. } = reply {
+        let missing: Vec<String> = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["missing"].clone()).ok())
+            .unwrap_or_default();
+        if let Some(gone) = missing.first() {
+            let upload = ids.iter().zip(&paths).find(|(_, p)| *p == gone).map(|(u, _)| u.as_str()).unwrap_or(gone);
+            return Err(format!("Unknown upload id: {upload}"));
+        }
+    } else {
+        return Err("could not check the attached files on the session's agent".into());
+    }
+    let message = msg.get("message").and_then(Value::as_str).unwrap_or_default();
+    msg.insert("message".into(), Value::String(with_manifest(message, &paths)));
+    Ok(())
+}
+
+/// The message text with the attachment manifest, in the original's words.
+fn with_manifest(message: &str, paths: &[String]) -> String {
+    let mut manifest = String::from("Attached files (session-local file paths):");
+    for p in paths {
+        manifest.push_str("\n- ");
+        manifest.push_str(p);
+    }
+    let message = message.trim();
+    if message.is_empty() {
+        format!("{manifest}\n\nPlease inspect these files.")
+    } else {
+        format!("{message}\n\n{manifest}")
+    }
 }
 
 fn find_shortcut(message: &str) -> Option<Shortcut> {
@@ -439,16 +504,30 @@ mod tests {
     #[test]
     fn prompt_validation() {
         let mut m = obj(json!({"type": "prompt", "message": "hi", "piface_upload_ids": []}));
-        assert_eq!(prepare_prompt(&mut m), Ok(None));
+        assert_eq!(prepare_prompt(&mut m), Ok((None, vec![])));
         assert!(!m.contains_key("piface_upload_ids"));
         let check = |v: Value, want: &str| assert_eq!(prepare_prompt(&mut obj(v)).unwrap_err(), want);
         check(json!({"message": 3}), "message must be a string");
         check(json!({"message": "x", "piface_upload_ids": "a"}), "piface_upload_ids must be a list");
         check(json!({"message": "x", "piface_upload_ids": [" "]}), "Invalid upload id");
-        check(json!({"message": "x", "piface_upload_ids": ["u1"]}), "Unknown upload id: u1");
+        let mut m = obj(json!({"message": "x", "piface_upload_ids": ["u1", " u2 "]}));
+        assert_eq!(prepare_prompt(&mut m), Ok((None, vec!["u1".to_string(), "u2".to_string()])));
         check(
             json!({"message": "!!ls", "piface_upload_ids": ["u1"]}),
             "Bash shortcuts (! / !!) do not support file attachments.",
+        );
+    }
+
+    #[test]
+    fn attachments_get_the_original_manifest() {
+        let paths = ["/s/uploads/_shared/a_x.png".to_string(), "/s/uploads/_shared/b_y.txt".to_string()];
+        assert_eq!(
+            with_manifest("  look  ", &paths),
+            "look\n\nAttached files (session-local file paths):\n- /s/uploads/_shared/a_x.png\n- /s/uploads/_shared/b_y.txt"
+        );
+        assert_eq!(
+            with_manifest(" ", &paths[..1]),
+            "Attached files (session-local file paths):\n- /s/uploads/_shared/a_x.png\n\nPlease inspect these files."
         );
     }
 

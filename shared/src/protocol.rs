@@ -161,6 +161,173 @@ pub enum ToAgent {
         /// Echoed in the reply.
         req: RequestId,
     },
+    /// A host tool (files, git, workspace config, direnv); answered by [`FromAgent::ToolDone`].
+    Tool {
+        /// Echoed in the reply.
+        req: RequestId,
+        /// What to do.
+        call: ToolCall,
+    },
+    /// Stream a file (`fs/raw`): answered on a reply stream by [`FromAgent::FileHead`], then
+    /// [`FromAgent::FileChunk`]s and a [`FromAgent::FileEnd`].
+    ReadFile {
+        /// Echoed in the replies.
+        req: RequestId,
+        /// Absolute path; must lie inside the agent's file roots.
+        path: String,
+        /// Larger files are refused (413).
+        max: u64,
+    },
+    /// Start writing an uploaded file at `path` (created with its directories; must not exist).
+    /// [`ToAgent::UploadChunk`]s with the same `req` follow, then [`ToAgent::UploadEnd`];
+    /// answered by one [`FromAgent::ToolDone`] (`{"size": n}`) after the end or the first error.
+    UploadBegin {
+        /// Names the upload in the messages that follow.
+        req: RequestId,
+        /// Final absolute path of the blob.
+        path: String,
+        /// More bytes than this abort the upload (413).
+        max: u64,
+    },
+    /// The next bytes of an upload.
+    UploadChunk {
+        /// The upload.
+        req: RequestId,
+        /// Bytes.
+        data: Bytes,
+    },
+    /// The upload is complete (`ok`) or abandoned (`!ok`: the partial file is removed).
+    UploadEnd {
+        /// The upload.
+        req: RequestId,
+        /// Whether the sender got all of it.
+        ok: bool,
+    },
+    /// Open (or keep) the session's terminal: a PTY running a login shell in `cwd`. Its
+    /// output goes on a terminal stream as [`FromAgent::PtyOutput`]. Idempotent: a running
+    /// PTY is kept (and resized).
+    PtyOpen {
+        /// The session.
+        session: SessionId,
+        /// The shell's working directory.
+        cwd: String,
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Keystrokes for a session's PTY.
+    PtyInput {
+        /// The session.
+        session: SessionId,
+        /// Bytes to write.
+        data: Bytes,
+    },
+    /// New size of a session's PTY.
+    PtyResize {
+        /// The session.
+        session: SessionId,
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Close a session's PTY (hang up its shell).
+    PtyClose {
+        /// The session.
+        session: SessionId,
+    },
+}
+
+/// A host-tool request ([`ToAgent::Tool`]); the reply is the JSON body of the matching HTTP
+/// endpoint (see `rest-api.md`), or a [`ToolError`] with its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ToolCall {
+    /// `GET /api/fs/list`.
+    FsList {
+        /// Directory.
+        path: String,
+    },
+    /// `GET /api/fs/complete`.
+    FsComplete {
+        /// Partial path.
+        prefix: String,
+    },
+    /// `GET /api/fs/file`.
+    FsFile {
+        /// File.
+        path: String,
+    },
+    /// `GET /api/sessions/{id}/git/status` in `dir`.
+    GitStatus {
+        /// The session's execution directory.
+        dir: String,
+    },
+    /// `GET /api/sessions/{id}/git/diff` in `dir`.
+    GitDiff {
+        /// The session's execution directory.
+        dir: String,
+        /// One file (relative to the repository root, or absolute inside it).
+        path: Option<String>,
+        /// The index instead of the work tree.
+        staged: bool,
+    },
+    /// `GET /api/workspace/config`.
+    WorkspaceGet {
+        /// The project directory.
+        path: String,
+    },
+    /// `PUT /api/workspace/config`: `config` is the JSON object of the request.
+    WorkspacePut {
+        /// The project directory.
+        path: String,
+        /// JSON text.
+        config: String,
+    },
+    /// `POST /api/direnv/allow`.
+    DirenvAllow {
+        /// The directory whose `.envrc` to allow.
+        dir: String,
+    },
+    /// Which of these files exist (upload blobs before a prompt names them): answers
+    /// `{"missing": [...]}`.
+    FilesExist {
+        /// Absolute paths.
+        paths: Vec<String>,
+    },
+    /// Delete these files (upload blobs nobody references): answers `{"deleted": n}`.
+    DeleteFiles {
+        /// Absolute paths.
+        paths: Vec<String>,
+    },
+}
+
+/// Why a host tool failed: the HTTP status and `detail` to answer with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{status}: {detail}")]
+pub struct ToolError {
+    /// HTTP status.
+    pub status: u16,
+    /// Human-readable text.
+    pub detail: String,
+}
+
+impl ToolError {
+    /// An error with `status` and `detail`.
+    pub fn new(status: u16, detail: impl Into<String>) -> ToolError {
+        ToolError { status, detail: detail.into() }
+    }
+}
+
+/// What [`FromAgent::FileHead`] tells about a file before its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Bytes.
+    pub size: u64,
+    /// Guessed from the name.
+    pub mime_type: String,
+    /// Modification time, seconds since the epoch.
+    pub modified: Option<u64>,
 }
 
 /// What the agent extracted from a pi line: enough for the coordinator to route it.
@@ -371,6 +538,49 @@ pub enum FromAgent {
         /// Human-readable text.
         message: String,
     },
+    /// Reply to [`ToAgent::Tool`] and to an upload: the JSON body, or the error.
+    ToolDone {
+        /// The request this answers.
+        req: RequestId,
+        /// JSON text, or status and detail.
+        result: Result<String, ToolError>,
+    },
+    /// First reply to [`ToAgent::ReadFile`] (on its reply stream).
+    FileHead {
+        /// The request this answers.
+        req: RequestId,
+        /// What the file is, or why it cannot be read.
+        result: Result<FileMeta, ToolError>,
+    },
+    /// The next bytes of a file being read.
+    FileChunk {
+        /// The request this answers.
+        req: RequestId,
+        /// Bytes.
+        data: Bytes,
+    },
+    /// The end of a file being read; `error` if reading failed part-way.
+    FileEnd {
+        /// The request this answers.
+        req: RequestId,
+        /// Why it ended early.
+        error: Option<String>,
+    },
+    /// Output of a session's PTY (on its terminal stream). `offset` counts the bytes the PTY
+    /// wrote before these, so a receiver drops what it already has after a resend.
+    PtyOutput {
+        /// The session.
+        session: SessionId,
+        /// Bytes before `data`.
+        offset: u64,
+        /// Bytes.
+        data: Bytes,
+    },
+    /// A session's shell ended (its PTY is gone; the next open starts a new one at offset 0).
+    PtyExited {
+        /// The session.
+        session: SessionId,
+    },
 }
 
 /// The first frame of every QUIC stream an agent opens: what the stream carries.
@@ -391,6 +601,12 @@ pub enum StreamHeader {
     /// Enrollment of a new agent (bidirectional): one [`EnrollRequest`], one [`EnrollReply`].
     /// The only stream allowed on a connection without a client certificate.
     Enroll,
+    /// A session's terminal output (unidirectional): [`FromAgent::PtyOutput`]…, then
+    /// [`FromAgent::PtyExited`].
+    Terminal {
+        /// The session.
+        session: SessionId,
+    },
 }
 
 /// An agent asks to join the cluster.

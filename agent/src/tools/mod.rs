@@ -1,0 +1,97 @@
+//! Host tools: everything the browser does with the files of the machine a session runs on
+//! (files, git, workspace config, direnv, upload blobs, the terminal). The coordinator only
+//! routes; these run here, next to the files.
+
+pub mod fs;
+pub mod git;
+pub mod pty;
+pub mod upload;
+pub mod workspace;
+
+use std::path::Path;
+
+use piface_shared::protocol::{ToolCall, ToolError};
+use serde_json::json;
+
+/// Runs one tool call; the result is the JSON body of the matching HTTP endpoint.
+pub async fn run(roots: &fs::Roots, call: ToolCall) -> Result<String, ToolError> {
+    let value = match call {
+        ToolCall::FsList { path } => fs::list(roots, &path).await?,
+        ToolCall::FsComplete { prefix } => fs::complete(roots, &prefix).await,
+        ToolCall::FsFile { path } => fs::file(roots, &path).await?,
+        ToolCall::GitStatus { dir } => git::status(&dir).await?,
+        ToolCall::GitDiff { dir, path, staged } => git::diff(&dir, path.as_deref(), staged).await?,
+        ToolCall::WorkspaceGet { path } => {
+            roots_check(roots, &path)?;
+            tokio::task::spawn_blocking(move || workspace::get(&path)).await.map_err(internal)??
+        }
+        ToolCall::WorkspacePut { path, config } => {
+            roots_check(roots, &path)?;
+            tokio::task::spawn_blocking(move || workspace::put(&path, &config)).await.map_err(internal)??
+        }
+        ToolCall::DirenvAllow { dir } => direnv_allow(&dir).await?,
+        ToolCall::FilesExist { paths } => {
+            let missing: Vec<_> = paths.into_iter().filter(|p| !Path::new(p).is_file()).collect();
+            json!({ "missing": missing })
+        }
+        ToolCall::DeleteFiles { paths } => {
+            let mut deleted = 0;
+            for p in paths {
+                if !upload::is_blob_path(Path::new(&p)) {
+                    return Err(ToolError::new(400, format!("Not an upload blob: {p}")));
+                }
+                match tokio::fs::remove_file(&p).await {
+                    Ok(()) => deleted += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(ToolError::new(500, format!("deleting {p}: {e}"))),
+                }
+            }
+            json!({ "deleted": deleted })
+        }
+    };
+    Ok(value.to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> ToolError {
+    ToolError::new(500, e.to_string())
+}
+
+/// A directory given to a tool that writes must be inside the file roots (a missing one is
+/// left to the tool's own "does not exist").
+fn roots_check(roots: &fs::Roots, path: &str) -> Result<(), ToolError> {
+    if Path::new(path).exists() {
+        roots.check(path)?;
+    }
+    Ok(())
+}
+
+/// `POST /api/direnv/allow`: `direnv allow <dir>` as this agent's user.
+async fn direnv_allow(dir: &str) -> Result<serde_json::Value, ToolError> {
+    if !Path::new(dir).is_dir() {
+        return Err(ToolError::new(400, format!("Directory does not exist: {dir}")));
+    }
+    let out = tokio::process::Command::new("direnv")
+        .arg("allow")
+        .arg(dir)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = match tokio::time::timeout(std::time::Duration::from_secs(30), out).await {
+        Err(_) => return Err(ToolError::new(504, "direnv allow timed out")),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ToolError::new(409, "direnv is not installed"))
+        }
+        Ok(Err(e)) => return Err(ToolError::new(409, format!("direnv allow: {e}"))),
+        Ok(Ok(out)) => out,
+    };
+    if !out.status.success() {
+        let text = [String::from_utf8_lossy(&out.stderr).trim(), String::from_utf8_lossy(&out.stdout).trim()]
+            .into_iter()
+            .find(|t| !t.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("direnv allow failed with code {}", out.status.code().unwrap_or(-1)));
+        return Err(ToolError::new(409, text));
+    }
+    Ok(json!({ "success": true, "working_dir": dir }))
+}
