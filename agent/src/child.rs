@@ -49,6 +49,8 @@ pub type EventSink = (SessionId, mpsc::Sender<FromAgent>);
 pub struct PiProcess {
     pid: u32,
     cwd: String,
+    /// Started through `direnv exec` (so `!!` commands get the same environment).
+    direnv: bool,
     stdin: mpsc::Sender<Bytes>,
     stderr: Arc<Mutex<StderrTail>>,
     /// `Some(code)` once the process has been reaped (`code` is `None` for a signal).
@@ -78,7 +80,9 @@ impl PiProcess {
         spec: &SpawnSpec,
         sink: Option<EventSink>,
     ) -> Result<PiProcess, SpawnError> {
-        let (program, args) = command_line(&config.pi_bin, spec, direnv_available(spec.use_direnv));
+        let direnv = direnv_available(spec.use_direnv);
+        let launch = crate::tools::workspace::launch_for(spec.project_dir.as_deref(), "pi");
+        let (program, args) = wrapped(command_line(&config.pi_bin, spec, false), launch.as_ref(), direnv, &spec.cwd);
         let mut cmd = Command::new(&program);
         cmd.args(&args)
             .current_dir(&spec.cwd)
@@ -122,7 +126,8 @@ impl PiProcess {
             let _ = done_tx.send(true);
         });
 
-        let proc = PiProcess { pid, cwd: spec.cwd.clone(), stdin: stdin_tx, stderr, exit: exit_rx, done: done_rx };
+        let proc =
+            PiProcess { pid, cwd: spec.cwd.clone(), direnv, stdin: stdin_tx, stderr, exit: exit_rx, done: done_rx };
         let ready = format!(r#"{{"type":"get_state","id":"{READY_ID}"}}"#);
         let _ = proc.stdin.try_send(Bytes::from(ready));
 
@@ -160,6 +165,11 @@ impl PiProcess {
     /// pi's working directory.
     pub fn cwd(&self) -> &str {
         &self.cwd
+    }
+
+    /// Whether pi runs in its directory's direnv environment.
+    pub fn uses_direnv(&self) -> bool {
+        self.direnv
     }
 
     /// The end of what pi wrote to stderr.
@@ -221,6 +231,7 @@ pub async fn probe_models(config: &AgentConfig) -> Result<Bytes, String> {
         session_file: None,
         no_session: true,
         use_direnv: false,
+        project_dir: None,
     };
     let proc = PiProcess::start(config, &spec, Some(("probe".into(), tx))).await.map_err(|e| e.to_string())?;
     const ID: &str = "__piface_internal_probe_models";
@@ -292,7 +303,32 @@ pub fn command_line(pi_bin: &Path, spec: &SpawnSpec, direnv: bool) -> (std::path
     }
 }
 
-fn direnv_available(wanted: bool) -> bool {
+/// `program args…` run after a workspace `[launch]` script (`<shell> -lc '<script>; exec
+/// "$@"'`), inside `direnv exec <cwd>` when `direnv`.
+pub fn wrapped(
+    (program, args): (std::path::PathBuf, Vec<String>),
+    launch: Option<&crate::tools::workspace::Launch>,
+    direnv: bool,
+    cwd: &str,
+) -> (std::path::PathBuf, Vec<String>) {
+    let mut line: Vec<String> = vec![program.to_string_lossy().into_owned()];
+    line.extend(args);
+    if let Some(l) = launch {
+        let script = format!("{}\nexec \"$@\"", l.script);
+        let mut w = vec![l.shell.clone(), "-lc".into(), script, "piface-launch".into()];
+        w.extend(line);
+        line = w;
+    }
+    if direnv {
+        let mut w = vec!["direnv".into(), "exec".into(), cwd.to_string()];
+        w.extend(line);
+        line = w;
+    }
+    let program = line.remove(0);
+    (program.into(), line)
+}
+
+pub(crate) fn direnv_available(wanted: bool) -> bool {
     wanted && which("direnv")
 }
 
@@ -464,7 +500,26 @@ mod tests {
             session_file: Some("/s.jsonl".into()),
             no_session: false,
             use_direnv: true,
+            project_dir: None,
         }
+    }
+
+    #[test]
+    fn launch_scripts_wrap_pi_inside_direnv() {
+        let launch = crate::tools::workspace::Launch {
+            shell: "zsh".into(),
+            apply_to: vec!["pi".into()],
+            script: "export A=1".into(),
+            timeout_seconds: 30,
+        };
+        let (p, a) = wrapped(("/bin/pi".into(), vec!["--mode".into(), "rpc".into()]), Some(&launch), true, "/w");
+        assert_eq!(p, Path::new("direnv"));
+        assert_eq!(
+            a,
+            ["exec", "/w", "zsh", "-lc", "export A=1\nexec \"$@\"", "piface-launch", "/bin/pi", "--mode", "rpc"]
+        );
+        let (p, a) = wrapped(("/bin/pi".into(), vec![]), None, false, "/w");
+        assert_eq!((p.as_path(), a.len()), (Path::new("/bin/pi"), 0));
     }
 
     #[test]

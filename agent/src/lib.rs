@@ -201,12 +201,12 @@ impl Agent {
                 });
             }
             ToAgent::Shell { req, session, command } => {
-                let cwd = self.sessions.lock().unwrap().get(&session).map(|p| p.cwd().to_owned());
+                let cwd = self.sessions.lock().unwrap().get(&session).map(|p| (p.cwd().to_owned(), p.uses_direnv()));
                 let out = self.out.clone();
                 let timeout = self.config.shell_timeout;
                 tokio::spawn(async move {
                     let result = match cwd {
-                        Some(cwd) => shell::run(&command, &cwd, timeout).await,
+                        Some((cwd, direnv)) => shell::run(&command, &cwd, timeout, direnv).await,
                         None => Err("session is not running on this agent".to_string()),
                     };
                     let _ = out.send(FromAgent::ShellDone { req, result }).await;
@@ -246,8 +246,9 @@ impl Agent {
             ToAgent::UploadBegin { req, path, max } => self.uploads.begin(req, path, max, self.out.clone()),
             ToAgent::UploadChunk { req, data } => self.uploads.chunk(req, data),
             ToAgent::UploadEnd { req, ok } => self.uploads.end(req, ok),
-            ToAgent::PtyOpen { session, cwd, cols, rows } => {
-                if let Err(e) = self.terminals.open(&session, &cwd, cols, rows) {
+            ToAgent::PtyOpen { session, cwd, project_dir, cols, rows } => {
+                let launch = tools::workspace::launch_for(project_dir.as_deref(), "pty");
+                if let Err(e) = self.terminals.open(&session, &cwd, launch.as_ref(), cols, rows) {
                     warn!(session_id = %session, "terminal: {e}");
                     let out = self.out.clone();
                     tokio::spawn(async move {
@@ -306,6 +307,9 @@ async fn spawn_session(
         let _ = out.send(FromAgent::Spawned { req, result: Err(e) }).await;
         return;
     }
+    let mut spec = spec;
+    // A session file that is gone (deleted, or never written) starts a new one.
+    spec.session_file = spec.session_file.filter(|f| std::path::Path::new(f).is_file());
     let stream = streams.open(&session);
     let result = PiProcess::start(&config, &spec, Some((session.clone(), stream))).await;
     let result = match result {

@@ -363,6 +363,9 @@ async fn forward(
 ) {
     let mut journal = Journal::new(limit);
     let mut stream: Option<quinn::SendStream> = None;
+    // The connection `stream` belongs to: when the link is replaced, what was written on the
+    // old one goes again on the new one even if nothing new comes to write.
+    let mut stream_conn: Option<usize> = None;
     let mut pending: Option<Pending> = None;
     let mut progress = tokio::time::Instant::now();
     let mut input_open = true;
@@ -396,6 +399,7 @@ async fn forward(
                     Some(send) => {
                         journal.rewind();
                         stream = Some(send);
+                        stream_conn = Some(c.stable_id());
                         progress = tokio::time::Instant::now();
                     }
                     // The connection is going away; wait a little for the next one.
@@ -426,7 +430,6 @@ async fn forward(
         let accepting = input_open && (journal.unsent_bytes < journal.limit || stalled);
         let stall_at = progress + STALL;
         let watch_stall = pending.is_some() && !stalled && input_open && !accepting;
-        let watch_link = stream.is_none() || !live(&conn.borrow());
         let writing = stream.as_mut().zip(pending.as_ref());
         let has_write = writing.is_some();
         tokio::select! {
@@ -467,12 +470,13 @@ async fn forward(
                 Some(msg) => journal.push(msg, !stalled),
                 None => input_open = false,
             },
-            changed = conn.changed(), if watch_link => {
+            changed = conn.changed() => {
                 debug!(?header, live = live(&conn.borrow()), "link changed");
                 if changed.is_err() {
                     return; // the link is gone for good
                 }
-                if !live(&conn.borrow()) {
+                let current = conn.borrow().as_ref().filter(|c| c.close_reason().is_none()).map(|c| c.stable_id());
+                if stream.is_some() && current != stream_conn {
                     if let Some(p) = pending.take() {
                         journal.unpop(p.msg);
                     }

@@ -16,11 +16,20 @@ use tokio::process::Command;
 /// Most bytes kept of each of stdout and stderr.
 pub const MAX_OUTPUT: usize = 8 * 1024 * 1024;
 
-/// Runs `command` with `bash -lc` in `cwd`; stdout then stderr, as the original reports them.
-pub async fn run(command: &str, cwd: &str, timeout: Duration) -> Result<ShellOutput, String> {
-    let mut child = Command::new("bash")
-        .arg("-lc")
-        .arg(command)
+/// Runs `command` with `bash -lc` in `cwd` (inside `direnv exec <cwd>` when `direnv`, the
+/// environment pi has); stdout then stderr, as the original reports them.
+pub async fn run(command: &str, cwd: &str, timeout: Duration, direnv: bool) -> Result<ShellOutput, String> {
+    let mut cmd = if direnv {
+        let mut c = Command::new("direnv");
+        // Without its "loading .envrc" lines in the command's output.
+        c.args(["exec", cwd, "bash", "-lc", command]).env("DIRENV_LOG_FORMAT", "");
+        c
+    } else {
+        let mut c = Command::new("bash");
+        c.arg("-lc").arg(command);
+        c
+    };
+    let mut child = cmd
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -73,8 +82,9 @@ mod tests {
     async fn stdout_then_stderr_in_cwd() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f.txt"), "x").unwrap();
-        let out =
-            run("ls; echo oops >&2; exit 3", dir.path().to_str().unwrap(), Duration::from_secs(10)).await.unwrap();
+        let out = run("ls; echo oops >&2; exit 3", dir.path().to_str().unwrap(), Duration::from_secs(10), false)
+            .await
+            .unwrap();
         assert_eq!(out.output, "f.txt\noops\n");
         assert_eq!(out.exit_code, Some(3));
         assert!(!out.cancelled && !out.truncated);
@@ -82,19 +92,19 @@ mod tests {
 
     #[tokio::test]
     async fn timeout_kills_the_group() {
-        let out = run("sleep 30 & sleep 30", "/", Duration::from_millis(300)).await.unwrap();
+        let out = run("sleep 30 & sleep 30", "/", Duration::from_millis(300), false).await.unwrap();
         assert!(out.cancelled);
     }
 
     #[tokio::test]
     async fn output_is_capped() {
-        let out = run("head -c 9000000 /dev/zero", "/", Duration::from_secs(10)).await.unwrap();
+        let out = run("head -c 9000000 /dev/zero", "/", Duration::from_secs(10), false).await.unwrap();
         assert!(out.truncated);
         assert_eq!(out.output.len(), MAX_OUTPUT);
     }
 
     #[tokio::test]
     async fn missing_directory_is_an_error() {
-        assert!(run("true", "/nonexistent/dir", Duration::from_secs(1)).await.is_err());
+        assert!(run("true", "/nonexistent/dir", Duration::from_secs(1), false).await.is_err());
     }
 }

@@ -57,8 +57,11 @@ async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
+/// The original's `{"status": "ok"}`, plus whether the cluster can transcribe (`speech`) and
+/// synthesise (`tts`) so the UI can disable Mic and Listen with a reason.
 async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+    // Speech workers arrive with the speech issues; until then the cluster has none.
+    Json(json!({ "status": "ok", "speech": false, "tts": false }))
 }
 
 async fn models(State(app): AppState) -> Response {

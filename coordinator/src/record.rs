@@ -25,7 +25,6 @@ pub enum WorkspaceMode {
     #[default]
     Shared,
     /// pi runs in a git worktree made for the session.
-    #[allow(dead_code)] // Worktree sessions come with the workspaces issue.
     GitWorktree,
 }
 

@@ -40,7 +40,8 @@ pub struct CreateSession {
     pub render_markdown: bool,
     #[serde(default)]
     pub use_direnv: Option<bool>,
-    /// Accepted for compatibility; worktree sessions come with the workspaces issue.
+    /// Run in place; `false` (the default, as in the original) makes a git worktree when the
+    /// directory is in a repository.
     #[serde(default)]
     pub shared: bool,
     /// Ours: the agent (machine) to run on; default the local agent, else the only one.
@@ -82,9 +83,11 @@ fn spec_of(record: &SessionRecord) -> SpawnSpec {
         provider: record.model_provider.clone(),
         model: record.model_id.clone(),
         thinking: record.thinking_level.clone(),
-        session_file: record.session_file.clone().filter(|f| std::path::Path::new(f).is_file()),
+        // The agent drops a session file that is gone (pi then starts a new one).
+        session_file: record.session_file.clone(),
         no_session: record.no_session,
         use_direnv: record.use_direnv,
+        project_dir: record.project_dir.clone(),
     }
 }
 
@@ -110,8 +113,38 @@ impl App {
             }
             None => self.agents.default_name().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?,
         };
-        let dir = std::path::Path::new(&req.working_dir);
-        let project_dir = std::fs::canonicalize(dir).ok().map(|p| p.to_string_lossy().into_owned());
+        let use_direnv = req.use_direnv.unwrap_or(self.config.direnv_default);
+        let session_name = req.session_name.filter(|s| !s.trim().is_empty());
+        // The agent resolves the project and, for a worktree session, makes the worktree.
+        let place = self
+            .agents
+            .get(&agent)
+            .ok_or_else(|| agent_unavailable(&agent))?
+            .request(
+                |req_id| ToAgent::Tool {
+                    req: req_id,
+                    call: piface_shared::protocol::ToolCall::PrepareSession {
+                        dir: req.working_dir.clone(),
+                        shared: req.shared,
+                        session_name: session_name.clone(),
+                        source_branch: None,
+                        use_direnv,
+                    },
+                },
+                Duration::from_secs(3600),
+            )
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        let place: serde_json::Value = match place {
+            FromAgent::ToolDone { result: Ok(body), .. } => serde_json::from_str(&body)
+                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the agent answered badly: {e}")))?,
+            FromAgent::ToolDone { result: Err(e), .. } => {
+                return Err(ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY), e.detail))
+            }
+            other => return Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("unexpected agent reply: {other:?}"))),
+        };
+        let text = |k: &str| place[k].as_str().map(str::to_string);
+        let worktree = place["workspace_mode"] == "git_worktree";
         let stamp = now();
         let record = SessionRecord {
             piface_id: uuid::Uuid::new_v4().to_string(),
@@ -119,29 +152,29 @@ impl App {
             status: Status::Live,
             session_file: None,
             no_session: req.no_session,
-            use_direnv: req.use_direnv.unwrap_or(self.config.direnv_default),
+            use_direnv,
             model_provider: or_default(req.provider, DEFAULT_PROVIDER),
             model_id: or_default(req.model, DEFAULT_MODEL),
             thinking_level: or_default(req.thinking_level, DEFAULT_THINKING),
-            session_name: req.session_name.filter(|s| !s.trim().is_empty()),
+            session_name,
             render_markdown: req.render_markdown,
             parent_piface_id: None,
             branch_entry_id: None,
-            project_dir,
-            project_subdir: ".".into(),
-            execution_dir: Some(req.working_dir.clone()),
-            workspace_mode: WorkspaceMode::Shared,
-            workspace_id: None,
-            workspace_name: None,
-            workspace_root: None,
-            workspace_branch: None,
-            workspace_base_ref: None,
-            workspace_theme_override: None,
-            workspace_skin_override: None,
-            workspace_created_by_piface: false,
+            project_dir: text("project_dir"),
+            project_subdir: text("project_subdir").unwrap_or_else(|| ".".into()),
+            execution_dir: Some(text("execution_dir").unwrap_or_else(|| req.working_dir.clone())),
+            workspace_mode: if worktree { WorkspaceMode::GitWorktree } else { WorkspaceMode::Shared },
+            workspace_id: text("workspace_id"),
+            workspace_name: text("workspace_name"),
+            workspace_root: text("workspace_root"),
+            workspace_branch: text("workspace_branch"),
+            workspace_base_ref: text("workspace_base_ref"),
+            workspace_theme_override: text("workspace_theme_override"),
+            workspace_skin_override: text("workspace_skin_override"),
+            workspace_created_by_piface: worktree,
             workspace_status: "ready".into(),
             workspace_error: None,
-            bootstrap_log_path: None,
+            bootstrap_log_path: text("bootstrap_log_path"),
             launch_log_path: None,
             created_at: stamp.clone(),
             last_active: stamp,

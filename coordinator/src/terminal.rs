@@ -144,9 +144,26 @@ pub async fn serve(app: Arc<App>, id: String, mut socket: WebSocket) {
     let Some(agent) = app.agents.get(&record.agent) else {
         return close(socket, 1011, "Failed to create terminal: its agent is not connected").await;
     };
+    // The agent's link may be replaced while this viewer stays (a cut, a reconnect): each
+    // message goes to its current one.
+    let send = |msg: ToAgent| {
+        let current = app.agents.get(&record.agent);
+        async move {
+            match current {
+                Some(agent) => agent.send(msg).await.is_ok(),
+                None => false,
+            }
+        }
+    };
     let hub = app.terminals.hub(&id);
     let (scrollback, mut rx) = hub.subscribe();
-    let open = ToAgent::PtyOpen { session: id.clone(), cwd: record.effective_dir().to_string(), cols: 80, rows: 24 };
+    let open = ToAgent::PtyOpen {
+        session: id.clone(),
+        cwd: record.effective_dir().to_string(),
+        project_dir: record.project_dir.clone(),
+        cols: 80,
+        rows: 24,
+    };
     if agent.send(open).await.is_err() {
         return close(socket, 1011, "Failed to create terminal").await;
     }
@@ -157,11 +174,13 @@ pub async fn serve(app: Arc<App>, id: String, mut socket: WebSocket) {
         tokio::select! {
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Binary(data))) => {
-                    let _ = agent.send(ToAgent::PtyInput { session: id.clone(), data }).await;
+                    if !send(ToAgent::PtyInput { session: id.clone(), data }).await {
+                        debug!("keystrokes dropped: the agent is not connected");
+                    }
                 }
                 Some(Ok(Message::Text(text))) => {
                     if let Some((cols, rows)) = parse_resize(text.as_str()) {
-                        let _ = agent.send(ToAgent::PtyResize { session: id.clone(), cols, rows }).await;
+                        send(ToAgent::PtyResize { session: id.clone(), cols, rows }).await;
                     }
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,

@@ -718,3 +718,87 @@ async fn dashboards_see_agents_and_sessions_change() {
         }
     }
 }
+
+/// Reads terminal output until it contains `needle`.
+async fn term_until<S>(ws: &mut S, needle: &str) -> String
+where
+    S: futures_util::Stream<Item = Result<TMessage, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    use futures_util::StreamExt;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(TMessage::Binary(b)))) => seen.extend_from_slice(&b),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("no {needle:?} in the terminal ({other:?}): {}", String::from_utf8_lossy(&seen)),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+use tokio_tungstenite::tungstenite::Message as TMessage;
+
+#[tokio::test]
+async fn host_tools_go_to_the_agent_that_holds_the_files() {
+    use futures_util::SinkExt;
+    let llm = spawn_fake_llm().await.unwrap();
+    let (server, _env) = coordinator(&llm).await;
+    let quic = server.quic_addr.clone().unwrap();
+    let proxy = UdpProxy::start(quic.parse().unwrap()).await.unwrap();
+    // Each agent's file roots stand for its machine's disk: B's repository is not A's to show.
+    let repo_b = git_repo();
+    std::fs::write(repo_b.path().join("README.md"), "changed on B\n").unwrap();
+    let home_a = tempfile::tempdir().unwrap();
+    let root_b = repo_b.path().display().to_string();
+    let root_a = home_a.path().display().to_string();
+    let _a = AgentProc::start_with(&llm, &quic, &token(&server.data_dir, "10m"), "a", &["--fs-root", &root_a]);
+    let _b = AgentProc::start_with(
+        &llm,
+        &proxy.addr.to_string(),
+        &token(&server.data_dir, "10m"),
+        "b",
+        &["--fs-root", &root_b, "--link-timeout", "2"],
+    );
+    wait_agents_up(&server, &["a", "b"]).await;
+
+    let list = |agent: &str| format!("/api/fs/list?path={}&agent={agent}", root_b);
+    let (status, body) = server.get(&list("b")).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body["entries"].as_array().unwrap().iter().any(|e| e["name"] == "README.md"), "{body}");
+    let (status, _) = server.get(&list("a")).await.unwrap();
+    assert_eq!(status, 403, "agent a has no such files to show");
+    let (status, file) = server.get(&format!("/api/fs/file?path={root_b}/README.md&agent=b")).await.unwrap();
+    assert_eq!((status, file["content"].as_str()), (200, Some("changed on B\n")));
+
+    let id = server
+        .new_session(
+            &json!({"working_dir": repo_b.path(), "agent": "b", "provider": "fake", "model": "fake-model", "shared": true}),
+        )
+        .await;
+    let (status, diff) = server.get(&format!("/api/sessions/{id}/git/diff?path=README.md")).await.unwrap();
+    assert_eq!(status, 200, "{diff}");
+    assert!(diff["diff"].as_str().unwrap().contains("+changed on B"), "{diff}");
+
+    // The terminal runs on b, and outlives a 3 s cut of b's link (past its 2 s timeout).
+    let url = server.ws_url(&format!("/ws/sessions/{id}/terminal"));
+    let (mut term, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    term.send(TMessage::Binary("echo on-$((40+2))\n".into())).await.unwrap();
+    term_until(&mut term, "on-42").await;
+    term.send(TMessage::Binary("sleep 1.5; echo during-$((1+1))\n".into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.set_cut(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set_cut(false);
+    let during = term_until(&mut term, "during-2").await;
+    assert_eq!(during.matches("during-2").count(), 1, "output of the cut arrives once: {during}");
+    // Keystrokes reach the shell again once the link is back.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        term.send(TMessage::Binary("echo after-$((3+4))\n".into())).await.unwrap();
+        match tokio::time::timeout(Duration::from_secs(3), term_until(&mut term, "after-7")).await {
+            Ok(_) => break,
+            Err(_) => assert!(tokio::time::Instant::now() < deadline, "the terminal never came back"),
+        }
+    }
+}

@@ -260,7 +260,7 @@ async fn a_pi_that_dies_at_start_up_is_a_409_with_its_stderr() {
     assert!(detail.contains("Unknown provider: nowhere (from the dying pi)"), "{detail}");
     assert!(detail.contains("code 1"), "{detail}");
     assert_eq!(server.get("/api/sessions").await.unwrap().1, json!({"sessions": []}));
-    assert_eq!(server.get("/api/health").await.unwrap(), (200, json!({"status": "ok"})));
+    assert_eq!(server.get("/api/health").await.unwrap(), (200, json!({"status": "ok", "speech": false, "tts": false})));
 }
 
 #[tokio::test]
@@ -548,16 +548,18 @@ async fn direnv_blocks_an_unapproved_envrc_and_pi_gets_the_approved_environment(
     let t = with_real_pi().await;
     let repo = git_repo();
     std::fs::write(repo.path().join(".envrc"), "export PIFACE_DIRENV_PROBE=from-envrc\n").unwrap();
-    let body = json!({ "working_dir": repo.path(), "provider": "fake", "model": "fake-model", "use_direnv": true });
+    let body = json!({ "working_dir": repo.path(), "provider": "fake", "model": "fake-model", "use_direnv": true, "shared": true });
 
     let (status, err) = t.server.post("/api/sessions", &body).await.unwrap();
     assert_eq!(status, 409, "{err}");
     let detail = err["detail"].as_str().unwrap().to_lowercase();
     assert!(detail.contains("direnv") && detail.contains(".envrc") && detail.contains("blocked"), "{detail}");
 
-    let allowed =
-        std::process::Command::new("direnv").arg("allow").arg(repo.path()).envs(t.env.envs()).status().unwrap();
-    assert!(allowed.success());
+    // Approve-and-retry, as the UI does it: the agent runs `direnv allow`.
+    let (status, allowed) = t.server.post("/api/direnv/allow", &json!({"working_dir": repo.path()})).await.unwrap();
+    assert_eq!((status, allowed["success"].as_bool()), (200, Some(true)), "{allowed}");
+    let (status, _) = t.server.post("/api/direnv/allow", &json!({"working_dir": "/no/such/dir"})).await.unwrap();
+    assert_eq!(status, 400);
     let record = t.server.create_session(&body).await.unwrap();
     assert_eq!(record["use_direnv"], true);
     let (mut ws, _) = t.server.connect(record["piface_id"].as_str().unwrap()).await.unwrap();
@@ -565,6 +567,10 @@ async fn direnv_blocks_an_unapproved_envrc_and_pi_gets_the_approved_environment(
     let resp = ws.until_type("response").await.unwrap().pop().unwrap();
     assert_eq!(resp["data"]["output"].as_str().unwrap().trim(), "probe=from-envrc", "{resp}");
     assert_eq!(resp["data"]["command"], "echo \"probe=$PIFACE_DIRENV_PROBE\"");
+    // `!!` runs on the agent, in the same environment.
+    ws.send(&json!({"type": "prompt", "message": "!!echo \"bang=$PIFACE_DIRENV_PROBE\""})).await.unwrap();
+    let resp = ws.until_type("response").await.unwrap().pop().unwrap();
+    assert_eq!(resp["data"]["output"].as_str().unwrap().trim(), "bang=from-envrc", "{resp}");
 }
 
 #[tokio::test]

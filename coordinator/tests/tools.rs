@@ -430,3 +430,73 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[tokio::test]
+async fn a_non_shared_session_gets_a_worktree_with_the_workspace_config_applied() {
+    let llm = spawn_fake_llm().await.unwrap();
+    let env = PiEnv::new(&llm.base_url()).unwrap();
+    let repo = git_repo();
+    let d = repo.path();
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    std::fs::write(d.join("sub/file.txt"), "tracked\n").unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "sub"]);
+    std::fs::write(d.join(".env"), "SECRET=1\n").unwrap(); // untracked: only `files.copy` brings it
+    std::fs::create_dir_all(d.join(".piface")).unwrap();
+    std::fs::write(
+        d.join(".piface/workspace.toml"),
+        r#"version = 1
+[files]
+copy = [".env"]
+[bootstrap]
+script = "touch bootstrapped"
+[launch]
+script = "export PIFACE_LAUNCH=from-launch"
+apply_to = ["pi", "pty"]
+[ui]
+skin_override = "winamp"
+"#,
+    )
+    .unwrap();
+    let server = serve(pi_bin().unwrap(), env.envs(), &[]).await;
+    let body = json!({"working_dir": d.join("sub"), "provider": "fake", "model": "fake-model",
+                      "session_name": "Fix the Bug", "shared": false});
+    let record = server.create_session(&body).await.unwrap();
+    assert_eq!(record["workspace_mode"], "git_worktree", "{record}");
+    assert_eq!(record["project_dir"].as_str().map(Path::new), Some(std::fs::canonicalize(d).unwrap().as_path()));
+    assert_eq!(record["project_subdir"], "sub");
+    assert_eq!(record["workspace_skin_override"], "winamp");
+    let root = Path::new(record["workspace_root"].as_str().unwrap()).to_path_buf();
+    assert!(root.starts_with(env.home()), "the default root is under the agent's home: {}", root.display());
+    assert!(record["workspace_name"].as_str().unwrap().starts_with("fix-the-bug-"), "{record}");
+    let exec = Path::new(record["execution_dir"].as_str().unwrap()).to_path_buf();
+    assert_eq!(exec, root.join("sub"));
+    assert_eq!(std::fs::read_to_string(exec.join("file.txt")).unwrap(), "tracked\n");
+    assert_eq!(std::fs::read_to_string(root.join(".env")).unwrap(), "SECRET=1\n", "files.copy applied");
+    assert!(root.join("bootstrapped").is_file(), "bootstrap ran in the worktree root");
+    let branch = record["workspace_branch"].as_str().unwrap();
+    assert!(branch.starts_with("piface/fix-the-bug-"), "{branch}");
+    let branches =
+        std::process::Command::new("git").args(["branch", "--list", branch]).current_dir(d).output().unwrap();
+    assert!(String::from_utf8_lossy(&branches.stdout).contains(branch), "the branch exists in the project");
+
+    // pi and the terminal run after the launch script.
+    let id = record["piface_id"].as_str().unwrap();
+    let (mut ws, _) = server.connect(id).await.unwrap();
+    ws.send(&json!({"type": "bash", "command": "echo \"launch=$PIFACE_LAUNCH\"; pwd"})).await.unwrap();
+    let resp = ws.until_type("response").await.unwrap().pop().unwrap();
+    let out = resp["data"]["output"].as_str().unwrap();
+    assert!(out.contains("launch=from-launch") && out.contains(&*exec.to_string_lossy()), "{resp}");
+    let mut term = terminal(&server, id).await;
+    term.send(Message::Binary("echo \"pty=$PIFACE_LAUNCH\"\n".into())).await.unwrap();
+    read_until(&mut term, "pty=from-launch").await;
+
+    // The same directory with `shared: true` runs in place; a bad config is refused clearly.
+    let shared = server.create_session(&json!({"working_dir": d, "shared": true})).await.unwrap();
+    assert_eq!((shared["workspace_mode"].as_str(), shared["execution_dir"].as_str()), (Some("shared"), d.to_str()));
+    std::fs::write(d.join(".piface/workspace.toml"), "version = 1\n[git]\ncreate_branch = true\ndetach = true\n")
+        .unwrap();
+    let (status, err) = server.post("/api/sessions", &json!({"working_dir": d, "shared": false})).await.unwrap();
+    assert_eq!(status, 400, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("cannot both be true"), "{err}");
+}

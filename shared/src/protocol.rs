@@ -93,6 +93,9 @@ pub struct SpawnSpec {
     pub no_session: bool,
     /// Run pi through `direnv exec <cwd>` when direnv is installed on the agent.
     pub use_direnv: bool,
+    /// The session's project: its `.piface/workspace.toml` `[launch]` script (when it applies
+    /// to `pi`) runs before pi.
+    pub project_dir: Option<String>,
 }
 
 /// Coordinator → agent.
@@ -211,6 +214,8 @@ pub enum ToAgent {
         session: SessionId,
         /// The shell's working directory.
         cwd: String,
+        /// The session's project (its `[launch]` script applies when it names `pty`).
+        project_dir: Option<String>,
         /// Columns.
         cols: u16,
         /// Rows.
@@ -299,6 +304,21 @@ pub enum ToolCall {
     DeleteFiles {
         /// Absolute paths.
         paths: Vec<String>,
+    },
+    /// Where a new session runs: its project, and for a non-shared session in a git
+    /// repository a new worktree (see the workspace config). Answers the record's
+    /// `project_dir`, `project_subdir`, `execution_dir`, `workspace_*` fields.
+    PrepareSession {
+        /// The directory the user chose.
+        dir: String,
+        /// Run in place.
+        shared: bool,
+        /// For the worktree's name.
+        session_name: Option<String>,
+        /// Branching a worktree session: the base of the new worktree.
+        source_branch: Option<String>,
+        /// Allow a new worktree's `.envrc`.
+        use_direnv: bool,
     },
 }
 

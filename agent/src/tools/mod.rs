@@ -7,6 +7,7 @@ pub mod git;
 pub mod pty;
 pub mod upload;
 pub mod workspace;
+pub mod worktree;
 
 use std::path::Path;
 
@@ -33,6 +34,9 @@ pub async fn run(roots: &fs::Roots, call: ToolCall) -> Result<String, ToolError>
         ToolCall::FilesExist { paths } => {
             let missing: Vec<_> = paths.into_iter().filter(|p| !Path::new(p).is_file()).collect();
             json!({ "missing": missing })
+        }
+        ToolCall::PrepareSession { dir, shared, session_name, source_branch, use_direnv } => {
+            worktree::prepare(worktree::Request { dir, shared, session_name, source_branch, use_direnv }).await?
         }
         ToolCall::DeleteFiles { paths } => {
             let mut deleted = 0;

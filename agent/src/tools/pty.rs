@@ -62,15 +62,30 @@ impl Terminals {
     }
 
     /// Opens the session's terminal, or resizes the one it has.
-    pub fn open(self: &Arc<Self>, session: &SessionId, cwd: &str, cols: u16, rows: u16) -> Result<(), String> {
+    pub fn open(
+        self: &Arc<Self>,
+        session: &SessionId,
+        cwd: &str,
+        launch: Option<&super::workspace::Launch>,
+        cols: u16,
+        rows: u16,
+    ) -> Result<(), String> {
         if let Some(t) = self.map.lock().unwrap().get(session) {
             t.resize(cols, rows);
             return Ok(());
         }
         let size = PtySize { rows: rows.clamp(1, 200), cols: cols.clamp(1, 500), pixel_width: 0, pixel_height: 0 };
         let pair = portable_pty::native_pty_system().openpty(size).map_err(|e| format!("opening a PTY: {e}"))?;
-        let mut cmd = CommandBuilder::new("bash");
-        cmd.arg("-l");
+        // A login shell, after the workspace's launch script (in direnv when that applies, as
+        // the original wraps only a launch script in it).
+        let (program, args) = crate::child::wrapped(
+            ("bash".into(), vec!["-l".into()]),
+            launch,
+            launch.is_some() && crate::child::direnv_available(true),
+            cwd,
+        );
+        let mut cmd = CommandBuilder::new(program);
+        cmd.args(&args);
         cmd.cwd(cwd);
         cmd.env("TERM", "xterm-256color");
         cmd.env("COLORTERM", "truecolor");

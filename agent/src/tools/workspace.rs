@@ -219,6 +219,19 @@ impl WorkspaceConfig {
     }
 }
 
+/// The `[launch]` section of `project_dir`'s config when it applies to `target` (`pi` or
+/// `pty`); an unreadable config is logged and ignored.
+pub fn launch_for(project_dir: Option<&str>, target: &str) -> Option<Launch> {
+    let dir = Path::new(project_dir?);
+    match load(dir) {
+        Ok((_, config)) => config.launch.filter(|l| l.apply_to.iter().any(|a| a == target)),
+        Err(e) => {
+            tracing::warn!("workspace config ignored: {e}");
+            None
+        }
+    }
+}
+
 fn config_path(dir: &Path) -> std::path::PathBuf {
     dir.join(".piface").join("workspace.toml")
 }

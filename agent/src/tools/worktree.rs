@@ -1,0 +1,325 @@
+//! Where a new session runs: its project (the git top level, or the directory itself), and for
+//! worktree sessions a fresh `git worktree` made from the project's workspace config
+//! (`.piface/workspace.toml`), as the original does.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use piface_shared::protocol::ToolError;
+use serde_json::json;
+
+use super::workspace::{self, WorkspaceConfig};
+
+/// What [`prepare`] is asked.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The directory the user chose.
+    pub dir: String,
+    /// Run in place (no worktree).
+    pub shared: bool,
+    /// The session's name, for the worktree's name.
+    pub session_name: Option<String>,
+    /// When branching a worktree session: its branch, the new worktree's base.
+    pub source_branch: Option<String>,
+    /// The session uses direnv: a new worktree's `.envrc` is allowed.
+    pub use_direnv: bool,
+}
+
+async fn git(dir: &Path, args: &[&str]) -> Result<(bool, String, String), ToolError> {
+    let out = tokio::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .map_err(|_| ToolError::new(504, format!("git {} timed out", args.join(" "))))?
+        .map_err(|e| ToolError::new(500, format!("git: {e}")))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    ))
+}
+
+/// Lowercase, runs of anything but `[a-z0-9]` as one `-`, trimmed; `workspace` when empty.
+pub fn slugify(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.to_lowercase().chars() {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out = out.trim_matches('-').to_string();
+    if out.is_empty() {
+        "workspace".into()
+    } else {
+        out
+    }
+}
+
+/// `{name}` placeholders replaced by their values; unknown ones stay as they are.
+pub fn render(template: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn expand_home(path: &str) -> PathBuf {
+    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ if path == "~" => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "~".into()),
+        _ => PathBuf::from(path),
+    }
+}
+
+/// One lock per project: worktrees of a project are made one at a time.
+fn project_lock(project: &Path) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
+    LOCKS.get_or_init(Default::default).lock().unwrap().entry(project.to_path_buf()).or_default().clone()
+}
+
+/// Resolves the project of `req.dir` and, for a non-shared session in a git repository, makes
+/// its worktree. Answers the record fields: `project_dir`, `project_subdir`, `execution_dir`,
+/// `workspace_mode` and the `workspace_*` fields of a worktree.
+pub async fn prepare(req: Request) -> Result<serde_json::Value, ToolError> {
+    let dir = Path::new(&req.dir);
+    if !dir.is_dir() {
+        return Err(ToolError::new(400, format!("Directory does not exist: {}", req.dir)));
+    }
+    let resolved = std::fs::canonicalize(dir).map_err(|e| ToolError::new(400, format!("{}: {e}", req.dir)))?;
+    let shared = |project: &Path, subdir: &str| {
+        json!({
+            "project_dir": project.to_string_lossy(),
+            "project_subdir": subdir,
+            "execution_dir": req.dir,
+            "workspace_mode": "shared",
+        })
+    };
+    let (in_repo, top, _) = git(dir, &["rev-parse", "--show-toplevel"]).await?;
+    if !in_repo {
+        return Ok(shared(&resolved, "."));
+    }
+    let project = std::fs::canonicalize(&top).unwrap_or_else(|_| PathBuf::from(&top));
+    let subdir = match resolved.strip_prefix(&project) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel.to_string_lossy().into_owned(),
+        _ => ".".into(),
+    };
+    if req.shared {
+        return Ok(shared(&project, &subdir));
+    }
+    let (_, config) = workspace::load(&project).map_err(|e| ToolError::new(400, e))?;
+    let lock = project_lock(&project);
+    let _held = lock.lock().await;
+    make_worktree(&req, &project, &subdir, &config).await
+}
+
+async fn make_worktree(
+    req: &Request,
+    project: &Path,
+    subdir: &str,
+    config: &WorkspaceConfig,
+) -> Result<serde_json::Value, ToolError> {
+    let project_str = project.to_string_lossy().into_owned();
+    let project_name = project.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let project_slug = format!("{}-{}", slugify(&project_name), &sha256_hex(&project_str)[..7]);
+    let base_name = Path::new(&req.dir).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let session_name = req.session_name.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| base_name.clone());
+    let session_slug = slugify(&session_name);
+    let workspace_id = random_hex(6);
+    let short_id = random_hex(3);
+    let ws = &config.workspace;
+    let vars = [
+        ("project_name", project_name.as_str()),
+        ("project_slug", project_slug.as_str()),
+        ("session_name", session_name.as_str()),
+        ("session_slug", session_slug.as_str()),
+        ("short_id", short_id.as_str()),
+    ];
+    let name = slugify(&render(&ws.name_template, &vars));
+    let root = expand_home(&render(&ws.root, &[("project_slug", &project_slug)])).join(&name);
+    if root == project || root.starts_with(project) || project.starts_with(&root) {
+        return Err(ToolError::new(
+            400,
+            format!("The worktree root {} overlaps the project {project_str}", root.display()),
+        ));
+    }
+    let base = match &req.source_branch {
+        Some(b) => b.clone(),
+        None => match ws.default_base.as_str() {
+            "current_branch" => match git(project, &["rev-parse", "--abbrev-ref", "HEAD"]).await? {
+                (true, b, _) if b != "HEAD" => b,
+                _ => git(project, &["rev-parse", "HEAD"]).await?.1,
+            },
+            "repo_default_branch" => {
+                match git(project, &["symbolic-ref", "--short", "refs/remotes/origin/HEAD"]).await? {
+                    (true, b, _) if !b.is_empty() => b,
+                    _ => "main".into(),
+                }
+            }
+            other => other.to_string(),
+        },
+    };
+    let branch = config.git.create_branch.then(|| {
+        render(
+            &config.git.branch_template,
+            &[("branch_prefix", ws.branch_prefix.as_str()), ("workspace_name", name.as_str()), ("short_id", &short_id)],
+        )
+    });
+    if let Some(parent) = root.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| ToolError::new(500, format!("{}: {e}", parent.display())))?;
+    }
+    let root_str = root.to_string_lossy().into_owned();
+    let mut args = vec!["worktree", "add"];
+    if config.git.detach {
+        args.push("--detach");
+    }
+    args.push(&root_str);
+    if let Some(b) = &branch {
+        args.extend(["-b", b.as_str()]);
+    }
+    args.push(&base);
+    let (ok, _, err) = git(project, &args).await?;
+    if !ok {
+        return Err(ToolError::new(400, format!("git worktree add failed: {err}")));
+    }
+    for (list, link) in [(&config.files.copy, false), (&config.files.symlink, true)] {
+        for rel in list {
+            let relp = Path::new(rel);
+            if !super::fs::is_plain_relative(relp) {
+                return Err(ToolError::new(
+                    400,
+                    format!("files entries must be relative paths inside the project: {rel}"),
+                ));
+            }
+            let (from, to) = (project.join(relp), root.join(relp));
+            if !from.exists() {
+                tracing::warn!("workspace file {rel} does not exist in the project; skipped");
+                continue;
+            }
+            if let Some(parent) = to.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            let done = if link { std::os::unix::fs::symlink(&from, &to) } else { copy_tree(&from, &to) };
+            done.map_err(|e| ToolError::new(500, format!("copying {rel} into the worktree: {e}")))?;
+        }
+    }
+    if req.use_direnv && root.join(".envrc").is_file() {
+        let allowed = tokio::process::Command::new("direnv").arg("allow").arg(&root).output().await;
+        if !allowed.is_ok_and(|o| o.status.success()) {
+            tracing::warn!(root = %root.display(), "direnv allow failed for the new worktree");
+        }
+    }
+    let mut bootstrap_log = None;
+    if let Some(b) = &config.bootstrap {
+        let log = bootstrap_log_path(&workspace_id);
+        run_bootstrap(&b.shell, &b.script, &root, Duration::from_secs(b.timeout_seconds), &log).await?;
+        bootstrap_log = Some(log.to_string_lossy().into_owned());
+    }
+    let execution_dir = if subdir == "." { root.clone() } else { root.join(subdir) };
+    Ok(json!({
+        "project_dir": project_str,
+        "project_subdir": subdir,
+        "execution_dir": execution_dir.to_string_lossy(),
+        "workspace_mode": "git_worktree",
+        "workspace_id": workspace_id,
+        "workspace_name": name,
+        "workspace_root": root_str,
+        "workspace_branch": branch,
+        "workspace_base_ref": base,
+        "workspace_theme_override": config.ui.theme_override,
+        "workspace_skin_override": config.ui.skin_override,
+        "bootstrap_log_path": bootstrap_log,
+    }))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}
+
+fn bootstrap_log_path(workspace_id: &str) -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| expand_home("~/.local/state"))
+        .join("piface")
+        .join("logs");
+    state.join(format!("{workspace_id}-bootstrap.log"))
+}
+
+async fn run_bootstrap(shell: &str, script: &str, root: &Path, timeout: Duration, log: &Path) -> Result<(), ToolError> {
+    if let Some(parent) = log.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let file = std::fs::File::create(log).map_err(|e| ToolError::new(500, format!("{}: {e}", log.display())))?;
+    let err = file.try_clone().map_err(|e| ToolError::new(500, e.to_string()))?;
+    let mut child = tokio::process::Command::new(shell)
+        .arg("-lc")
+        .arg(script)
+        .current_dir(root)
+        .stdin(std::process::Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| ToolError::new(500, format!("bootstrap: {e}")))?;
+    let group = nix::unistd::Pid::from_raw(child.id().unwrap_or_default() as i32);
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => {
+            Err(ToolError::new(500, format!("The bootstrap script failed ({status}); see {}", log.display())))
+        }
+        Ok(Err(e)) => Err(ToolError::new(500, format!("bootstrap: {e}"))),
+        Err(_) => {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            Err(ToolError::new(
+                500,
+                format!("The bootstrap script timed out after {} s; see {}", timeout.as_secs(), log.display()),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_templates() {
+        assert_eq!(slugify("My Project!! (v2)"), "my-project-v2");
+        assert_eq!(slugify("¿¿"), "workspace");
+        assert_eq!(
+            render("{session_slug}-{short_id}", &[("session_slug", "fix-bug"), ("short_id", "a1b2c3")]),
+            "fix-bug-a1b2c3"
+        );
+        assert_eq!(render("{unknown}", &[]), "{unknown}");
+    }
+}
