@@ -427,7 +427,7 @@ struct Batch {
 impl Batch {
     fn push(&mut self, meta: EventMeta, line: Bytes) {
         self.bytes += line.len();
-        self.events.push(PiEvent { seq: self.seq, meta, line });
+        self.events.push(PiEvent { seq: self.seq, meta, line, delta: None });
         self.seq += 1;
     }
 

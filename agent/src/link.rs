@@ -21,6 +21,8 @@ use crate::tls::{self, AgentIdentity, JoinToken, Transport, SERVER_NAME};
 use crate::wire::{write_frame, FrameReader};
 use crate::{AgentConfig, SessionStreams};
 use piface_shared::codec::encode_frame;
+use piface_shared::delta::{Encoder, Slots};
+use piface_shared::protocol::PiEvent;
 
 /// How to reach and join the coordinator.
 #[derive(Debug, Clone)]
@@ -270,16 +272,25 @@ fn weight(msg: &FromAgent) -> usize {
     }
 }
 
-/// Messages of one stream: those waiting for the link and those written but possibly lost.
+/// Messages of one stream: those waiting for the link (as pi wrote them) and those written
+/// (as they crossed the link) that a dying link may have lost.
 struct Journal {
     unsent: std::collections::VecDeque<FromAgent>,
     unsent_bytes: usize,
-    sent: std::collections::VecDeque<FromAgent>,
+    /// Written, oldest first, with their size on the wire.
+    sent: std::collections::VecDeque<(FromAgent, usize)>,
     sent_bytes: usize,
+    /// Messages of `sent` being written again on a new stream.
+    resend: std::collections::VecDeque<FromAgent>,
+    /// Codes streaming updates; follows every message taken from `unsent`.
+    encoder: Encoder,
+    /// The encoder's state before the oldest message of `sent` and `resend`: where the
+    /// coordinator's decoder must start on a new stream.
+    base: Slots,
     /// Bound of `unsent_bytes` (while the link is down or stalled).
     limit: usize,
     /// Bound of `sent_bytes`.
-    resend: usize,
+    resend_limit: usize,
 }
 
 impl Journal {
@@ -289,13 +300,17 @@ impl Journal {
             unsent_bytes: 0,
             sent: Default::default(),
             sent_bytes: 0,
+            resend: Default::default(),
+            encoder: Encoder::default(),
+            base: Default::default(),
             limit,
-            resend: RESEND_BYTES.min(limit / 4),
+            resend_limit: RESEND_BYTES.min(limit / 4),
         }
     }
 
     /// Queues `msg`; with `keep_up` false (no link, or a stalled one), drops the oldest past
-    /// the limit.
+    /// the limit (not yet coded, so the coding state is untouched; the coordinator sees the
+    /// hole in the sequence numbers).
     fn push(&mut self, msg: FromAgent, keep_up: bool) {
         self.unsent_bytes += weight(&msg);
         self.unsent.push_back(msg);
@@ -308,36 +323,77 @@ impl Journal {
         }
     }
 
-    fn pop(&mut self) -> Option<FromAgent> {
+    fn has_more(&self) -> bool {
+        !self.resend.is_empty() || !self.unsent.is_empty()
+    }
+
+    /// The next message to write, as it crosses the link.
+    fn next(&mut self) -> Option<FromAgent> {
+        if let Some(msg) = self.resend.pop_front() {
+            return Some(msg);
+        }
         let msg = self.unsent.pop_front()?;
         self.unsent_bytes -= weight(&msg);
-        Some(msg)
+        Some(compact(&mut self.encoder, &msg))
     }
 
-    /// Puts back a message whose write did not complete.
-    fn unpop(&mut self, msg: FromAgent) {
-        self.unsent_bytes += weight(&msg);
-        self.unsent.push_front(msg);
-    }
-
-    fn written(&mut self, msg: FromAgent) {
+    /// `msg` (`len` bytes on the wire) was written; events are kept a while in case the link
+    /// lost them.
+    fn written(&mut self, msg: FromAgent, len: usize) {
         if matches!(msg, FromAgent::Events { .. } | FromAgent::PtyOutput { .. }) {
-            self.sent_bytes += weight(&msg);
-            self.sent.push_back(msg);
-            while self.sent_bytes > self.resend {
-                let old = self.sent.pop_front().expect("bytes > 0");
-                self.sent_bytes -= weight(&old);
+            self.keep(msg, len);
+        }
+    }
+
+    /// `msg` may or may not have crossed a link that died while it was written.
+    fn maybe_lost(&mut self, msg: FromAgent, len: usize) {
+        self.keep(msg, len);
+    }
+
+    fn keep(&mut self, msg: FromAgent, len: usize) {
+        self.sent_bytes += len;
+        self.sent.push_back((msg, len));
+        while self.sent_bytes > self.resend_limit && self.sent.len() > 1 {
+            let (old, len) = self.sent.pop_front().expect("len > 1");
+            self.sent_bytes -= len;
+            if let FromAgent::Events { events, .. } = &old {
+                for delta in events.iter().filter_map(|e| e.delta.as_ref()) {
+                    if let Err(e) = piface_shared::delta::advance(&mut self.base, delta) {
+                        warn!("journal coding state: {e}");
+                    }
+                }
             }
         }
     }
 
-    /// On a new stream: what was written on the old one goes again, first.
-    fn rewind(&mut self) {
-        while let Some(msg) = self.sent.pop_back() {
-            self.unsent_bytes += weight(&msg);
-            self.unsent.push_front(msg);
-        }
+    /// On a new stream: the decoder's starting state, and what was written on the old stream
+    /// goes again, first.
+    fn rewind(&mut self) -> Slots {
+        let mut again: std::collections::VecDeque<FromAgent> = self.sent.drain(..).map(|(m, _)| m).collect();
+        again.extend(self.resend.drain(..));
+        self.resend = again;
         self.sent_bytes = 0;
+        self.base.clone()
+    }
+}
+
+/// `msg` as it crosses the link: streaming updates coded against the previous ones written on
+/// the same stream (the journal keeps pi's lines, so a new stream can start from any message).
+fn compact(encoder: &mut Encoder, msg: &FromAgent) -> FromAgent {
+    match msg {
+        FromAgent::Events { session, events } => FromAgent::Events {
+            session: session.clone(),
+            events: events
+                .iter()
+                .map(|e| match encoder.encode(&e.line) {
+                    Some((skeleton, delta)) => {
+                        PiEvent { seq: e.seq, meta: e.meta.clone(), line: skeleton, delta: Some(delta) }
+                    }
+                    None => e.clone(),
+                })
+                .collect(),
+        },
+        other => other.clone(),
     }
 }
 
@@ -383,8 +439,16 @@ async fn forward(
         if stream.is_none() {
             let current = conn.borrow().clone().filter(|c| c.close_reason().is_none());
             if let Some(c) = current {
+                let base = journal.base.clone();
                 let opened = match c.open_uni().await {
-                    Ok(mut send) => write_frame(&mut send, &header).await.is_ok().then_some(send),
+                    Ok(mut send) => {
+                        let ok = write_frame(&mut send, &header).await.is_ok()
+                            && (base.iter().all(Option::is_none)
+                                || write_frame(&mut send, &FromAgent::DeltaBase { slots: base.to_vec() })
+                                    .await
+                                    .is_ok());
+                        ok.then_some(send)
+                    }
                     Err(_) => None,
                 };
                 debug!(
@@ -409,7 +473,7 @@ async fn forward(
             }
         }
         if stream.is_some() && pending.is_none() {
-            if let Some(msg) = journal.pop() {
+            if let Some(msg) = journal.next() {
                 let mut frame = bytes::BytesMut::new();
                 if let Err(e) = encode_frame(&msg, &mut frame) {
                     // Cannot happen for lines under the splitter's cap; never loop on it.
@@ -420,7 +484,7 @@ async fn forward(
                 progress = tokio::time::Instant::now();
             }
         }
-        if pending.is_none() && !input_open && journal.unsent.is_empty() {
+        if pending.is_none() && !input_open && !journal.has_more() {
             if let Some(mut send) = stream {
                 let _ = send.finish();
             }
@@ -442,7 +506,8 @@ async fn forward(
                     let p = pending.as_mut().expect("writing");
                     p.done += n;
                     if p.done == p.frame.len() {
-                        let msg = pending.take().expect("writing").msg;
+                        let p = pending.take().expect("writing");
+                        let (msg, len) = (p.msg, p.frame.len());
                         if matches!(
                             msg,
                             FromAgent::Exited { .. }
@@ -455,13 +520,13 @@ async fn forward(
                             }
                             return;
                         }
-                        journal.written(msg);
+                        journal.written(msg, len);
                     }
                 }
                 Err(e) => {
                     debug!(?header, "stream write failed: {e}");
                     if let Some(p) = pending.take() {
-                        journal.unpop(p.msg);
+                        journal.maybe_lost(p.msg, p.frame.len());
                     }
                     stream = None;
                 }
@@ -478,7 +543,7 @@ async fn forward(
                 let current = conn.borrow().as_ref().filter(|c| c.close_reason().is_none()).map(|c| c.stable_id());
                 if stream.is_some() && current != stream_conn {
                     if let Some(p) = pending.take() {
-                        journal.unpop(p.msg);
+                        journal.maybe_lost(p.msg, p.frame.len());
                     }
                     stream = None;
                 }

@@ -163,6 +163,7 @@ pub async fn run_control(app: Arc<App>, name: String, agent: Arc<AgentHandle>, m
             FromAgent::PtyOutput { session, .. } | FromAgent::PtyExited { session } => {
                 warn!(session_id = %session, "terminal output on the control stream; dropped")
             }
+            FromAgent::DeltaBase { .. } => warn!("a coding state on the control stream; dropped"),
             FromAgent::Notice { session, message } => app.notice(session.as_deref(), message).await,
             FromAgent::Events { session, .. } | FromAgent::Exited { session, .. } => {
                 warn!(session_id = %session, "session message on the control stream; dropped")

@@ -254,7 +254,33 @@ async fn serve_stream(
         }
         other => return Err(anyhow!("unexpected stream {other:?}")),
     }
-    while let Some(msg) = reader.next::<FromAgent>().await? {
+    // Streaming updates arrive coded against the previous ones of this stream.
+    let mut decoder = piface_shared::delta::Decoder::default();
+    while let Some(mut msg) = reader.next::<FromAgent>().await? {
+        if let FromAgent::DeltaBase { slots } = msg {
+            let mut base = piface_shared::delta::Slots::default();
+            for (b, s) in base.iter_mut().zip(slots) {
+                *b = s;
+            }
+            decoder.reset(base);
+            continue;
+        }
+        if let FromAgent::Events { session, events } = &mut msg {
+            events.retain_mut(|e| match e.delta.take() {
+                None => true,
+                Some(delta) => match decoder.decode(&e.line, &delta) {
+                    Ok(line) => {
+                        e.line = line;
+                        true
+                    }
+                    Err(err) => {
+                        // Dropped: the hub sees the hole and replays the history to its clients.
+                        warn!(session_id = %session, seq = e.seq, "{err}");
+                        false
+                    }
+                },
+            });
+        }
         if tx.send(msg).await.is_err() {
             break;
         }

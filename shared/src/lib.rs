@@ -6,9 +6,11 @@
 //!   [`protocol::PROTOCOL_VERSION`];
 //! - [`codec`]: the one place that turns those messages into length-prefixed bincode frames;
 //! - [`envelope`]: the cheap look at a pi JSON line that tells its `type` and `id` without
-//!   decoding the rest, so events can be relayed as the bytes pi wrote.
+//!   decoding the rest, so events can be relayed as the bytes pi wrote;
+//! - [`delta`]: streaming updates as a skeleton plus what changed, decoded back to pi's bytes.
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod delta;
 pub mod envelope;
 pub mod protocol;

@@ -370,8 +370,11 @@ pub struct PiEvent {
     pub seq: u64,
     /// Routing facts read from the line.
     pub meta: EventMeta,
-    /// The line's bytes (without the newline): one JSON object, valid UTF-8.
+    /// The line's bytes (without the newline): one JSON object, valid UTF-8. With a `delta`,
+    /// the line's skeleton instead (see [`crate::delta`]).
     pub line: Bytes,
+    /// Set on the QUIC link for streaming updates: what to put back into `line`.
+    pub delta: Option<crate::delta::Delta>,
 }
 
 /// Facts about a started pi process.
@@ -600,6 +603,12 @@ pub enum FromAgent {
     PtyExited {
         /// The session.
         session: SessionId,
+    },
+    /// First on a session stream that resumes in the middle: the state its streaming updates
+    /// are coded against (see [`crate::delta`]).
+    DeltaBase {
+        /// The previous value of each slot.
+        slots: Vec<Option<Bytes>>,
     },
 }
 
