@@ -152,8 +152,10 @@ async fn git_status_and_diffs_of_a_session() {
     std::fs::write(d.join("kept.txt"), "one\ntwo\n").unwrap();
     std::fs::write(d.join("staged.txt"), "s\n").unwrap();
     std::fs::write(d.join("doomed.txt"), "bye\n").unwrap();
+    std::fs::write(d.join("old-name.txt"), "a\nb\nc\nd\n").unwrap();
     git(d, &["add", "."]);
     git(d, &["commit", "-qm", "files"]);
+    git(d, &["mv", "old-name.txt", "renamed.txt"]);
     std::fs::write(d.join("kept.txt"), "one\nTWO\n").unwrap();
     std::fs::write(d.join("staged.txt"), "s2\n").unwrap();
     git(d, &["add", "staged.txt"]);
@@ -174,7 +176,7 @@ async fn git_status_and_diffs_of_a_session() {
         .map(|f| (f["path"].as_str().unwrap().to_string(), f["status"].as_str().unwrap().to_string()))
         .collect();
     let want: Vec<(String, String)> =
-        [("doomed.txt", " D"), ("kept.txt", " M"), ("new.txt", "??"), ("staged.txt", "M ")]
+        [("doomed.txt", " D"), ("kept.txt", " M"), ("new.txt", "??"), ("renamed.txt", "R "), ("staged.txt", "M ")]
             .map(|(p, s)| (p.to_string(), s.to_string()))
             .to_vec();
     assert_eq!(files, want);
@@ -194,6 +196,9 @@ async fn git_status_and_diffs_of_a_session() {
     assert_eq!(unstaged["diff"], "", "nothing unstaged in a staged file");
     let (_, new) = diff("path=new.txt").await.unwrap();
     assert!(new["diff"].as_str().unwrap().contains("+fresh"), "an untracked file shows as added: {new}");
+    let (_, moved) = diff("path=renamed.txt&staged=1").await.unwrap();
+    let moved = moved["diff"].as_str().unwrap();
+    assert!(moved.contains("rename from old-name.txt") && moved.contains("rename to renamed.txt"), "{moved}");
     let (_, gone) = diff("path=doomed.txt").await.unwrap();
     assert!(gone["diff"].as_str().unwrap().contains("-bye"), "{gone}");
     let (_, all) = diff("").await.unwrap();

@@ -172,11 +172,20 @@ pub async fn diff(dir: &str, path: Option<&str>, staged: bool) -> Result<serde_j
         None => None,
     };
     let rel_str = rel.as_ref().map(|r| if r.as_os_str().is_empty() { ".".into() } else { r.to_string_lossy() });
+    // A renamed file diffs against its old path, so the rename shows as one (not as a new file).
+    let mut renamed_from = None;
+    if let Some(r) = rel_str.as_deref() {
+        let st = git(&root, &["status", "--porcelain=v1", "-z"]).await?;
+        renamed_from = parse_porcelain(&st.stdout).into_iter().find(|e| e.path == r).and_then(|e| e.old_path);
+    }
     let mut args = vec!["diff"];
     if staged {
         args.push("--cached");
     }
-    args.extend(["--no-color", "--no-ext-diff", "--"]);
+    args.extend(["-M", "--no-color", "--no-ext-diff", "--"]);
+    if let Some(old) = renamed_from.as_deref() {
+        args.push(old);
+    }
     if let Some(r) = rel_str.as_deref() {
         args.push(r);
     }
