@@ -256,6 +256,8 @@ async fn direnv_allow(State(app): AppState, body: Result<Json<DirenvBody>, JsonR
 #[derive(Deserialize)]
 struct RemoveBody {
     path: String,
+    /// Ours: only that agent's records (the same path on another machine is another directory).
+    agent: Option<String>,
 }
 
 /// `POST /api/directories/remove`: deletes the records of every session of a directory
@@ -270,6 +272,7 @@ async fn directories_remove(
         .list()
         .into_iter()
         .filter(|r| r.project_dir.as_deref().unwrap_or(&r.working_dir) == body.path || r.working_dir == body.path)
+        .filter(|r| body.agent.as_deref().is_none_or(|a| a == r.agent))
         .collect();
     for record in doomed {
         if app.registry.live_hub(&record.piface_id).is_some() {

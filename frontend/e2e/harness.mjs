@@ -4,9 +4,11 @@
 // CHROMIUM_BIN); build them first (see frontend/README or scripts/test.sh).
 
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, copyFileSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, copyFileSync, writeFileSync, rmSync, readFileSync, statSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, extname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -192,4 +194,115 @@ export async function waitFor(fn, { timeout = 30_000, interval = 100, what = 'co
 export function screenshotPath(name) {
 	mkdirSync(outputDir, { recursive: true });
 	return join(outputDir, `${name}.png`);
+}
+
+/** Like `startStack`, but `seed({ root, home, project, dataDir })` runs before piface starts: e.g. to write
+ * an original-format `state.json` into `dataDir`, which piface imports on its first start, or to lay out
+ * directories. Resolves to the same handles as `startStack`, plus `dataDir`. */
+export async function startSeededStack(seed) {
+	const bins = binaries();
+	const root = mkdtempSync(join(tmpdir(), 'piface-e2e-'));
+	const llm = await startListening(bins.fakeLlm, ['--port', '0'], process.env, 'fake-llm');
+	const { env, home } = piEnv(root, llm.url);
+	const project = join(root, 'project');
+	mkdirSync(project);
+	writeFileSync(join(project, 'README.md'), '# demo project\n');
+	const dataDir = join(root, 'data');
+	mkdirSync(dataDir);
+	await seed({ root, home, project, dataDir });
+	const server = await startListening(
+		bins.piface,
+		['serve', '--port', '0', '--host', '127.0.0.1', '--no-direnv', '--data-dir', dataDir, '--pi-bin', bins.pi],
+		{ ...env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
+		'piface'
+	);
+	const stop = async () => {
+		for (const c of [server.child, llm.child]) {
+			if (c.exitCode !== null) continue;
+			c.kill('SIGTERM');
+			await new Promise((r) => {
+				const t = setTimeout(() => {
+					c.kill('SIGKILL');
+					r();
+				}, 8000);
+				c.once('exit', () => {
+					clearTimeout(t);
+					r();
+				});
+			});
+		}
+		rmSync(root, { recursive: true, force: true });
+	};
+	return { bins, root, home, project, dataDir, base: server.url, server, llm, stop };
+}
+
+const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json', '.webp': 'image/webp', '.png': 'image/png', '.woff2': 'font/woff2' };
+
+/** Serves a UI build (`frontend/build` by default) on a loopback port and forwards `/api/…` and `/ws/…`
+ * (WebSocket upgrades included) to piface at `base`. Host and Origin pass through unchanged, so piface's
+ * same-origin check sees one origin. This runs the UI e2e against a fresh `npm run build` when the binary
+ * still embeds an older one (the binary embeds the UI at compile time). Resolves to `{ url, close }`. */
+export async function freshUiProxy(base, dir = join(frontendDir, 'build')) {
+	const target = new URL(base);
+	dir = resolve(dir);
+	const shell = join(dir, '200.html');
+	if (!existsSync(shell)) throw new Error(`no UI build at ${dir}: run npm run build`);
+	const isApi = (url) => /^\/(api|ws)\//.test(url);
+	const server = createServer((req, res) => {
+		if (isApi(req.url)) {
+			const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+				res.writeHead(r.statusCode ?? 502, r.headers);
+				r.pipe(res);
+			});
+			up.on('error', (e) => {
+				res.writeHead(502, { 'content-type': 'application/json' });
+				res.end(JSON.stringify({ detail: String(e) }));
+			});
+			req.pipe(up);
+			return;
+		}
+		const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+		let file = resolve(dir, '.' + path);
+		if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) {
+			if (path.startsWith('/_app/')) {
+				res.writeHead(404).end();
+				return;
+			}
+			file = shell;
+		}
+		res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
+		res.end(readFileSync(file));
+	});
+	// Upgraded sockets are not the server's any more: track them so `close` can end them too.
+	const tunnels = new Set();
+	server.on('upgrade', (req, socket, head) => {
+		const up = netConnect(Number(target.port), target.hostname, () => {
+			const lines = [`${req.method} ${req.url} HTTP/1.1`];
+			for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+			up.write(lines.join('\r\n') + '\r\n\r\n');
+			if (head?.length) up.write(head);
+			socket.pipe(up).pipe(socket);
+		});
+		const end = () => {
+			socket.destroy();
+			up.destroy();
+			tunnels.delete(end);
+		};
+		tunnels.add(end);
+		up.on('error', end);
+		socket.on('error', end);
+		up.on('close', end);
+		socket.on('close', end);
+	});
+	await new Promise((r) => server.listen(0, '127.0.0.1', r));
+	const { port } = server.address();
+	return {
+		url: `http://127.0.0.1:${port}`,
+		close: () =>
+			new Promise((r) => {
+				for (const end of [...tunnels]) end();
+				server.closeAllConnections?.();
+				server.close(() => r());
+			})
+	};
 }

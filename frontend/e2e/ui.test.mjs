@@ -290,7 +290,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 		await page.reload();
 		assert.equal(await notes.inputValue(), 'remember the milk');
 		await page.getByRole('button', { name: 'Files', exact: true }).click();
-		await page.getByText('Coming with host tools').waitFor();
+		await page.locator('section.browser').waitFor();
 		await page.getByRole('button', { name: 'Chat', exact: true }).click();
 		assert.ok(!page.url().includes('tab='), 'chat is the URL without ?tab');
 		await closeContext(ctx);

@@ -2,12 +2,17 @@
 // nothing here retries except `getSessionWithRetry` (the just-created/branched race of the contract).
 
 import type {
+	AgentInfo,
 	BranchResponse,
 	CreateSessionBody,
+	DirEntry,
 	ForkMessage,
+	HealthResponse,
 	HistoryResponse,
 	ModelInfo,
-	SessionRecord
+	SessionRecord,
+	WorkspaceConfig,
+	WorkspaceConfigResponse
 } from './types';
 
 /** An HTTP error with the server's human-readable `detail`. */
@@ -33,8 +38,9 @@ export function detailOf(body: unknown, fallback: string): string {
 	return fallback;
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
-	const init: RequestInit = { method, headers: {} };
+/** One JSON request: a non-2xx answer becomes `ApiError(status, detail)`. */
+export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+	const init: RequestInit = { method, headers: {}, signal };
 	if (body !== undefined) {
 		init.body = JSON.stringify(body);
 		(init.headers as Record<string, string>)['content-type'] = 'application/json';
@@ -53,8 +59,22 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
 
 const enc = encodeURIComponent;
 
+/** `path` with the query parameters that have a value (`undefined`, `null` and `''` are left out). */
+export function withQuery(path: string, params: Record<string, string | null | undefined>): string {
+	const q = new URLSearchParams();
+	for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, v);
+	const s = q.toString();
+	return s ? `${path}?${s}` : path;
+}
+
+/** Keeps the strings of a JSON value that should be a list of strings. */
+function strings(v: unknown): string[] {
+	return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
 export const api = {
-	health: () => request<{ status: string }>('GET', '/api/health'),
+	health: () => request<HealthResponse>('GET', '/api/health'),
+	agents: async () => (await request<{ agents?: AgentInfo[] }>('GET', '/api/agents')).agents ?? [],
 	models: async () => (await request<{ models: ModelInfo[] }>('GET', '/api/models')).models ?? [],
 	sessions: async () => (await request<{ sessions: SessionRecord[] }>('GET', '/api/sessions')).sessions ?? [],
 	session: (id: string) => request<SessionRecord>('GET', `/api/sessions/${enc(id)}`),
@@ -68,9 +88,26 @@ export const api = {
 		(await request<{ messages: ForkMessage[] }>('GET', `/api/sessions/${enc(id)}/fork-messages`)).messages ?? [],
 	branch: (id: string, entry_id: string, session_name: string | null) =>
 		request<BranchResponse>('POST', `/api/sessions/${enc(id)}/branch`, { entry_id, session_name }),
-	removeDirectory: (path: string) => request<{ success: boolean }>('POST', '/api/directories/remove', { path }),
-	direnvAllow: (working_dir: string) =>
-		request<{ success: boolean }>('POST', '/api/direnv/allow', { working_dir })
+	/** Ours: `agent` limits the removal to that machine's records (the same path elsewhere is another directory). */
+	removeDirectory: (path: string, agent?: string | null) =>
+		request<{ success: boolean }>('POST', '/api/directories/remove', agent ? { path, agent } : { path }),
+	direnvAllow: (working_dir: string, agent?: string | null) =>
+		request<{ success: boolean }>('POST', '/api/direnv/allow', { working_dir, ...(agent ? { agent } : {}) }),
+	/** Directories completing `prefix` on `agent` (absent: the default agent); never throws for a missing
+	 * directory (the server answers an empty list). */
+	completeDir: async (prefix: string, agent?: string | null, signal?: AbortSignal) =>
+		strings((await request<{ matches?: unknown }>('GET', withQuery('/api/fs/complete', { prefix, agent }), undefined, signal))?.matches),
+	/** A directory's entries on `agent` (`GET /api/fs/list`). */
+	listDir: async (path: string, agent?: string | null, signal?: AbortSignal) =>
+		(await request<{ entries?: DirEntry[] }>('GET', withQuery('/api/fs/list', { path, agent }), undefined, signal))?.entries ?? [],
+	workspaceConfig: (path: string, agent?: string | null) =>
+		request<WorkspaceConfigResponse>('GET', withQuery('/api/workspace/config', { path, agent })),
+	saveWorkspaceConfig: (path: string, config: WorkspaceConfig, agent?: string | null) =>
+		request<{ success: boolean; project_dir: string; config: WorkspaceConfig }>('PUT', '/api/workspace/config', {
+			path,
+			config,
+			...(agent ? { agent } : {})
+		})
 };
 
 /** The contract's blocked-`.envrc` detection: the detail mentions direnv, .envrc and blocked. */
@@ -80,17 +117,19 @@ export function isDirenvBlocked(err: unknown): err is ApiError {
 	return d.includes('direnv') && d.includes('.envrc') && d.includes('blocked');
 }
 
-/** Runs `op`; on a blocked-`.envrc` error asks `confirmAllow`, allows `dir` and retries once. */
+/** Runs `op`; on a blocked-`.envrc` error asks `confirmAllow`, allows `dir` (on `agent`, the machine that
+ * holds it; absent: the default agent) and retries once. */
 export async function withDirenvRetry<T>(
 	dir: string,
 	op: () => Promise<T>,
-	confirmAllow: (detail: string) => Promise<boolean>
+	confirmAllow: (detail: string) => Promise<boolean>,
+	agent?: string | null
 ): Promise<T> {
 	try {
 		return await op();
 	} catch (err) {
 		if (!isDirenvBlocked(err) || !(await confirmAllow(err.detail))) throw err;
-		await api.direnvAllow(dir);
+		await api.direnvAllow(dir, agent);
 		return op();
 	}
 }
@@ -98,7 +137,8 @@ export async function withDirenvRetry<T>(
 /** Resumes a session; "already live" counts as success (contract). */
 export async function resumeSession(record: SessionRecord, confirmAllow: (d: string) => Promise<boolean>) {
 	try {
-		return await withDirenvRetry(record.execution_dir ?? record.working_dir, () => api.resume(record.piface_id), confirmAllow);
+		const agent = typeof record.agent === 'string' ? record.agent : (record.agent?.name ?? null);
+		return await withDirenvRetry(record.execution_dir ?? record.working_dir, () => api.resume(record.piface_id), confirmAllow, agent);
 	} catch (err) {
 		if (err instanceof ApiError && err.status === 409 && /already live/i.test(err.detail)) {
 			return api.session(record.piface_id);

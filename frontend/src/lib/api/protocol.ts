@@ -2,7 +2,7 @@
 // what the UI sends, and the subset of pi's events and Piface's frames that it reads. pi's own events are
 // relayed unchanged, so their types are loose on purpose: unknown fields and kinds pass through.
 
-import type { SessionRecord } from './types';
+import type { AgentInfo, SessionRecord } from './types';
 
 /** A content part of a pi message. */
 export type ContentPart =
@@ -82,3 +82,11 @@ export type ClientMessage =
 	| { type: 'set_thinking_level'; level: string }
 	| { type: 'compact'; customInstructions?: string }
 	| { type: 'extension_ui_response'; id: string; value?: string; confirmed?: boolean; cancelled?: true };
+
+/** Frames of `/ws/dashboard`: a snapshot on every connect, then changes as they happen. Unknown kinds may
+ * come later; readers skip them. */
+export type DashboardFrame =
+	| { type: 'piface_dashboard'; sessions: SessionRecord[]; agents: AgentInfo[] }
+	| { type: 'piface_session'; session: SessionRecord }
+	| { type: 'piface_session_removed'; piface_id: string }
+	| { type: 'piface_agent'; agent: AgentInfo };

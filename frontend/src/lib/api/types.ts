@@ -24,8 +24,76 @@ export interface SessionRecord {
 	last_active?: string;
 	/** Ours: an extension dialog waits for an answer. */
 	attention_required?: boolean;
-	/** Ours (cluster): the agent (machine) the session runs on; absent while Piface runs one machine. */
+	/** Ours (cluster): the name of the agent (machine) the session runs on; `local` in `piface serve`.
+	 * Absent from records of older servers. The server sends a string; the object form is read leniently
+	 * for code written before the cluster's records settled. */
 	agent?: string | { id?: string; name?: string; hostname?: string } | null;
+}
+
+/** A GPU an agent found (NVML, numbered as CUDA numbers them under `CUDA_VISIBLE_DEVICES`). */
+export interface GpuInfo {
+	index: number;
+	name: string;
+	uuid?: string;
+	memory_mib?: number;
+	compute_capability?: string | null;
+}
+
+/** `removed` only travels on the dashboard socket, for an agent that was just removed. */
+export type AgentStatus = 'up' | 'down' | 'removed';
+
+/** One agent (machine) of the cluster, as `GET /api/agents` and the dashboard socket describe it. */
+export interface AgentInfo {
+	name: string;
+	status: AgentStatus;
+	/** When it last connected or was last heard from (ISO-8601). */
+	last_seen?: string | null;
+	hostname?: string | null;
+	os?: string | null;
+	software_version?: string | null;
+	pi_version?: string | null;
+	gpus?: GpuInfo[];
+	live_sessions?: number;
+}
+
+/** `GET /api/health`. `speech` and `tts` are ours; older servers leave them out (= not available). */
+export interface HealthResponse {
+	status: string;
+	speech?: boolean;
+	tts?: boolean;
+}
+
+/** `.piface/workspace.toml` as JSON (behaviour.md §7.1, TOML key names). Only the parts the UI edits are
+ * typed; everything else is carried through untouched. */
+export interface WorkspaceConfig {
+	version?: number;
+	env?: { use_direnv?: boolean; [k: string]: unknown } | null;
+	launch?: WorkspaceLaunch | null;
+	ui?: { theme_override?: string | null; skin_override?: string | null; [k: string]: unknown } | null;
+	[k: string]: unknown;
+}
+
+/** The `[launch]` table: a script run before pi and/or the terminal on every session start. */
+export interface WorkspaceLaunch {
+	script?: string | null;
+	shell?: string | null;
+	timeout_seconds?: number | null;
+	apply_to?: string[] | null;
+	[k: string]: unknown;
+}
+
+/** An entry of `GET /api/fs/list`. */
+export interface DirEntry {
+	name: string;
+	path: string;
+	is_dir: boolean;
+}
+
+/** `GET /api/workspace/config`. */
+export interface WorkspaceConfigResponse {
+	project_dir: string;
+	has_config_file: boolean;
+	config: WorkspaceConfig;
 }
 
 /** One entry of `GET /api/models`: pi's model object, passed through. */
@@ -45,6 +113,8 @@ export interface CreateSessionBody {
 	no_session?: boolean;
 	use_direnv?: boolean;
 	shared: true;
+	/** Ours (cluster): where to run; absent = the server's default agent. */
+	agent?: string;
 }
 
 /** `GET /api/sessions/{id}/fork-messages` entries. */

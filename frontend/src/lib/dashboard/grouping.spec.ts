@@ -22,6 +22,20 @@ describe('grouping', () => {
 		expect(groups[0]!.sessions.map((s) => s.piface_id)).toEqual(['c', 'a']);
 		expect(groups[1]!.sessions.map((s) => s.piface_id)).toEqual(['b', 'd']);
 		expect(groups.map((g) => [g.anyLive, g.attention])).toEqual([[true, false], [false, true]]);
+		expect(groups.map((g) => g.agent)).toEqual([null, null]);
+	});
+
+	it('keeps the same path on two agents apart', () => {
+		const groups = groupSessions([
+			rec('a', '/srv/app', 1, { agent: 'local' }),
+			rec('b', '/srv/app', 2, { agent: 'gpu-box' }),
+			rec('c', '/srv/app', 3, { agent: 'local' })
+		]);
+		expect(groups.map((g) => [g.agent, g.dir, g.sessions.map((s) => s.piface_id)])).toEqual([
+			['local', '/srv/app', ['c', 'a']],
+			['gpu-box', '/srv/app', ['b']]
+		]);
+		expect(new Set(groups.map((g) => g.key)).size).toBe(2);
 	});
 });
 
@@ -50,7 +64,8 @@ describe('names and defaults', () => {
 	it('shows the agent of a session when the record has one', () => {
 		expect(agentLabel(rec('a', '/', 0))).toBeNull();
 		expect(agentLabel(rec('a', '/', 0, { agent: 'gpu-box' }))).toBe('gpu-box');
-		expect(agentLabel(rec('a', '/', 0, { agent: { id: 'x', hostname: 'h' } }))).toBe('h');
+		expect(agentLabel(rec('a', '/', 0, { agent: '' }))).toBeNull();
+		expect(agentLabel(rec('a', '/', 0, { agent: { id: 'x', hostname: 'h' } }))).toBe('x');
 	});
 
 	it('picks openai-codex / gpt-5.5 when available, else the first', () => {

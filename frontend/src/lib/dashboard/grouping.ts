@@ -1,12 +1,17 @@
 // The dashboard's session list (ui.md §2): sessions grouped by project directory (falling back to the working
-// directory), groups ordered by their most recent session, sessions by last activity, 10 per page.
+// directory) on their agent, since the same path on two machines is two directories; groups ordered by their
+// most recent session, sessions by last activity, 10 per page.
 
 import type { ModelInfo, SessionRecord } from '../api/types';
 
 export const PAGE_SIZE = 10;
 
 export interface SessionGroup {
+	/** Unique per group: the agent and the directory. */
+	key: string;
 	dir: string;
+	/** The agent the group's sessions run on; null for records of servers without agents. */
+	agent: string | null;
 	sessions: SessionRecord[];
 	/** Newest `last_active` in the group (ms since epoch; 0 when unknown). */
 	latest: number;
@@ -23,26 +28,33 @@ export function groupDir(s: SessionRecord): string {
 	return s.project_dir || s.working_dir;
 }
 
+/** The key of a session's group. */
+export function groupKey(s: SessionRecord): string {
+	return `${agentLabel(s) ?? ''}\u0000${groupDir(s)}`;
+}
+
 export function groupSessions(sessions: readonly SessionRecord[]): SessionGroup[] {
 	const by = new Map<string, SessionRecord[]>();
 	for (const s of sessions) {
-		const dir = groupDir(s);
-		const list = by.get(dir);
+		const key = groupKey(s);
+		const list = by.get(key);
 		if (list) list.push(s);
-		else by.set(dir, [s]);
+		else by.set(key, [s]);
 	}
 	const groups: SessionGroup[] = [];
-	for (const [dir, list] of by) {
+	for (const [key, list] of by) {
 		list.sort((a, b) => activeTime(b) - activeTime(a));
 		groups.push({
-			dir,
+			key,
+			dir: groupDir(list[0]!),
+			agent: agentLabel(list[0]!),
 			sessions: list,
 			latest: list.length ? activeTime(list[0]!) : 0,
 			anyLive: list.some((s) => s.status === 'live'),
 			attention: list.some((s) => s.attention_required === true)
 		});
 	}
-	groups.sort((a, b) => b.latest - a.latest || a.dir.localeCompare(b.dir));
+	groups.sort((a, b) => b.latest - a.latest || a.dir.localeCompare(b.dir) || (a.agent ?? '').localeCompare(b.agent ?? ''));
 	return groups;
 }
 
@@ -73,11 +85,11 @@ export function basename(path: string): string {
 }
 
 /** The agent (machine) a session runs on, when the record says. */
-export function agentLabel(s: SessionRecord): string | null {
+export function agentLabel(s: Pick<SessionRecord, 'agent'>): string | null {
 	const a = s.agent;
 	if (!a) return null;
 	if (typeof a === 'string') return a;
-	return a.name ?? a.hostname ?? a.id ?? null;
+	return a.name || a.id || a.hostname || null;
 }
 
 /** The form's default provider: `openai-codex` if known, else the first provider, else empty. */

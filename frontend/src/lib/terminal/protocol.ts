@@ -1,0 +1,94 @@
+// The terminal WebSocket's wire format (websocket.md §2) and the bits of terminal behaviour that need no
+// browser: the URL, the resize message (clamped as the server clamps it), what a close code means, the
+// byte sequences of the phone key bar, and the xterm.js colours taken from the skin's tokens.
+
+/** `ws(s)://host/ws/sessions/<id>/terminal` for a page served from `loc`. */
+export function terminalUrl(loc: { protocol: string; host: string }, sessionId: string): string {
+	const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+	return `${scheme}//${loc.host}/ws/sessions/${encodeURIComponent(sessionId)}/terminal`;
+}
+
+const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, Math.round(v)));
+
+/** The text frame that resizes the PTY; null for a size xterm reports before layout (0 or NaN). */
+export function resizeMessage(cols: number, rows: number): string | null {
+	if (!Number.isFinite(cols) || !Number.isFinite(rows) || cols < 1 || rows < 1) return null;
+	return JSON.stringify({ type: 'resize', cols: clamp(cols, 1, 500), rows: clamp(rows, 1, 200) });
+}
+
+/** Close code of the server for a session that is not live. */
+export const SESSION_GONE = 4004;
+/** Close code of the server when the PTY could not be started. */
+export const PTY_FAILED = 1011;
+
+export type CloseMeaning = 'gone' | 'failed' | 'retry';
+
+/** What a close means: the session is not live (stop), the PTY failed (stop, say so), or retry with backoff. */
+export function closeMeaning(code: number): CloseMeaning {
+	if (code === SESSION_GONE) return 'gone';
+	if (code === PTY_FAILED) return 'failed';
+	return 'retry';
+}
+
+/** Keys a phone keyboard lacks, as the bytes a terminal sends for them. */
+export const EXTRA_KEYS: readonly { label: string; title: string; data: string }[] = [
+	{ label: 'Esc', title: 'Escape', data: '\x1b' },
+	{ label: 'Tab', title: 'Tab', data: '\t' },
+	{ label: '^C', title: 'Control-C (interrupt)', data: '\x03' },
+	{ label: '^D', title: 'Control-D (end of input)', data: '\x04' },
+	{ label: '↑', title: 'Arrow up', data: '\x1b[A' },
+	{ label: '↓', title: 'Arrow down', data: '\x1b[B' },
+	{ label: '←', title: 'Arrow left', data: '\x1b[D' },
+	{ label: '→', title: 'Arrow right', data: '\x1b[C' }
+];
+
+/** xterm.js theme colours. */
+export interface TermColors {
+	background: string;
+	foreground: string;
+	cursor: string;
+	cursorAccent: string;
+	selectionBackground: string;
+	black?: string;
+	red?: string;
+	green?: string;
+	yellow?: string;
+	blue?: string;
+	magenta?: string;
+	cyan?: string;
+	white?: string;
+	brightBlack?: string;
+	brightWhite?: string;
+	brightYellow?: string;
+}
+
+// On a light background xterm's default yellow and white are unreadable: darker ones, as light terminal
+// themes do.
+const LIGHT_ANSI = {
+	black: '#1f2328',
+	red: '#b42318',
+	green: '#1a7f37',
+	yellow: '#8a6100',
+	blue: '#0550ae',
+	magenta: '#8250df',
+	cyan: '#0e7490',
+	white: '#6e7781',
+	brightBlack: '#57606a',
+	brightWhite: '#8c959f',
+	brightYellow: '#9a6700'
+};
+
+/** The terminal's colours from the skin's CSS tokens (`--code-bg`, `--code-text`, `--accent`). */
+export function termColors(token: (name: string) => string, dark: boolean): TermColors {
+	const bg = token('--code-bg') || (dark ? '#11141c' : '#f6f8fa');
+	const fg = token('--code-text') || (dark ? '#e6e8ef' : '#1b1e2b');
+	const accent = token('--accent') || fg;
+	return {
+		background: bg,
+		foreground: fg,
+		cursor: accent,
+		cursorAccent: bg,
+		selectionBackground: dark ? 'rgba(255, 255, 255, 0.25)' : 'rgba(0, 0, 0, 0.18)',
+		...(dark ? {} : LIGHT_ANSI)
+	};
+}
