@@ -141,7 +141,7 @@ async fn emit(
         let line = format!(
             r#"{{"type":"message_update","assistantMessageEvent":{{"type":"text_delta","delta":"{pad}"}},"i":{seq},"t":{t}}}"#
         );
-        let event = PiEvent { seq, meta: meta.clone(), line: Bytes::from(line) };
+        let event = PiEvent { seq, meta: meta.clone(), line: Bytes::from(line), delta: None };
         if write_frame(&mut send, &FromAgent::Events { session: session.clone(), events: vec![event] }).await.is_err() {
             return;
         }
