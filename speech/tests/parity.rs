@@ -15,9 +15,36 @@ fn nemo() -> PathBuf {
     fixtures().join("tiny_parakeet_tdt.nemo")
 }
 
+/// The device the model runs on: the CPU unless `PIFACE_SPEECH_DEVICE` says `cuda` or `cuda:N` (a build with
+/// `--features cuda`, on a machine with an NVIDIA GPU). Reference tensors stay on the CPU; inputs taken from
+/// them are moved to this device and outputs are compared on the CPU.
+fn device() -> Device {
+    static D: OnceLock<Device> = OnceLock::new();
+    D.get_or_init(|| match std::env::var("PIFACE_SPEECH_DEVICE").ok().as_deref().map(str::trim) {
+        None | Some("" | "cpu") => Device::Cpu,
+        Some(s) => {
+            let ordinal = match s.strip_prefix("cuda") {
+                Some("") => 0,
+                Some(n) => n
+                    .strip_prefix(':')
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("PIFACE_SPEECH_DEVICE={s}")),
+                None => panic!("PIFACE_SPEECH_DEVICE={s}: expected cpu, cuda or cuda:N"),
+            };
+            Device::new_cuda(ordinal).unwrap_or_else(|e| panic!("PIFACE_SPEECH_DEVICE={s}: {e}"))
+        }
+    })
+    .clone()
+}
+
 fn model() -> &'static ParakeetModel {
     static M: OnceLock<ParakeetModel> = OnceLock::new();
-    M.get_or_init(|| ParakeetModel::load(nemo(), &Device::Cpu).expect("loading the tiny .nemo"))
+    M.get_or_init(|| ParakeetModel::load(nemo(), &device()).expect("loading the tiny .nemo"))
+}
+
+/// A reference tensor on the model's device.
+fn on_device(t: &Tensor) -> Tensor {
+    t.to_device(&device()).unwrap()
 }
 
 struct Reference {
@@ -56,7 +83,19 @@ fn read_wav(name: &str) -> Vec<f32> {
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims());
+    let (a, b) = (a.to_device(&Device::Cpu).unwrap(), b.to_device(&Device::Cpu).unwrap());
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+#[test]
+fn runs_on_the_device_asked_for() {
+    let dev = model().device();
+    eprintln!("parity device: {dev:?}");
+    assert!(dev.same_device(&device()));
+    match std::env::var("PIFACE_SPEECH_DEVICE").ok().as_deref() {
+        Some(s) if s.starts_with("cuda") => assert!(dev.is_cuda(), "asked for {s}, got {dev:?}"),
+        _ => assert!(dev.is_cpu()),
+    }
 }
 
 #[test]
@@ -97,7 +136,8 @@ fn computed_filterbank_and_window_match_the_stored_ones() {
 #[test]
 fn encoder_matches_nemo() {
     let r = Reference::load("hello");
-    let (enc, valid) = model().encoder().forward(&r.t("mel").unsqueeze(0).unwrap(), r.usize("mel_len")).unwrap();
+    let (enc, valid) =
+        model().encoder().forward(&on_device(r.t("mel")).unsqueeze(0).unwrap(), r.usize("mel_len")).unwrap();
     assert_eq!(valid, r.usize("encoder_len"));
     let ours = enc.squeeze(0).unwrap().t().unwrap(); // NeMo: [D, T]
     let diff = max_abs_diff(&ours, r.t("encoder_out"));
@@ -108,9 +148,9 @@ fn encoder_matches_nemo() {
 #[test]
 fn encoder_honours_xscaling() {
     let r = Reference::load("hello");
-    let mut m = ParakeetModel::load(nemo(), &Device::Cpu).unwrap();
+    let mut m = ParakeetModel::load(nemo(), &device()).unwrap();
     m.encoder_mut().set_xscaling(true);
-    let (enc, _) = m.encoder().forward(&r.t("mel").unsqueeze(0).unwrap(), r.usize("mel_len")).unwrap();
+    let (enc, _) = m.encoder().forward(&on_device(r.t("mel")).unsqueeze(0).unwrap(), r.usize("mel_len")).unwrap();
     let diff = max_abs_diff(&enc.squeeze(0).unwrap().t().unwrap(), r.t("encoder_out_xscaled"));
     assert!(diff < 1e-4, "xscaled encoder max |diff| {diff}");
 }
@@ -119,7 +159,7 @@ fn encoder_honours_xscaling() {
 fn greedy_tdt_matches_nemo_on_its_encoder_output() {
     for name in ["hello", "long"] {
         let r = Reference::load(name);
-        let enc = r.t("encoder_out").t().unwrap().unsqueeze(0).unwrap();
+        let enc = on_device(r.t("encoder_out")).t().unwrap().unsqueeze(0).unwrap();
         let d = model().decode(&enc, r.usize("encoder_len")).unwrap();
         let ids: Vec<i64> = d.token_ids.iter().map(|&i| i64::from(i)).collect();
         assert_eq!(ids, r.ids("token_ids"), "{name}");
@@ -153,7 +193,7 @@ fn long_clip_encoder_matches_nemo() {
 
 #[test]
 fn safetensors_conversion_gives_the_same_transcript() {
-    let st = ParakeetModel::load(fixtures().join("tiny_parakeet_tdt_safetensors"), &Device::Cpu).unwrap();
+    let st = ParakeetModel::load(fixtures().join("tiny_parakeet_tdt_safetensors"), &device()).unwrap();
     let samples = read_wav("hello.wav");
     assert_eq!(st.transcribe(&samples).unwrap(), model().transcribe(&samples).unwrap());
 }
@@ -164,7 +204,7 @@ fn safetensors_conversion_gives_the_same_transcript() {
 fn chunk_windows_align_with_the_whole_pass() {
     let m = model();
     let mel = m.features(&read_wav("long.wav")).unwrap();
-    let full_mel = mel.to_tensor(&Device::Cpu).unwrap();
+    let full_mel = mel.to_tensor(&device()).unwrap();
     let whole = m.encoder().subsample(&full_mel).unwrap();
     let total = m.encoder().out_len(mel.valid_frames);
     let plans = plan_chunks(total, Chunking { chunk_frames: 40, context_frames: 4 });
@@ -185,7 +225,7 @@ fn chunked_transcription_of_the_long_clip() {
     let samples = read_wav("long.wav");
     let whole = model().transcribe(&samples).unwrap();
     // one window when it fits: identical
-    let mut m = ParakeetModel::load(nemo(), &Device::Cpu).unwrap();
+    let mut m = ParakeetModel::load(nemo(), &device()).unwrap();
     m.set_chunking(Chunking { chunk_frames: 400, context_frames: 10 });
     assert_eq!(m.transcribe(&samples).unwrap(), whole);
     // four windows: the stitched encoder output covers every frame once
@@ -215,7 +255,7 @@ fn hub_finds_a_model_in_a_cache_laid_out_like_huggingface() {
 
     let found = hub::resolve_in(hub::DEFAULT_MODEL, cache.path()).unwrap();
     assert_eq!(found, snap.join("parakeet-tdt-0.6b-v3.nemo"));
-    let m = ParakeetModel::load(&found, &Device::Cpu).unwrap();
+    let m = ParakeetModel::load(&found, &device()).unwrap();
     assert_eq!(m.transcribe(&read_wav("hello.wav")).unwrap().text, Reference::load("hello").text());
 
     // a path is taken as it is; an unknown repo or revision is a clear error
@@ -231,6 +271,6 @@ fn bad_archives_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.nemo");
     std::fs::write(&junk, b"not a tar at all, just some bytes that are long enough to be read").unwrap();
-    assert!(ParakeetModel::load(&junk, &Device::Cpu).is_err());
+    assert!(ParakeetModel::load(&junk, &device()).is_err());
     assert!(model().transcribe(&[0.0; 100]).is_err(), "too short");
 }
