@@ -16,6 +16,7 @@ pub mod history;
 pub mod lines;
 pub mod link;
 pub mod shell;
+pub mod speech;
 pub mod tls;
 pub mod tools;
 pub mod wire;
@@ -48,6 +49,11 @@ pub struct AgentConfig {
     pub probe_dir: PathBuf,
     /// Directories the file endpoints may reach (`--fs-root`).
     pub fs_roots: Vec<PathBuf>,
+    /// A speech-to-text model to load and serve (`--speech-model`: a path or a Hugging Face
+    /// repo id in the local cache).
+    pub speech_model: Option<String>,
+    /// Run speech on the GPU (when the build has CUDA).
+    pub speech_gpu: bool,
 }
 
 impl AgentConfig {
@@ -60,6 +66,8 @@ impl AgentConfig {
             shell_timeout: Duration::from_secs(600),
             probe_dir: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/".into()),
             fs_roots: std::env::var_os("HOME").map(PathBuf::from).into_iter().collect(),
+            speech_model: None,
+            speech_gpu: false,
         }
     }
 }
@@ -101,6 +109,20 @@ pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink
     let (to_tx, to_rx) = mpsc::channel(64);
     let (from_tx, from_rx) = mpsc::channel(OUTBOUND_DEPTH);
     let roots = tools::fs::Roots::new(&config.fs_roots);
+    if let Some(spec) = config.speech_model.clone() {
+        // Loading takes a while (seconds to minutes for the real model): the agent serves
+        // meanwhile and says hello again when the model is ready.
+        let (gpu, out) = (config.speech_gpu, from_tx.clone());
+        tokio::spawn(async move {
+            match tokio::task::spawn_blocking(move || speech::load(&spec, gpu)).await {
+                Ok(Ok(_)) => {
+                    let _ = out.send(FromAgent::Hello(agent_hello(None))).await;
+                }
+                Ok(Err(e)) => warn!("speech-to-text is off: {e}"),
+                Err(e) => warn!("speech-to-text is off: {e}"),
+            }
+        });
+    }
     let agent = Agent {
         config: Arc::new(config),
         sessions: Arc::default(),
@@ -123,13 +145,18 @@ pub fn hello(pi_version: Option<String>) -> Hello {
         os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
         pi_version,
         gpus: Vec::new(),
+        speech: None,
     }
 }
 
 /// The hello an agent sends: [`hello`] plus its GPUs (discovered once per process).
 pub fn agent_hello(pi_version: Option<String>) -> Hello {
     static GPUS: std::sync::OnceLock<Vec<piface_shared::protocol::GpuInfo>> = std::sync::OnceLock::new();
-    Hello { gpus: GPUS.get_or_init(gpu::discover).clone(), ..hello(pi_version) }
+    Hello {
+        gpus: GPUS.get_or_init(gpu::discover).clone(),
+        speech: speech::loaded().map(|w| w.name.clone()),
+        ..hello(pi_version)
+    }
 }
 
 type Sessions = Arc<Mutex<HashMap<SessionId, Arc<PiProcess>>>>;
@@ -232,9 +259,22 @@ impl Agent {
                 });
             }
             ToAgent::Tool { req, call } => {
-                let (roots, out) = (self.roots.clone(), self.out.clone());
+                let (roots, out, config) = (self.roots.clone(), self.out.clone(), self.config.clone());
                 tokio::spawn(async move {
-                    let result = tools::run(&roots, call).await;
+                    let result = tools::run(&roots, &config, call).await;
+                    let _ = out.send(FromAgent::ToolDone { req, result }).await;
+                });
+            }
+            ToAgent::Transcribe { req, audio } => {
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    let result = match speech::loaded() {
+                        Some(w) => speech::transcribe(w.clone(), audio).await.map(|v| v.to_string()),
+                        None => Err(piface_shared::protocol::ToolError::new(
+                            503,
+                            "Speech transcription is not configured on this agent",
+                        )),
+                    };
                     let _ = out.send(FromAgent::ToolDone { req, result }).await;
                 });
             }

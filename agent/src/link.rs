@@ -99,7 +99,7 @@ async fn serve_connection(
 ) -> anyhow::Result<()> {
     let (mut send, recv) = conn.open_bi().await?;
     write_frame(&mut send, &StreamHeader::Control).await?;
-    write_frame(&mut send, &FromAgent::Hello(crate::agent_hello(pi_version))).await?;
+    write_frame(&mut send, &FromAgent::Hello(crate::agent_hello(pi_version.clone()))).await?;
     streams.conn.send_replace(Some(conn.clone()));
     let reader = async {
         let mut frames = FrameReader::new(recv);
@@ -113,10 +113,13 @@ async fn serve_connection(
     };
     let writer = async {
         while let Some(msg) = rx.recv().await {
-            // The core's own hello was for the first link only; each connection sent one above.
-            if !matches!(msg, FromAgent::Hello(_)) {
-                write_frame(&mut send, &msg).await?;
-            }
+            // The core says hello again when something it advertises changed (a speech model
+            // finished loading): send ours, which carries the pi version too.
+            let msg = match msg {
+                FromAgent::Hello(_) => FromAgent::Hello(crate::agent_hello(pi_version.clone())),
+                other => other,
+            };
+            write_frame(&mut send, &msg).await?;
         }
         anyhow::Ok(())
     };

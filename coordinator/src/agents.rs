@@ -38,6 +38,8 @@ pub struct AgentInfo {
     pub pi_version: Option<String>,
     /// GPUs it found with NVML.
     pub gpus: Vec<piface_shared::protocol::GpuInfo>,
+    /// The speech-to-text model it serves, if any.
+    pub speech: Option<String>,
     /// Live sessions on it (filled in by the caller).
     pub live_sessions: usize,
 }
@@ -53,6 +55,7 @@ impl AgentInfo {
             software_version: None,
             pi_version: None,
             gpus: Vec::new(),
+            speech: None,
             live_sessions: 0,
         }
     }
@@ -131,6 +134,7 @@ impl Agents {
             e.info.software_version = Some(hello.software_version.clone());
             e.info.pi_version.clone_from(&hello.pi_version);
             e.info.gpus.clone_from(&hello.gpus);
+            e.info.speech.clone_from(&hello.speech);
             self.dashboard.agent(&e.info);
         }
     }
@@ -167,6 +171,19 @@ impl Agents {
             (None, _) => Err("No agent is connected"),
             (Some(_), Some(_)) => Err("Several agents are connected; name one with \"agent\""),
         }
+    }
+
+    /// The agent that transcribes: a connected one with a speech model, one with a GPU first,
+    /// then the local one.
+    pub fn speech_worker(&self) -> Option<(String, Arc<AgentHandle>)> {
+        let inner = self.inner.lock().unwrap();
+        let mut able: Vec<_> = inner
+            .iter()
+            .filter(|(_, e)| e.info.speech.is_some())
+            .filter_map(|(n, e)| e.handle.clone().map(|h| (n.clone(), h, !e.info.gpus.is_empty())))
+            .collect();
+        able.sort_by_key(|(n, _, gpu)| (!gpu, n != LOCAL));
+        able.into_iter().next().map(|(n, h, _)| (n, h))
     }
 
     /// Some connected agent (the local one first).

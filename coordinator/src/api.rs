@@ -13,7 +13,6 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::record::Status;
 use crate::sessions::CreateSession;
 use crate::App;
 
@@ -34,7 +33,6 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/api/sessions/{id}/history", get(history))
         .route("/api/sessions/{id}/fork-messages", get(fork_messages))
         .route("/api/sessions/{id}/branch", post(branch_session))
-        .route("/api/sessions/{id}/transcribe", post(transcribe))
         .route("/api/sessions/{id}/tts", post(tts))
         .route("/api/audio/tts/{file}", get(tts_audio))
         .method_not_allowed_fallback(method_not_allowed)
@@ -45,9 +43,14 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
 /// Answers 413 from the headers when `Content-Length` is over the limit, before the client has
 /// sent the body. (Bodies without a length are cut by `DefaultBodyLimit` as they stream.)
 async fn refuse_oversized(State(app): AppState, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    refuse_over(app.config.max_body, req, next).await
+}
+
+/// [`refuse_oversized`] with a given limit (routes that take larger bodies).
+pub(crate) async fn refuse_over(limit: usize, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let announced =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > app.config.max_body as u64) {
+    if announced.is_some_and(|len| len > limit as u64) {
         return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large").into_response();
     }
     next.run(req).await
@@ -59,9 +62,9 @@ async fn method_not_allowed() -> ApiError {
 
 /// The original's `{"status": "ok"}`, plus whether the cluster can transcribe (`speech`) and
 /// synthesise (`tts`) so the UI can disable Mic and Listen with a reason.
-async fn health() -> Json<serde_json::Value> {
-    // Speech workers arrive with the speech issues; until then the cluster has none.
-    Json(json!({ "status": "ok", "speech": false, "tts": false }))
+async fn health(State(app): AppState) -> Json<serde_json::Value> {
+    // Text-to-speech workers arrive with their issue; until then the cluster has none.
+    Json(json!({ "status": "ok", "speech": app.agents.speech_worker().is_some(), "tts": false }))
 }
 
 async fn models(State(app): AppState) -> Response {
@@ -177,22 +180,6 @@ async fn branch_session(
         )
             .into_response()),
         None => Ok(Json(json!({ "cancelled": true, "selected_text": "", "session": null })).into_response()),
-    }
-}
-
-/// Speech arrives with the speech-to-text issue; until then the original's "not configured"
-/// answers, after the same checks.
-async fn transcribe(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiError {
-    let id = match id {
-        Ok(Path(id)) => id,
-        Err(e) => return e.into(),
-    };
-    match app.registry.get(&id) {
-        None => ApiError::session_not_found(),
-        Some(r) if r.status != Status::Live => ApiError::conflict("Speech transcription requires a live session"),
-        Some(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Speech transcription is not configured on this server")
-        }
     }
 }
 

@@ -88,6 +88,14 @@ pub struct AgentArgs {
     /// directory). Symlinks out of it are refused.
     #[arg(long = "fs-root", value_name = "DIR")]
     pub fs_roots: Vec<PathBuf>,
+    /// Serve speech-to-text for the cluster with this model (a path to a `.nemo` archive or a
+    /// safetensors folder, or a Hugging Face repo id found in the local cache). Default: the
+    /// original's model when the agent has a GPU, else none.
+    #[arg(long)]
+    pub speech_model: Option<String>,
+    /// Never serve speech-to-text.
+    #[arg(long)]
+    pub no_speech: bool,
 }
 
 /// `piface agent list|remove`.
@@ -224,12 +232,6 @@ impl ServeArgs {
     /// Messages about options that are accepted but have no effect yet.
     pub fn notices(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.no_speech {
-            out.push(format!(
-                "speech-to-text ({}) is not available in this build yet; /transcribe answers 503",
-                self.speech_model
-            ));
-        }
         if !self.no_tts {
             out.push(format!(
                 "text-to-speech ({}) is not available in this build yet; /tts answers 503",

@@ -23,6 +23,7 @@ pub mod quic;
 pub mod record;
 pub mod registry;
 pub mod sessions;
+pub mod speech;
 pub mod store;
 pub mod terminal;
 pub mod tools;
@@ -67,6 +68,10 @@ pub struct Config {
     pub fs_roots: Vec<PathBuf>,
     /// Largest uploaded file (bytes).
     pub max_upload: u64,
+    /// The local agent's speech model (path or Hugging Face repo id), if it serves speech.
+    pub speech_model: Option<String>,
+    /// The local agent runs speech on the GPU.
+    pub speech_gpu: bool,
 }
 
 impl Config {
@@ -84,6 +89,8 @@ impl Config {
             quic: None,
             fs_roots: std::env::var_os("HOME").map(PathBuf::from).into_iter().collect(),
             max_upload: 10 * 1024 * 1024,
+            speech_model: None,
+            speech_gpu: false,
         }
     }
 }
@@ -122,6 +129,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
         agent_config.start_timeout = config.start_timeout;
         agent_config.fs_roots.clone_from(&config.fs_roots);
+        agent_config.speech_model.clone_from(&config.speech_model);
+        agent_config.speech_gpu = config.speech_gpu;
         piface_agent::spawn(agent_config, streams.clone())
     });
     let dashboard = Arc::new(dashboard::Dashboard::default());
@@ -227,6 +236,7 @@ pub fn import_state(store: &dyn StateStore, path: &std::path::Path) -> anyhow::R
 pub fn app_router(app: Arc<App>) -> axum::Router {
     api::router(app.clone())
         .merge(tools::router(app.clone()))
+        .merge(speech::router())
         .merge(ws::router(app.clone()))
         .fallback(frontend::fallback)
         .layer(axum::middleware::from_fn(origin::same_origin_only))

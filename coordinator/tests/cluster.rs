@@ -802,3 +802,134 @@ async fn host_tools_go_to_the_agent_that_holds_the_files() {
         }
     }
 }
+
+/// Announces a JSON body of `len` bytes and reads the status line (the server answers from the
+/// headers alone, as a client still sending would see it).
+async fn announce_body(server: &Piface, path: &str, len: usize) -> u16 {
+    use tokio::io::AsyncWriteExt;
+    let mut tcp = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n");
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut reader = BufReader::new(tcp);
+    let mut status = String::new();
+    tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut status)).await.unwrap().unwrap();
+    status.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Runs a command and returns its stdout, failing the test on a non-zero exit.
+fn run_tool(program: &str, args: &[&str]) -> Vec<u8> {
+    let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[tokio::test]
+async fn speech_runs_on_the_agent_that_has_the_model_for_a_session_on_another() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let llm = spawn_fake_llm().await.unwrap();
+    let (server, _env) = coordinator(&llm).await;
+    let quic = server.quic_addr.clone().unwrap();
+    let model = piface_test_support::pi_env::workspace_root().join("speech/fixtures/tiny_parakeet_tdt.nemo");
+    let model = model.display().to_string();
+    let _app = AgentProc::start(&llm, &quic, &token(&server.data_dir, "10m"), "app");
+    let _ears =
+        AgentProc::start_with(&llm, &quic, &token(&server.data_dir, "10m"), "ears", &["--speech-model", &model]);
+    wait_agents_up(&server, &["app", "ears"]).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while server.get("/api/health").await.unwrap().1["speech"] != true {
+        assert!(tokio::time::Instant::now() < deadline, "the speech model never loaded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let list = agents(&server).await;
+    let ears = list.iter().find(|a| a["name"] == "ears").unwrap();
+    assert_eq!(ears["speech"], model.as_str());
+
+    // A live session on the other agent.
+    let repo = git_repo();
+    let id = server
+        .new_session(&json!({"working_dir": repo.path(), "agent": "app", "provider": "fake", "model": "fake-model", "shared": true}))
+        .await;
+
+    // Speech made with espeak-ng, in the browsers' containers.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("hello.wav");
+    run_tool("espeak-ng", &["-v", "en-us", "-w", wav.to_str().unwrap(), "Hello world. Please run the tests."]);
+    let transcode = |out: &str, codec: &[&str]| {
+        let path = dir.path().join(out);
+        let mut args = vec!["-hide_banner", "-loglevel", "error", "-y", "-i", wav.to_str().unwrap()];
+        args.extend_from_slice(codec);
+        args.push(path.to_str().unwrap());
+        run_tool("ffmpeg", &args);
+        std::fs::read(path).unwrap()
+    };
+    let webm = transcode("clip.webm", &["-c:a", "libopus", "-b:a", "32k"]);
+    let mp4 = transcode("clip.mp4", &["-c:a", "aac", "-b:a", "64k"]);
+
+    // What the tiny model says of each clip, computed here with the same library and decoding.
+    let tiny = piface_speech::ParakeetModel::load(&model, &candle_core::Device::Cpu).unwrap();
+    let expected = |clip: &[u8], name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, clip).unwrap();
+        let pcm = run_tool(
+            "ffmpeg",
+            &[
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-i",
+                path.to_str().unwrap(),
+                "-f",
+                "f32le",
+                "-ac",
+                "1",
+                "-ar",
+                "16000",
+                "pipe:1",
+            ],
+        );
+        let samples: Vec<f32> = pcm.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        tiny.transcribe(&samples).unwrap().text.trim().to_string()
+    };
+    let url = format!("/api/sessions/{id}/transcribe");
+    for (clip, name, mime) in [(&webm, "a.webm", "audio/webm;codecs=opus"), (&mp4, "a.mp4", "audio/mp4")] {
+        let want = expected(clip, name);
+        assert!(!want.is_empty());
+        let (status, body) = server.post(&url, &json!({"audio_base64": b64(clip), "mime_type": mime})).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            (body["text"].as_str(), body["raw_text"].as_str(), body["cleaned"].as_bool()),
+            (Some(want.as_str()), Some(want.as_str()), Some(false))
+        );
+    }
+
+    // Mic → Clean: the real pi on the session's agent, through the fake LLM (which echoes).
+    let (status, body) = server.post(&url, &json!({"audio_base64": b64(&webm), "clean_with_pi": true})).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let raw = body["raw_text"].as_str().unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert_eq!(body["cleaned"], true);
+    assert!(text.starts_with("echo:") && text.contains(raw), "pi rewrote it: {text}");
+
+    // Bad input: clear 4xx, and the worker keeps serving.
+    let (status, body) = server.post(&url, &json!({"audio_base64": ""})).await.unwrap();
+    assert_eq!((status, body["detail"].as_str()), (400, Some("Audio payload is empty")));
+    let (status, body) = server.post(&url, &json!({"audio_base64": b64(b"this is not audio at all")})).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = server.post(&url, &json!({"audio_base64": "@@@"})).await.unwrap();
+    assert_eq!(status, 400);
+    // Just over the 25 MiB limit: the original's 413.
+    let over = vec![0u8; 25 * 1024 * 1024 + 1];
+    let (status, body) = server.post(&url, &json!({"audio_base64": b64(&over)})).await.unwrap();
+    assert_eq!((status, body["detail"].as_str()), (413, Some("Audio payload too large. Max 26214400 bytes.")));
+    // An hour of silence as 16 kHz 16-bit PCM (115 MB, 154 MB as base64) is refused from its headers.
+    assert_eq!(announce_body(&server, &url, 154_000_000).await, 413);
+    let (status, _) = server.post(&url, &json!({"audio_base64": b64(&webm)})).await.unwrap();
+    assert_eq!(status, 200, "still serving");
+    let (status, _) = server.post("/api/sessions/nope/transcribe", &json!({"audio_base64": b64(&webm)})).await.unwrap();
+    assert_eq!(status, 404);
+    server.post(&format!("/api/sessions/{id}/kill"), &json!({})).await.unwrap();
+    let (status, _) = server.post(&url, &json!({"audio_base64": b64(&webm)})).await.unwrap();
+    assert_eq!(status, 409, "a closed session cannot transcribe");
+}

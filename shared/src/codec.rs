@@ -110,6 +110,7 @@ mod tests {
                     memory_mib: 11264,
                     compute_capability: Some("6.1".into()),
                 }],
+                speech: Some("nvidia/parakeet-tdt-0.6b-v3".into()),
             }),
             FromAgent::Spawned { req: 7, result: Ok(Spawned { pid: 42 }) },
             FromAgent::Spawned {

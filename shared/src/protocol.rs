@@ -38,6 +38,9 @@ pub struct Hello {
     /// The GPUs the agent may use (NVML, filtered by `CUDA_VISIBLE_DEVICES`); empty from the
     /// coordinator and from agents without an NVIDIA driver.
     pub gpus: Vec<GpuInfo>,
+    /// The speech-to-text model the agent has loaded (it transcribes for the cluster); sent
+    /// again when a model finishes loading.
+    pub speech: Option<String>,
 }
 
 /// A GPU an agent found with NVML.
@@ -242,6 +245,14 @@ pub enum ToAgent {
         /// The session.
         session: SessionId,
     },
+    /// Transcribe a clip with the agent's speech model; answered by [`FromAgent::ToolDone`]
+    /// (`{"text": …}`).
+    Transcribe {
+        /// Echoed in the reply.
+        req: RequestId,
+        /// The audio, in any format ffmpeg reads.
+        audio: Bytes,
+    },
 }
 
 /// A host-tool request ([`ToAgent::Tool`]); the reply is the JSON body of the matching HTTP
@@ -304,6 +315,20 @@ pub enum ToolCall {
     DeleteFiles {
         /// Absolute paths.
         paths: Vec<String>,
+    },
+    /// "Mic → Clean": a short-lived pi in the session's directory rewrites a transcript;
+    /// answers `{"text": …}`.
+    CleanTranscript {
+        /// The session's directory.
+        cwd: String,
+        /// The session's provider.
+        provider: Option<String>,
+        /// The session's model.
+        model: Option<String>,
+        /// As the session.
+        use_direnv: bool,
+        /// The raw transcript.
+        text: String,
     },
     /// Where a new session runs: its project, and for a non-shared session in a git
     /// repository a new worktree (see the workspace config). Answers the record's

@@ -15,7 +15,7 @@ use piface_shared::protocol::{ToolCall, ToolError};
 use serde_json::json;
 
 /// Runs one tool call; the result is the JSON body of the matching HTTP endpoint.
-pub async fn run(roots: &fs::Roots, call: ToolCall) -> Result<String, ToolError> {
+pub async fn run(roots: &fs::Roots, config: &crate::AgentConfig, call: ToolCall) -> Result<String, ToolError> {
     let value = match call {
         ToolCall::FsList { path } => fs::list(roots, &path).await?,
         ToolCall::FsComplete { prefix } => fs::complete(roots, &prefix).await,
@@ -34,6 +34,19 @@ pub async fn run(roots: &fs::Roots, call: ToolCall) -> Result<String, ToolError>
         ToolCall::FilesExist { paths } => {
             let missing: Vec<_> = paths.into_iter().filter(|p| !Path::new(p).is_file()).collect();
             json!({ "missing": missing })
+        }
+        ToolCall::CleanTranscript { cwd, provider, model, use_direnv, text } => {
+            let spec = piface_shared::protocol::SpawnSpec {
+                cwd,
+                provider,
+                model,
+                thinking: Some("low".into()),
+                session_file: None,
+                no_session: true,
+                use_direnv,
+                project_dir: None,
+            };
+            crate::speech::clean(config, spec, &text).await?
         }
         ToolCall::PrepareSession { dir, shared, session_name, source_branch, use_direnv } => {
             worktree::prepare(worktree::Request { dir, shared, session_name, source_branch, use_direnv }).await?
