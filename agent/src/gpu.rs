@@ -1,9 +1,10 @@
 //! GPU discovery with NVML: what this agent can offer the cluster for speech work.
 //!
 //! NVML (`libnvidia-ml.so`) is loaded at run time, so an agent without an NVIDIA driver builds
-//! and runs the same and simply reports no GPU. `CUDA_VISIBLE_DEVICES` is honoured as CUDA
-//! honours it (indices or `GPU-…` UUID prefixes), so pinning an agent to one card — the
-//! original's `make serve-audio-1080` — also pins what it advertises.
+//! and runs the same and simply reports no GPU. Devices are numbered as CUDA numbers them under
+//! `CUDA_DEVICE_ORDER=PCI_BUS_ID` (the `piface` binary sets it), and `CUDA_VISIBLE_DEVICES` is
+//! honoured as CUDA honours it (ordinals or `GPU-…` UUID prefixes), so pinning an agent to one
+//! card — the original's `make serve-audio-1080` — also pins what it advertises.
 
 use piface_shared::protocol::GpuInfo;
 
@@ -27,9 +28,29 @@ pub fn discover() -> Vec<GpuInfo> {
             uuid: device.uuid().unwrap_or_default(),
             memory_mib: device.memory_info().map(|m| m.total >> 20).unwrap_or(0),
             compute_capability: compute.map(|c| format!("{}.{}", c.major, c.minor)),
+            pci_bus_id: device.pci_info().map(|p| p.bus_id).unwrap_or_default(),
         });
     }
-    visible(all, std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref())
+    visible(cuda_order(all), std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref())
+}
+
+/// The devices in CUDA's PCI-bus-id order, numbered as CUDA numbers them before
+/// `CUDA_VISIBLE_DEVICES` applies. (NVML's own order is usually the same; this does not rely
+/// on it.) Bus ids compare case-insensitively, with the domain's width normalised.
+pub fn cuda_order(mut all: Vec<GpuInfo>) -> Vec<GpuInfo> {
+    let key = |g: &GpuInfo| {
+        let id = g.pci_bus_id.to_ascii_lowercase();
+        match id.split_once(':') {
+            // `0000:65:00.0` and `00000000:65:00.0` name the same device.
+            Some((domain, rest)) => format!("{:0>8}:{rest}", domain.trim_start_matches('0')),
+            None => id,
+        }
+    };
+    all.sort_by_key(key);
+    for (i, g) in all.iter_mut().enumerate() {
+        g.index = i as u32;
+    }
+    all
 }
 
 /// The devices of `all` that `cuda_visible_devices` lets CUDA see, in its order, re-indexed as
@@ -72,7 +93,21 @@ mod tests {
             uuid: uuid.into(),
             memory_mib: 11264,
             compute_capability: Some("6.1".into()),
+            pci_bus_id: format!("00000000:{:02X}:00.0", index + 1),
         }
+    }
+
+    #[test]
+    fn cuda_ordinals_follow_the_pci_bus_ids() {
+        // NVML listed the 1080 Ti (bus 0x65) before the 3090 (bus 0x17): CUDA's order is by bus.
+        let mut ti = gpu(0, "GPU-bbbb-2222", "NVIDIA GeForce GTX 1080 Ti");
+        ti.pci_bus_id = "00000000:65:00.0".into();
+        let mut rtx = gpu(1, "GPU-aaaa-1111", "NVIDIA GeForce RTX 3090");
+        rtx.pci_bus_id = "0000:17:00.0".into(); // a shorter domain, as some tools print it
+        let ordered = cuda_order(vec![ti, rtx]);
+        assert_eq!(names(&ordered), [(0, "NVIDIA GeForce RTX 3090"), (1, "NVIDIA GeForce GTX 1080 Ti")]);
+        // CUDA_VISIBLE_DEVICES=1 is then the 1080 Ti, as CUDA itself would pick.
+        assert_eq!(names(&visible(ordered, Some("1"))), [(0, "NVIDIA GeForce GTX 1080 Ti")]);
     }
 
     fn cards() -> Vec<GpuInfo> {

@@ -10,6 +10,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 fn main() -> anyhow::Result<()> {
+    // CUDA numbers GPUs fastest-first unless told otherwise; NVML (what agents advertise) numbers
+    // them by PCI bus id. One order for both, set before any thread exists.
+    if std::env::var_os("CUDA_DEVICE_ORDER").is_none() {
+        std::env::set_var("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))

@@ -109,6 +109,7 @@ mod tests {
                     uuid: "GPU-0".into(),
                     memory_mib: 11264,
                     compute_capability: Some("6.1".into()),
+                    pci_bus_id: "00000000:65:00.0".into(),
                 }],
                 speech: Some("nvidia/parakeet-tdt-0.6b-v3".into()),
             }),

@@ -56,6 +56,9 @@ pub struct GpuInfo {
     pub memory_mib: u64,
     /// CUDA compute capability, e.g. `6.1`.
     pub compute_capability: Option<String>,
+    /// PCI bus id, e.g. `00000000:65:00.0` (what CUDA orders devices by under
+    /// `CUDA_DEVICE_ORDER=PCI_BUS_ID`, which agents set).
+    pub pci_bus_id: String,
 }
 
 impl Hello {
