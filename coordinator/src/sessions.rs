@@ -135,14 +135,7 @@ impl App {
             )
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        let place: serde_json::Value = match place {
-            FromAgent::ToolDone { result: Ok(body), .. } => serde_json::from_str(&body)
-                .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the agent answered badly: {e}")))?,
-            FromAgent::ToolDone { result: Err(e), .. } => {
-                return Err(ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY), e.detail))
-            }
-            other => return Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("unexpected agent reply: {other:?}"))),
-        };
+        let place = crate::tools::tool_reply(place)?;
         let text = |k: &str| place[k].as_str().map(str::to_string);
         let worktree = place["workspace_mode"] == "git_worktree";
         let stamp = now();

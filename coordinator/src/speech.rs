@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
-use piface_shared::protocol::{FromAgent, ToAgent, ToolCall};
+use piface_shared::protocol::{ToAgent, ToolCall};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -50,17 +50,6 @@ fn webm() -> String {
     "audio/webm".into()
 }
 
-fn tool_error(reply: FromAgent) -> Result<Value, ApiError> {
-    match reply {
-        FromAgent::ToolDone { result: Ok(body), .. } => serde_json::from_str(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the agent answered badly: {e}"))),
-        FromAgent::ToolDone { result: Err(e), .. } => {
-            Err(ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY), e.detail))
-        }
-        other => Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("unexpected agent reply: {other:?}"))),
-    }
-}
-
 /// The handler; checks in the original's order.
 pub async fn transcribe(
     State(app): State<Arc<App>>,
@@ -96,7 +85,7 @@ pub async fn transcribe(
         .request(|req| ToAgent::Transcribe { req, audio }, TRANSCRIBE_TIMEOUT)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("speech worker {worker_name}: {e}")))?;
-    let raw = tool_error(reply)?["text"].as_str().unwrap_or_default().to_string();
+    let raw = crate::tools::tool_reply(reply)?["text"].as_str().unwrap_or_default().to_string();
     let mut text = raw.clone();
     if body.clean_with_pi {
         let agent = app.agent_for(&record)?;
@@ -111,7 +100,7 @@ pub async fn transcribe(
             .request(|req| ToAgent::Tool { req, call }, Duration::from_secs(120))
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
-        let cleaned = tool_error(reply)?["text"].as_str().unwrap_or_default().trim().to_string();
+        let cleaned = crate::tools::tool_reply(reply)?["text"].as_str().unwrap_or_default().trim().to_string();
         if !cleaned.is_empty() {
             text = cleaned;
         }

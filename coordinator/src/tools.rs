@@ -77,7 +77,11 @@ fn link_error(e: LinkError) -> ApiError {
 
 /// Runs `call` on `agent`; the JSON it answers.
 async fn call_tool(agent: &AgentHandle, call: ToolCall) -> ApiResult<Value> {
-    let reply = agent.request(|req| ToAgent::Tool { req, call }, TOOL_TIMEOUT).await.map_err(link_error)?;
+    tool_reply(agent.request(|req| ToAgent::Tool { req, call }, TOOL_TIMEOUT).await.map_err(link_error)?)
+}
+
+/// The JSON of an agent's [`FromAgent::ToolDone`], or its error as the HTTP answer.
+pub(crate) fn tool_reply(reply: FromAgent) -> ApiResult<Value> {
     match reply {
         FromAgent::ToolDone { result: Ok(body), .. } => serde_json::from_str(&body)
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the agent answered badly: {e}"))),

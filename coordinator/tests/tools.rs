@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use piface_test_support::piface::{git_repo, workspace_bin, Options, Piface};
+use piface_test_support::piface::{git, git_repo, workspace_bin, Options, Piface};
 use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -30,20 +30,6 @@ async fn raw(server: &Piface, path: &str) -> (u16, reqwest::header::HeaderMap, V
     let resp = server.http.get(server.url(path)).send().await.unwrap();
     let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
     (status, headers, resp.bytes().await.unwrap().to_vec())
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
 }
 
 #[tokio::test]
