@@ -303,28 +303,23 @@ pub async fn collect_uploads(app: &Arc<App>) {
     // deletes files in upload stores.
     let agents: Vec<_> = app.agents.list().into_iter().filter_map(|a| app.agents.get(&a.name)).collect();
     for upload in orphans {
-        let mut gone = false;
+        // Forget the record once the blob is deleted, or once every agent says it has none.
+        let mut forget = !agents.is_empty();
         for agent in &agents {
-            let exists = call_tool(agent, ToolCall::FilesExist { paths: vec![upload.path.clone()] }).await;
-            if exists.is_ok_and(|v| v["missing"].as_array().is_some_and(Vec::is_empty)) {
-                gone = call_tool(agent, ToolCall::DeleteFiles { paths: vec![upload.path.clone()] }).await.is_ok();
-                break;
+            let paths = vec![upload.path.clone()];
+            match call_tool(agent, ToolCall::FilesExist { paths: paths.clone() }).await {
+                Ok(v) if v["missing"].as_array().is_some_and(Vec::is_empty) => {
+                    forget = call_tool(agent, ToolCall::DeleteFiles { paths }).await.is_ok();
+                    break;
+                }
+                Ok(v) if v["missing"].as_array().is_some_and(|m| m.len() == 1) => {}
+                _ => forget = false, // an agent that cannot say may hold it
             }
         }
-        if gone || !agents.is_empty() && upload_missing_everywhere(&agents, &upload.path).await {
+        if forget {
             app.registry.forget_upload(&upload.upload_id);
         }
     }
-}
-
-async fn upload_missing_everywhere(agents: &[Arc<AgentHandle>], path: &str) -> bool {
-    for agent in agents {
-        match call_tool(agent, ToolCall::FilesExist { paths: vec![path.to_string()] }).await {
-            Ok(v) if v["missing"].as_array().is_some_and(|m| m.len() == 1) => {}
-            _ => return false,
-        }
-    }
-    true
 }
 
 /// A file name reduced to a safe basename (`file` when nothing is left).

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freshUiProxy, guardedContext, http, launchBrowser, outputDir, screenshotPath, startSeededStack, waitFor } from './harness.mjs';
+import { freshUiProxy, guardedContext, http, launchBrowser, outputDir, screenshotPath, startStack, waitFor } from './harness.mjs';
 
 /** The archived session imported from a seeded state.json, with a generated 5,000-message session file. */
 const REPLAY_ID = '55555555-5555-4555-8555-555555555555';
@@ -138,7 +138,7 @@ const gpuAgent = (status = 'up') => ({
 
 describe('piface dashboard', { timeout: 600_000 }, () => {
 	before(async () => {
-		stack = await startSeededStack(seed);
+		stack = await startStack(seed);
 		work = workDir(stack.home);
 		proxy = process.env.PIFACE_E2E_FRESH_UI ? await freshUiProxy(stack.base) : null;
 		base = proxy?.url ?? stack.base;

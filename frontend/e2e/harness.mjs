@@ -93,8 +93,10 @@ export function piEnv(root, llmUrl) {
 	return { env, home, agentDir };
 }
 
-/** Starts the fake LLM and piface; returns handles and a `stop()`. */
-export async function startStack() {
+/** Starts the fake LLM and piface; returns handles and a `stop()`. `seed({ root, home, project, dataDir })`,
+ * when given, runs just before piface starts: e.g. to write an original-format `state.json` into `dataDir`,
+ * which piface imports on its first start. */
+export async function startStack(seed) {
 	const bins = binaries();
 	const root = mkdtempSync(join(tmpdir(), 'piface-e2e-'));
 	const llm = await startListening(bins.fakeLlm, ['--port', '0'], process.env, 'fake-llm');
@@ -103,6 +105,8 @@ export async function startStack() {
 	mkdirSync(project);
 	writeFileSync(join(project, 'README.md'), '# demo project\n');
 	const dataDir = join(root, 'data');
+	mkdirSync(dataDir);
+	if (seed) await seed({ root, home, project, dataDir });
 	const server = await startListening(
 		bins.piface,
 		['serve', '--port', '0', '--host', '127.0.0.1', '--no-direnv', '--data-dir', dataDir, '--pi-bin', bins.pi],
@@ -127,7 +131,7 @@ export async function startStack() {
 		}
 		rmSync(root, { recursive: true, force: true });
 	};
-	return { bins, root, home, project, base: server.url, server, llm, stop };
+	return { bins, root, home, project, dataDir, base: server.url, server, llm, stop };
 }
 
 /** Chromium with the flags this sandbox needs and a fresh profile (playwright makes one per launch). */
@@ -194,46 +198,6 @@ export async function waitFor(fn, { timeout = 30_000, interval = 100, what = 'co
 export function screenshotPath(name) {
 	mkdirSync(outputDir, { recursive: true });
 	return join(outputDir, `${name}.png`);
-}
-
-/** Like `startStack`, but `seed({ root, home, project, dataDir })` runs before piface starts: e.g. to write
- * an original-format `state.json` into `dataDir`, which piface imports on its first start, or to lay out
- * directories. Resolves to the same handles as `startStack`, plus `dataDir`. */
-export async function startSeededStack(seed) {
-	const bins = binaries();
-	const root = mkdtempSync(join(tmpdir(), 'piface-e2e-'));
-	const llm = await startListening(bins.fakeLlm, ['--port', '0'], process.env, 'fake-llm');
-	const { env, home } = piEnv(root, llm.url);
-	const project = join(root, 'project');
-	mkdirSync(project);
-	writeFileSync(join(project, 'README.md'), '# demo project\n');
-	const dataDir = join(root, 'data');
-	mkdirSync(dataDir);
-	await seed({ root, home, project, dataDir });
-	const server = await startListening(
-		bins.piface,
-		['serve', '--port', '0', '--host', '127.0.0.1', '--no-direnv', '--data-dir', dataDir, '--pi-bin', bins.pi],
-		{ ...env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
-		'piface'
-	);
-	const stop = async () => {
-		for (const c of [server.child, llm.child]) {
-			if (c.exitCode !== null) continue;
-			c.kill('SIGTERM');
-			await new Promise((r) => {
-				const t = setTimeout(() => {
-					c.kill('SIGKILL');
-					r();
-				}, 8000);
-				c.once('exit', () => {
-					clearTimeout(t);
-					r();
-				});
-			});
-		}
-		rmSync(root, { recursive: true, force: true });
-	};
-	return { bins, root, home, project, dataDir, base: server.url, server, llm, stop };
 }
 
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json', '.webp': 'image/webp', '.png': 'image/png', '.woff2': 'font/woff2' };
