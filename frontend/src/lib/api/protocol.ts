@@ -47,6 +47,17 @@ export interface ExtensionUiRequest {
 	timeout?: number;
 }
 
+/** An object key or an array index in a `piface_patch` path. */
+export type PathElement = string | number;
+
+/** One operation of a compact `message_update`'s `piface_patch` (compact mode, `?mode=compact`), applied to
+ * the previous live partial message: append to the string at `path`, set the value at `path` (an index equal
+ * to the array's length pushes; `[]` is the whole message), or delete the object key at `path`. */
+export type PatchOp =
+	| { path: PathElement[]; append: string }
+	| { path: PathElement[]; set: unknown }
+	| { path: PathElement[]; delete: true };
+
 /** Frames the server sends (`type` decides; anything else is a pi event the reducer may ignore). */
 export type ServerFrame =
 	| { type: 'piface_session_state'; session: SessionRecord }
@@ -58,7 +69,14 @@ export type ServerFrame =
 	| { type: 'turn_start' }
 	| { type: 'turn_end'; message?: PiMessage; toolResults?: PiMessage[] }
 	| { type: 'message_start'; message: PiMessage }
-	| { type: 'message_update'; message?: PiMessage; assistantMessageEvent?: { type: string; delta?: string } }
+	| {
+			type: 'message_update';
+			/** The whole partial message: always in full mode; in compact mode when the client has no base. */
+			message?: PiMessage;
+			assistantMessageEvent?: { type: string; delta?: string; [k: string]: unknown };
+			/** Compact mode: the changes since the previous partial, instead of `message`. */
+			piface_patch?: PatchOp[];
+	  }
 	| { type: 'message_end'; message: PiMessage }
 	| { type: 'tool_execution_start'; toolCallId: string; toolName: string; args?: unknown }
 	| { type: 'tool_execution_update'; toolCallId: string; toolName: string; partialResult?: unknown }
