@@ -56,6 +56,84 @@ describe('streaming', () => {
 	});
 });
 
+describe('compact streaming updates', () => {
+	const delta = (d: string) => ({ type: 'text_delta', contentIndex: 0, delta: d });
+	const compact = (d: string): ServerFrame => ({
+		type: 'message_update',
+		assistantMessageEvent: delta(d),
+		piface_patch: [{ path: ['content', 0, 'text'], append: d }]
+	});
+
+	it('applies patches to the partial of message_start and of full updates', () => {
+		let s = run([{ type: 'agent_start' }, { type: 'message_start', message: assistant('') }, compact('Hel'), compact('lo')]);
+		expect(s.live).toEqual(assistant('Hello'));
+		expect(s.resync).toBe(false);
+		expect(workingLabel(s.working)).toBe('Responding…');
+		s = run([{ type: 'message_update', message: assistant('Hi'), assistantMessageEvent: delta('Hi') }, compact('!')], s);
+		expect(s.live).toEqual(assistant('Hi!'));
+		s = reduce(s, {
+			type: 'message_update',
+			assistantMessageEvent: { type: 'toolcall_start', contentIndex: 1 },
+			piface_patch: [
+				{ path: ['content', 1], set: { type: 'toolCall', id: 'c1', name: 'bash', arguments: {} } },
+				{ path: ['stopReason'], set: 'toolUse' }
+			]
+		});
+		expect(s.live).toEqual({ ...assistant('Hi!'), content: [{ type: 'text', text: 'Hi!' }, { type: 'toolCall', id: 'c1', name: 'bash', arguments: {} }], stopReason: 'toolUse' });
+		s = reduce(s, { type: 'message_end', message: assistant('Hi!') });
+		expect(s.live).toBeNull();
+		expect(messagesOf(s)).toEqual([assistant('Hi!')]);
+	});
+
+	it('keeps the previous partial unchanged (the view may still show it)', () => {
+		const start = assistant('a');
+		const s = run([{ type: 'message_start', message: start }, compact('b')]);
+		expect(start).toEqual(assistant('a'));
+		expect(s.live).toEqual(assistant('ab'));
+	});
+
+	it('without a base: keeps the state, flags a resync and waits for a full update', () => {
+		let s = run([{ type: 'agent_start' }, compact('lost')]);
+		expect(s.live).toBeNull();
+		expect(s.resync).toBe(true);
+		expect(s.streaming).toBe(true);
+		s = reduce(s, compact('still lost'));
+		expect(s.live).toBeNull();
+		s = run([{ type: 'message_update', message: assistant('full'), assistantMessageEvent: delta('full') }, compact('!')], s);
+		expect(s.resync).toBe(false);
+		expect(s.live).toEqual(assistant('full!'));
+	});
+
+	it('a patch that does not fit freezes the bubble until message_end', () => {
+		let s = run([{ type: 'message_start', message: assistant('abc') }]);
+		const shown = s.live;
+		s = reduce(s, { type: 'message_update', assistantMessageEvent: delta('x'), piface_patch: [{ path: ['content', 3, 'text'], append: 'x' }] });
+		expect(s.live).toBe(shown);
+		expect(s.resync).toBe(true);
+		// A later patch that would fit the stale partial is ignored all the same: the base is unknown.
+		s = reduce(s, compact('d'));
+		expect(s.live).toBe(shown);
+		s = reduce(s, { type: 'message_end', message: assistant('abcxd') });
+		expect(s.resync).toBe(false);
+		expect(s.live).toBeNull();
+		expect(messagesOf(s)).toEqual([assistant('abcxd')]);
+	});
+
+	it('a patch that turns the partial into something else is not taken', () => {
+		let s = run([{ type: 'message_start', message: assistant('a') }]);
+		s = reduce(s, { type: 'message_update', piface_patch: [{ path: [], set: 'not a message' }] });
+		expect(s.live).toEqual(assistant('a'));
+		expect(s.resync).toBe(true);
+	});
+
+	it('a replay and the next message_start clear the flag', () => {
+		const s = run([{ type: 'agent_start' }, compact('x')]);
+		expect(applyReplay(s, []).resync).toBe(false);
+		expect(reduce(s, { type: 'message_start', message: assistant('') }).resync).toBe(false);
+		expect(reduce(s, { type: 'agent_end' }).resync).toBe(false);
+	});
+});
+
 describe('user messages and local echo', () => {
 	it('replaces the local echo with pi\'s message, keeping its key', () => {
 		let s = localEcho(initialChat(), 'hi');

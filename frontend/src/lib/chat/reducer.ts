@@ -8,8 +8,17 @@
 // role `toolResult` *and* in `turn_end.toolResults`): tool results from `turn_end` are only added when no
 // item has the same `toolCallId`; user messages from `message_end` replace the oldest local echo instead of
 // being ignored, so a second browser sees the prompts of the first one.
+//
+// Streaming updates come in two shapes (compact mode, `?mode=compact`): a full `message_update` carries the
+// whole partial `message`, which becomes `live`; a compact one carries `piface_patch`, applied to `live`
+// (chat/patch.ts). A compact update that cannot be applied (no live partial, or a patch that does not fit)
+// leaves `live` as it was and sets `resync`: the bubble then stands still, and further compact updates are
+// ignored, until the next full update, `message_start` or `message_end` gives a base again. The server sends
+// a full update whenever this connection has no base (after connecting, after a replay), so this only
+// happens when something went wrong; asking for a replay mid-stream would reset the working indicator too.
 
 import type { ExtensionUiRequest, PiMessage, ServerFrame } from '../api/protocol';
+import { applyPatch, type PatchOp } from './patch';
 
 /** One row of the feed: a pi message with a stable key for keyed rendering. */
 export interface ChatItem {
@@ -37,6 +46,8 @@ export interface ChatState {
 	nextKey: number;
 	/** The assistant message being streamed, as pi's latest partial message. */
 	live: PiMessage | null;
+	/** A compact update did not fit `live`: compact updates are ignored until a full message arrives. */
+	resync: boolean;
 	/** pi is running a turn (between `agent_start` and `agent_end`). */
 	streaming: boolean;
 	working: WorkingState;
@@ -63,6 +74,7 @@ export function initialChat(messages: readonly PiMessage[] = []): ChatState {
 		items: messages.map((message, i) => ({ key: i, message })),
 		nextKey: messages.length,
 		live: null,
+		resync: false,
 		streaming: false,
 		working: IDLE,
 		error: null,
@@ -109,7 +121,7 @@ export function consumeEditorText(state: ChatState): ChatState {
 /** Replaces the feed with `messages` unless it already shows exactly them (contract: replay only on change).
  * `!!` results, which pi never sees and so never replays, are kept at their place. */
 export function applyReplay(state: ChatState, replay: readonly PiMessage[]): ChatState {
-	const base = { ...state, live: null, working: IDLE, streaming: false, replayed: true };
+	const base = { ...state, live: null, resync: false, working: IDLE, streaming: false, replayed: true };
 	const messages = keepExcluded(messagesOf(state), replay);
 	if (sameMessages(messagesOf(state), messages)) return base;
 	return {
@@ -192,18 +204,20 @@ export function reduce(state: ChatState, frame: ServerFrame): ChatState {
 		case 'agent_start':
 			return { ...state, streaming: true, working: { phase: 'thinking', active: [], recent: [] } };
 		case 'agent_end':
-			return { ...state, streaming: false, live: null, working: IDLE, dialogs: [] };
+			return { ...state, streaming: false, live: null, resync: false, working: IDLE, dialogs: [] };
 		case 'message_start': {
 			const m = (frame as { message?: PiMessage }).message;
 			if (m?.role !== 'assistant') return state;
-			return { ...running(state), live: m };
+			return { ...running(state), live: m, resync: false };
 		}
 		case 'message_update': {
-			const f = frame as { message?: PiMessage; assistantMessageEvent?: { type?: string; delta?: string } };
+			const f = frame as { message?: PiMessage; piface_patch?: PatchOp[]; assistantMessageEvent?: { type?: string; delta?: string } };
 			let next = running(state);
 			const ev = f.assistantMessageEvent;
 			if (f.message && f.message.role === 'assistant') {
-				next = { ...next, live: f.message };
+				next = { ...next, live: f.message, resync: false };
+			} else if (f.piface_patch !== undefined) {
+				next = patched(next, f.piface_patch);
 			} else if (ev?.type === 'text_delta' && typeof ev.delta === 'string') {
 				const prev = next.live ?? { role: 'assistant', content: [] };
 				next = { ...next, live: { ...prev, content: [{ type: 'text', text: liveText(prev) + ev.delta }] } };
@@ -216,7 +230,7 @@ export function reduce(state: ChatState, frame: ServerFrame): ChatState {
 		case 'message_end': {
 			const m = (frame as { message?: PiMessage }).message;
 			if (!m || typeof m !== 'object') return state;
-			let next: ChatState = m.role === 'assistant' ? { ...state, live: null } : state;
+			let next: ChatState = m.role === 'assistant' ? { ...state, live: null, resync: false } : state;
 			if (m.role === 'user') {
 				const i = next.items.findIndex((it) => it.local);
 				if (i >= 0) {
@@ -298,7 +312,7 @@ function response(state: ChatState, f: ResponseFrame): ChatState {
 		return append(state, message);
 	}
 	if (f.command === 'get_state' && f.success && f.data && typeof f.data.isStreaming === 'boolean') {
-		if (!f.data.isStreaming) return state.streaming ? { ...state, streaming: false, working: IDLE, live: null } : state;
+		if (!f.data.isStreaming) return state.streaming ? { ...state, streaming: false, working: IDLE, live: null, resync: false } : state;
 		return running(state);
 	}
 	if (f.success === false && f.error) return setError(state, `${f.command ?? 'command'}: ${f.error}`);
@@ -314,6 +328,20 @@ function extensionRequest(state: ChatState, req: ExtensionUiRequest): ChatState 
 	if (req.method === 'notify' && req.message) return { ...state, notices: [...state.notices, req.message].slice(-3) };
 	if (req.method === 'set_editor_text' && typeof req.text === 'string') return { ...state, editorText: req.text };
 	return state;
+}
+
+/** `state` with a compact update's patch applied to the live partial (see the top of the file for when it is
+ * not). */
+function patched(state: ChatState, ops: PatchOp[]): ChatState {
+	if (state.resync) return state;
+	if (!state.live) return { ...state, resync: true };
+	try {
+		const live = applyPatch(state.live, ops);
+		if (!live || typeof live !== 'object' || live.role !== 'assistant') return { ...state, resync: true };
+		return { ...state, live };
+	} catch {
+		return { ...state, resync: true };
+	}
 }
 
 function liveText(m: PiMessage): string {

@@ -41,7 +41,7 @@ describe('lifecycle reconnect', () => {
 
 describe('socket URL', () => {
 	it('follows the page scheme', () => {
-		expect(socketUrl({ protocol: 'http:', host: 'h:1' }, 'a b')).toBe('ws://h:1/ws/sessions/a%20b');
-		expect(socketUrl({ protocol: 'https:', host: 'h' }, 'x')).toBe('wss://h/ws/sessions/x');
+		expect(socketUrl({ protocol: 'http:', host: 'h:1' }, 'a b')).toBe('ws://h:1/ws/sessions/a%20b?mode=compact');
+		expect(socketUrl({ protocol: 'https:', host: 'h' }, 'x')).toBe('wss://h/ws/sessions/x?mode=compact');
 	});
 });

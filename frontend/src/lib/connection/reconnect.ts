@@ -36,8 +36,10 @@ export function shouldRetryAfterClose(i: { live: boolean; visible: boolean; clos
 	return i.live && i.visible && !i.closedByUs;
 }
 
-/** The chat socket's URL for a page served from `loc` (`wss:` under `https:`). */
+/** The chat socket's URL for a page served from `loc` (`wss:` under `https:`). The UI asks for compact mode:
+ * streaming updates then carry a patch against the previous partial message instead of the whole partial
+ * twice (chat/patch.ts), which keeps a long answer's traffic linear in its length. */
 export function socketUrl(loc: { protocol: string; host: string }, sessionId: string): string {
 	const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
-	return `${scheme}//${loc.host}/ws/sessions/${encodeURIComponent(sessionId)}`;
+	return `${scheme}//${loc.host}/ws/sessions/${encodeURIComponent(sessionId)}?mode=compact`;
 }

@@ -1,7 +1,7 @@
-// The chat WebSocket of one session: owns the socket, exposes its status as `$state`, sends typed messages,
-// and reconnects (backoff after an unexpected close, throttled reconnects on visibilitychange/pageshow/online,
-// per `reconnect.ts`). Every open asks for the history (`piface_get_history`) and for pi's state, so a
-// reconnect resumes from a full replay; the reducer decides what the feed shows.
+// The chat WebSocket of one session, in compact mode (see `socketUrl`): owns the socket, exposes its status as
+// `$state`, sends typed messages, and reconnects (backoff after an unexpected close, throttled reconnects on
+// visibilitychange/pageshow/online, per `reconnect.ts`). Every open asks for the history (`piface_get_history`)
+// and for pi's state, so a reconnect resumes from a full replay; the reducer decides what the feed shows.
 //
 // Not here: what frames mean (chat/reducer.ts) and what the page does with them.
 
