@@ -1,5 +1,5 @@
-// Listen (text-to-speech) on assistant messages (ui.md "TTS playback"): the button's state, the request,
-// and the one-player-at-a-time rule. The audio itself plays in a native `<audio>` element.
+// Listen (text-to-speech) on assistant messages (ui.md "TTS playback"): the button's state and the request.
+// The mini-player's rules are in tts-playback.ts.
 
 import { ApiError, detailOf } from '../api/client';
 
@@ -41,4 +41,15 @@ export async function requestSpeech(sessionId: string, text: string): Promise<st
 	if (!res.ok) throw new ApiError(res.status, detailOf(body, `${res.status} ${res.statusText}`));
 	if (typeof body?.audio_url !== 'string') throw new Error('The server returned no audio.');
 	return body.audio_url;
+}
+
+/** The audio itself, as a Blob: the player plays it from an object URL, which is seekable whether or not the
+ * server answers range requests (a media element cannot seek in a response it cannot ask ranges of). */
+export async function fetchAudio(url: string): Promise<Blob> {
+	const res = await fetch(url);
+	if (!res.ok) {
+		const body = await res.json().catch(() => null);
+		throw new ApiError(res.status, detailOf(body, `The audio could not be downloaded (${res.status} ${res.statusText}).`));
+	}
+	return res.blob();
 }
