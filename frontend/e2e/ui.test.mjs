@@ -1,12 +1,13 @@
 // End-to-end tests of the web UI in Debian's chromium against the real piface, pi and fake LLM.
 // Screenshots go to frontend/test-output/. Tests run in order and share one server: later tests use the
-// session the first one created.
+// session the first one created. PIFACE_E2E_FRESH_UI=1 (or PIFACE_E2E_UI_DIR=<build>) serves a fresh
+// `npm run build` through a loopback proxy instead of the UI the binary embeds, as in tools.test.mjs.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { frontendDir, guardedContext, http, launchBrowser, outputDir, screenshotPath, startStack, waitFor } from './harness.mjs';
+import { freshUiProxy, frontendDir, guardedContext, http, launchBrowser, outputDir, screenshotPath, startStack, waitFor } from './harness.mjs';
 
 /** A prompt whose echo exercises Markdown, a code block, inline and display math and a Mermaid diagram. */
 const RICH_PROMPT = [
@@ -30,6 +31,9 @@ const RICH_PROMPT = [
 
 let stack;
 let browser;
+let proxy = null;
+/** Where pages come from: piface itself, or the fresh-UI proxy. */
+let base;
 let sessionId;
 const foreignRequests = [];
 /** Figures written to test-output/perf.json by the performance test. */
@@ -65,17 +69,21 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 	before(async () => {
 		stack = await startStack();
 		browser = await launchBrowser(stack.bins);
+		const uiDir = process.env.PIFACE_E2E_UI_DIR;
+		proxy = process.env.PIFACE_E2E_FRESH_UI || uiDir ? await freshUiProxy(stack.base, uiDir || undefined) : null;
+		base = proxy?.url ?? stack.base;
 	});
 
 	after(async () => {
 		await browser?.close();
+		await Promise.race([proxy?.close(), new Promise((r) => setTimeout(r, 3000))]);
 		await stack?.stop();
 	});
 
 	test('the dashboard creates a session, which opens the session view', async () => {
 		const ctx = await newPage({ viewport: { width: 1200, height: 860 } });
 		const { page } = ctx;
-		await page.goto(stack.base + '/');
+		await page.goto(base + '/');
 		await page.getByText('No sessions yet').waitFor();
 		await page.getByRole('button', { name: '+ New Session' }).click();
 		await page.locator('#ns-dir').fill(stack.project);
@@ -93,7 +101,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 	test('a prompt streams back and renders Markdown, code, math and a Mermaid diagram', async () => {
 		const ctx = await newPage({ viewport: { width: 1200, height: 900 } });
 		const { page } = ctx;
-		await page.goto(`${stack.base}/session/${sessionId}`);
+		await page.goto(`${base}/session/${sessionId}`);
 		await setLook(page, 'light');
 		await page.reload();
 		await page.locator('.badge.conn-open').waitFor();
@@ -129,7 +137,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 	test('a tool call waits for an extension confirm answered in the browser', async () => {
 		const ctx = await newPage({ viewport: { width: 1200, height: 900 } });
 		const { page } = ctx;
-		await page.goto(`${stack.base}/session/${sessionId}`);
+		await page.goto(`${base}/session/${sessionId}`);
 		await setLook(page, 'light', 'windows98');
 		await page.reload();
 		await page.locator('.badge.conn-open').waitFor();
@@ -176,7 +184,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 	test('dashboard screenshots, light and dark, and one skin', async () => {
 		const ctx = await newPage({ viewport: { width: 1100, height: 720 } });
 		const { page } = ctx;
-		await page.goto(stack.base + '/');
+		await page.goto(base + '/');
 		for (const [mode, skin] of [['light', 'default'], ['dark', 'default'], ['dark', 'synthwave'], ['light', 'beos']]) {
 			await setLook(page, mode, skin);
 			await page.reload();
@@ -185,7 +193,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 			assert.equal(await page.evaluate(() => document.documentElement.dataset.skin), skin);
 			await page.screenshot({ path: screenshotPath(`dashboard-${mode}${skin === 'default' ? '' : '-' + skin}`) });
 		}
-		await page.goto(`${stack.base}/session/${sessionId}`);
+		await page.goto(`${base}/session/${sessionId}`);
 		await setLook(page, 'dark', 'synthwave');
 		await page.reload();
 		await page.locator('.msg.assistant .mermaid-diagram svg').waitFor();
@@ -197,7 +205,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 	test('on a phone, going offline and back loses and duplicates nothing', async () => {
 		const ctx = await newPage({ viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 });
 		const { page, context } = ctx;
-		await page.goto(`${stack.base}/session/${sessionId}`);
+		await page.goto(`${base}/session/${sessionId}`);
 		await setLook(page, 'light');
 		await page.reload();
 		await page.locator('.badge.conn-open').waitFor();
@@ -230,7 +238,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 		assert.deepEqual(tokens, Array.from({ length: 60 }, (_, i) => `t${i}`), 'every token exactly once, in order');
 		await page.screenshot({ path: screenshotPath('phone-chat-after-reconnect') });
 
-		await page.goto(stack.base + '/');
+		await page.goto(base + '/');
 		await setLook(page, 'dark');
 		await page.reload();
 		await page.locator('.session-row').first().waitFor();
@@ -243,7 +251,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 	test('kill and resume from the dashboard; a closed session is read-only with Resume', async () => {
 		const ctx = await newPage({ viewport: { width: 1100, height: 800 } });
 		const { page } = ctx;
-		await page.goto(stack.base + '/');
+		await page.goto(base + '/');
 		await setLook(page, 'light');
 		await page.reload();
 		const row = page.locator(`.session-row[data-session-id="${sessionId}"]`);
@@ -252,7 +260,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 		await page.getByRole('dialog').getByRole('button', { name: 'Kill' }).click();
 		await row.locator('.badge.status-closed').waitFor();
 
-		await page.goto(`${stack.base}/session/${sessionId}`);
+		await page.goto(`${base}/session/${sessionId}`);
 		await page.locator('.badge.archived').waitFor();
 		await page.locator('.msg.assistant', { hasText: 'tool said: guarded' }).waitFor();
 		assert.equal(await page.getByRole('textbox', { name: 'Message', exact: true }).getAttribute('placeholder'), 'Archived session (read-only)');
@@ -260,11 +268,11 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 		await page.locator('.msg.assistant .mermaid-diagram svg').waitFor();
 		await page.screenshot({ path: screenshotPath('chat-archived-light') });
 
-		await page.goto(stack.base + '/');
+		await page.goto(base + '/');
 		await row.getByRole('button', { name: 'Resume' }).click();
 		await page.getByRole('dialog').getByRole('button', { name: 'Resume' }).click();
 		await row.locator('.badge.status-live').waitFor();
-		await page.goto(`${stack.base}/session/${sessionId}`);
+		await page.goto(`${base}/session/${sessionId}`);
 		await page.locator('.badge.conn-open').waitFor();
 		await page.locator('.msg.assistant', { hasText: 'tool said: guarded' }).waitFor();
 		await closeContext(ctx);
@@ -273,7 +281,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 	test('Render Markdown is persisted per session; the Scratch tab keeps notes and the tab lives in the URL', async () => {
 		const ctx = await newPage({ viewport: { width: 1000, height: 800 } });
 		const { page } = ctx;
-		await page.goto(`${stack.base}/session/${sessionId}`);
+		await page.goto(`${base}/session/${sessionId}`);
 		await page.locator('.badge.conn-open').waitFor();
 		const toggle = page.getByRole('checkbox', { name: 'Render Markdown' });
 		await toggle.uncheck();
@@ -299,7 +307,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 	test('B shows "Branch from here"; branching opens the new session with the message pre-filled', async () => {
 		const ctx = await newPage({ viewport: { width: 1000, height: 800 } });
 		const { page } = ctx;
-		await page.goto(`${stack.base}/session/${sessionId}`);
+		await page.goto(`${base}/session/${sessionId}`);
 		await page.locator('.badge.conn-open').waitFor();
 		await page.locator('.msg.assistant', { hasText: 'tool said: guarded' }).waitFor();
 		await page.locator('.feed').click({ position: { x: 5, y: 5 } });
@@ -325,7 +333,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 
 		for (const [view, path] of [['dashboard', '/'], ['session', `/session/${id}`]]) {
 			const ctx = await newPage({ viewport: { width: 1200, height: 800 } });
-			await ctx.page.goto(stack.base + path);
+			await ctx.page.goto(base + path);
 			await ctx.page.locator(view === 'dashboard' ? '.session-row' : '.badge.conn-open').first().waitFor();
 			await ctx.page.waitForLoadState('networkidle');
 			const urls = await ctx.page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
@@ -336,7 +344,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 		// One real turn so that pi writes the session file, then 5,000 more messages appended to it.
 		{
 			const ctx = await newPage();
-			await ctx.page.goto(`${stack.base}/session/${id}`);
+			await ctx.page.goto(`${base}/session/${id}`);
 			await ctx.page.locator('.badge.conn-open').waitFor();
 			const box = ctx.page.getByRole('textbox', { name: 'Message', exact: true });
 			await box.fill('hello');
@@ -352,7 +360,7 @@ describe('piface web UI', { timeout: 600_000 }, () => {
 			if (mode === 'live') assert.equal((await http(stack.base, 'POST', `/api/sessions/${id}/resume`)).status, 200);
 			const ctx = await newPage({ viewport: { width: 1200, height: 800 } });
 			const started = Date.now();
-			await ctx.page.goto(`${stack.base}/session/${id}`);
+			await ctx.page.goto(`${base}/session/${id}`);
 			await ctx.page.locator('.msg', { hasText: 'message 5000 of 5000' }).waitFor({ timeout: 60_000 });
 			figures[`replay_5000_${mode}_ms`] = Date.now() - started;
 			const shown = await ctx.page.locator('.feed-inner > .msg').count();
