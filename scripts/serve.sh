@@ -22,5 +22,6 @@ if command -v npm >/dev/null; then
 else
   echo "npm not found: Piface will serve a page explaining how to build the web UI" >&2
 fi
-cargo build --release --bin piface
+# PIFACE_FEATURES=cuda builds GPU speech (needs the CUDA toolkit's nvcc).
+cargo build --release --bin piface ${PIFACE_FEATURES:+--features "$PIFACE_FEATURES"}
 exec "$root/target/release/piface" serve --pi-bin "$pi_bin" "$@"

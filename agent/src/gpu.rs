@@ -22,11 +22,13 @@ pub fn discover() -> Vec<GpuInfo> {
     for index in 0..count {
         let Ok(device) = nvml.device_by_index(index) else { continue };
         let compute = device.cuda_compute_capability().ok();
+        let memory = device.memory_info().ok();
         all.push(GpuInfo {
             index,
             name: device.name().unwrap_or_default(),
             uuid: device.uuid().unwrap_or_default(),
-            memory_mib: device.memory_info().map(|m| m.total >> 20).unwrap_or(0),
+            memory_mib: memory.as_ref().map(|m| m.total >> 20).unwrap_or(0),
+            memory_free_mib: memory.as_ref().map(|m| m.free >> 20).unwrap_or(0),
             compute_capability: compute.map(|c| format!("{}.{}", c.major, c.minor)),
             pci_bus_id: device.pci_info().map(|p| p.bus_id).unwrap_or_default(),
         });
@@ -82,6 +84,40 @@ pub fn visible(all: Vec<GpuInfo>, cuda_visible_devices: Option<&str>) -> Vec<Gpu
     out
 }
 
+/// The GPU a service should run on: the one whose name contains `name` (case-insensitive) or
+/// whose UUID starts with `uuid`, else the first one; `Ok(None)` without any GPU and nothing
+/// asked for. Asking for a GPU that is not there is an error that lists what there is.
+pub fn choose(all: &[GpuInfo], name: Option<&str>, uuid: Option<&str>) -> Result<Option<GpuInfo>, String> {
+    let found: Vec<&GpuInfo> = match (name, uuid) {
+        (_, Some(u)) => all.iter().filter(|g| g.uuid.starts_with(u.trim())).collect(),
+        (Some(n), None) => {
+            let n = n.trim().to_lowercase();
+            all.iter().filter(|g| g.name.to_lowercase().contains(&n)).collect()
+        }
+        (None, None) => return Ok(all.first().cloned()),
+    };
+    match found.first() {
+        Some(g) if found.len() == 1 || uuid.is_none() => Ok(Some((*g).clone())),
+        Some(_) => Err(format!("GPU UUID prefix {:?} is ambiguous: {}", uuid.unwrap_or_default(), list(all))),
+        None => Err(format!(
+            "no GPU matches {}: {}",
+            uuid.map(|u| format!("UUID {u:?}")).or(name.map(|n| format!("name {n:?}"))).unwrap_or_default(),
+            if all.is_empty() {
+                "NVML reports none (is the NVIDIA driver installed and the GPU visible to this process, \
+                 CUDA_VISIBLE_DEVICES included?)"
+                    .to_string()
+            } else {
+                list(all)
+            }
+        )),
+    }
+}
+
+fn list(all: &[GpuInfo]) -> String {
+    let each: Vec<String> = all.iter().map(|g| format!("{}: {} ({})", g.index, g.name, g.uuid)).collect();
+    format!("found {}", each.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,9 +128,23 @@ mod tests {
             name: name.into(),
             uuid: uuid.into(),
             memory_mib: 11264,
+            memory_free_mib: 11000,
             compute_capability: Some("6.1".into()),
             pci_bus_id: format!("00000000:{:02X}:00.0", index + 1),
         }
+    }
+
+    #[test]
+    fn choosing_by_name_or_uuid() {
+        let all = cards();
+        assert_eq!(choose(&all, None, None).unwrap().unwrap().index, 0);
+        assert_eq!(choose(&[], None, None).unwrap(), None);
+        assert_eq!(choose(&all, Some("gtx 1080 ti"), None).unwrap().unwrap().uuid, "GPU-bbbb-2222");
+        assert_eq!(choose(&all, None, Some("GPU-aaaa")).unwrap().unwrap().index, 0);
+        let err = choose(&all, Some("GTX 1080"), Some("GPU-cccc")).unwrap_err();
+        assert!(err.contains("GPU-cccc") && err.contains("GTX 1080 Ti (GPU-bbbb-2222)"), "{err}");
+        assert!(choose(&all, None, Some("GPU-")).unwrap_err().contains("ambiguous"));
+        assert!(choose(&[], Some("GTX 1080 Ti"), None).unwrap_err().contains("NVML reports none"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod history;
 pub mod lines;
 pub mod link;
+pub mod models;
 pub mod shell;
 pub mod speech;
 pub mod tls;
@@ -49,11 +50,37 @@ pub struct AgentConfig {
     pub probe_dir: PathBuf,
     /// Directories the file endpoints may reach (`--fs-root`).
     pub fs_roots: Vec<PathBuf>,
-    /// A speech-to-text model to load and serve (`--speech-model`: a path or a Hugging Face
-    /// repo id in the local cache).
-    pub speech_model: Option<String>,
-    /// Run speech on the GPU (when the build has CUDA).
-    pub speech_gpu: bool,
+    /// The speech-to-text model to serve to the cluster, if any.
+    pub speech: Option<ServiceConfig>,
+    /// The text-to-speech model to serve to the cluster, if any.
+    pub tts: Option<ServiceConfig>,
+}
+
+/// A model an agent serves to the cluster.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// A path, or a Hugging Face repo id (`org/name[@revision]`).
+    pub model: String,
+    /// The GPU to run on (its CUDA ordinal in this process); `None`: the CPU.
+    pub gpu: Option<piface_shared::protocol::GpuInfo>,
+    /// Fetch a repo id missing from the local cache (never under `HF_HUB_OFFLINE`).
+    pub download: bool,
+}
+
+impl ServiceConfig {
+    /// A model on the CPU, fetched when missing.
+    pub fn cpu(model: impl Into<String>) -> ServiceConfig {
+        ServiceConfig { model: model.into(), gpu: None, download: true }
+    }
+
+    /// `cpu` or `cuda:N (name)`, as advertised.
+    pub fn device_label(&self) -> String {
+        match &self.gpu {
+            Some(g) if cfg!(feature = "cuda") => format!("cuda:{} ({})", g.index, g.name),
+            Some(_) => "cpu (this build has no CUDA)".into(),
+            None => "cpu".into(),
+        }
+    }
 }
 
 impl AgentConfig {
@@ -66,8 +93,8 @@ impl AgentConfig {
             shell_timeout: Duration::from_secs(600),
             probe_dir: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/".into()),
             fs_roots: std::env::var_os("HOME").map(PathBuf::from).into_iter().collect(),
-            speech_model: None,
-            speech_gpu: false,
+            speech: None,
+            tts: None,
         }
     }
 }
@@ -109,20 +136,26 @@ pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink
     let (to_tx, to_rx) = mpsc::channel(64);
     let (from_tx, from_rx) = mpsc::channel(OUTBOUND_DEPTH);
     let roots = tools::fs::Roots::new(&config.fs_roots);
-    if let Some(spec) = config.speech_model.clone() {
-        // Loading takes a while (seconds to minutes for the real model): the agent serves
-        // meanwhile and says hello again when the model is ready.
-        let (gpu, out) = (config.speech_gpu, from_tx.clone());
+    if let Some(service) = config.speech.clone() {
+        // Loading takes a while (seconds to minutes for the real model, longer when it must be
+        // downloaded first): the agent serves meanwhile and says hello as loading goes on.
         tokio::spawn(async move {
-            match tokio::task::spawn_blocking(move || speech::load(&spec, gpu)).await {
-                Ok(Ok(_)) => {
-                    let _ = out.send(FromAgent::Hello(agent_hello(None))).await;
-                }
-                Ok(Err(e)) => warn!("speech-to-text is off: {e}"),
-                Err(e) => warn!("speech-to-text is off: {e}"),
+            if let Err(e) = speech::start(service).await {
+                warn!("speech-to-text is off: {e}");
             }
         });
     }
+    // Say hello again whenever what we advertise changes, at most once a second.
+    let out = from_tx.clone();
+    tokio::spawn(async move {
+        loop {
+            models::CHANGED.notified().await;
+            if out.send(FromAgent::Hello(agent_hello(None))).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
     let agent = Agent {
         config: Arc::new(config),
         sessions: Arc::default(),
@@ -146,6 +179,7 @@ pub fn hello(pi_version: Option<String>) -> Hello {
         pi_version,
         gpus: Vec::new(),
         speech: None,
+        tts: None,
     }
 }
 
@@ -154,7 +188,8 @@ pub fn agent_hello(pi_version: Option<String>) -> Hello {
     static GPUS: std::sync::OnceLock<Vec<piface_shared::protocol::GpuInfo>> = std::sync::OnceLock::new();
     Hello {
         gpus: GPUS.get_or_init(gpu::discover).clone(),
-        speech: speech::loaded().map(|w| w.name.clone()),
+        speech: models::snapshot(models::Kind::Stt).map(Box::new),
+        tts: models::snapshot(models::Kind::Tts).map(Box::new),
         ..hello(pi_version)
     }
 }

@@ -11,7 +11,9 @@ use piface_speech::ParakeetModel;
 use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 
-use crate::AgentConfig;
+use crate::models::{self, Kind};
+use crate::{AgentConfig, ServiceConfig};
+use piface_shared::protocol::{GpuInfo, ModelState};
 
 /// Largest audio clip accepted (the original's limit).
 pub const MAX_AUDIO: usize = 25 * 1024 * 1024;
@@ -28,42 +30,102 @@ pub struct Worker {
     pub name: String,
 }
 
-/// The speech model this process has loaded, once it has (advertised in the agent's hello).
+/// The speech model this process has loaded, once it has.
 pub fn loaded() -> Option<&'static Arc<Worker>> {
     WORKER.get()
 }
 
 static WORKER: OnceLock<Arc<Worker>> = OnceLock::new();
 
-/// Loads the model named by `spec` (a path, or a Hugging Face repo id found in the local cache),
-/// on the GPU when `gpu` and this build has CUDA, else on the CPU. Blocking; run it off the
-/// async threads.
-pub fn load(spec: &str, gpu: bool) -> Result<Arc<Worker>, String> {
-    let path = piface_speech::hub::resolve(spec).map_err(|e| e.to_string())?;
-    let device = device(gpu)?;
+/// Whether `spec` (a path or repo id) is on disk already.
+pub fn in_cache(spec: &str) -> bool {
+    piface_speech::hub::resolve(spec).is_ok()
+}
+
+/// Which files of a Hugging Face repo make a Parakeet model: its `.nemo` archive (the one named
+/// after the repo first), else a safetensors conversion (config, weights, tokenizer).
+pub fn pick_files(id: &str, files: &[String]) -> Vec<String> {
+    let name = id.rsplit('/').next().unwrap_or(id);
+    let mut nemos: Vec<&String> = files.iter().filter(|f| f.ends_with(".nemo")).collect();
+    nemos.sort_by_key(|f| (f.as_str() != format!("{name}.nemo"), f.len()));
+    if let Some(f) = nemos.first() {
+        return vec![(*f).clone()];
+    }
+    if files.iter().any(|f| f == "model_config.yaml" || f == "config.json") {
+        return files
+            .iter()
+            .filter(|f| !f.contains('/'))
+            .filter(|f| {
+                f.ends_with(".safetensors")
+                    || f.ends_with(".yaml")
+                    || f.ends_with(".json")
+                    || f.ends_with(".model")
+                    || f.ends_with(".vocab")
+                    || f.ends_with(".txt")
+            })
+            .cloned()
+            .collect();
+    }
+    Vec::new()
+}
+
+/// Loads the speech model `service` names — fetching it from the Hugging Face hub first when it
+/// is a repo missing from the local cache and fetching is allowed — and serves it. Where this
+/// stands is in [`models::snapshot`]`(Kind::Stt)` all along.
+pub async fn start(service: ServiceConfig) -> Result<Arc<Worker>, String> {
+    let kind = models::Kind::Stt;
+    let device_label = service.device_label();
+    let fail = |e: String| {
+        models::set(kind, &service.model, &device_label, ModelState::Failed { error: e.clone() });
+        e
+    };
+    models::set(kind, &service.model, &device_label, ModelState::Loading);
+    let path = match piface_speech::hub::resolve(&service.model) {
+        Ok(path) => path,
+        Err(e) if service.download && models::is_repo_id(&service.model) && !piface_speech::hub::offline() => {
+            info!(model = service.model, "not in the local Hugging Face cache ({e}); downloading");
+            let cache = piface_speech::hub::cache_dir();
+            models::fetch(kind, &service.model, &device_label, cache, pick_files).await.map_err(fail)?;
+            models::set(kind, &service.model, &device_label, ModelState::Loading);
+            piface_speech::hub::resolve(&service.model).map_err(|e| fail(e.to_string()))?
+        }
+        Err(e) => return Err(fail(e.to_string())),
+    };
+    let device = device(service.gpu.as_ref()).map_err(fail)?;
     let started = std::time::Instant::now();
-    let model = ParakeetModel::load(&path, &device).map_err(|e| format!("Failed to load Parakeet model: {e}"))?;
-    info!(model = spec, path = %path.display(), ?device, secs = started.elapsed().as_secs_f32(), "speech model loaded");
+    let loaded = tokio::task::spawn_blocking(move || ParakeetModel::load(&path, &device).map(|m| (m, path)))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let (model, path) = loaded.map_err(|e| fail(format!("Failed to load Parakeet model: {e}")))?;
+    info!(
+        model = service.model,
+        path = %path.display(),
+        device = device_label,
+        secs = started.elapsed().as_secs_f32(),
+        "speech model loaded"
+    );
     let worker =
-        Arc::new(Worker { model: Arc::new(model), turn: tokio::sync::Semaphore::new(1), name: spec.to_string() });
+        Arc::new(Worker { model: Arc::new(model), turn: tokio::sync::Semaphore::new(1), name: service.model.clone() });
     let _ = WORKER.set(worker.clone());
+    models::set(kind, &service.model, &device_label, ModelState::Ready);
     Ok(worker)
 }
 
+/// The candle device for `gpu` (CUDA's ordinal in this process), or the CPU.
 #[cfg(feature = "cuda")]
-fn device(gpu: bool) -> Result<candle_core::Device, String> {
-    if gpu {
-        // CUDA numbers devices as CUDA_VISIBLE_DEVICES shows them: 0 is the first visible one.
-        candle_core::Device::new_cuda(0).map_err(|e| format!("no usable CUDA device: {e}"))
-    } else {
-        Ok(candle_core::Device::Cpu)
+pub fn device(gpu: Option<&GpuInfo>) -> Result<candle_core::Device, String> {
+    match gpu {
+        Some(g) => candle_core::Device::new_cuda(g.index as usize)
+            .map_err(|e| format!("no usable CUDA device {} ({}): {e}", g.index, g.name)),
+        None => Ok(candle_core::Device::Cpu),
     }
 }
 
+/// The candle device for `gpu`: this build has no CUDA, so the CPU.
 #[cfg(not(feature = "cuda"))]
-fn device(gpu: bool) -> Result<candle_core::Device, String> {
-    if gpu {
-        warn!("this build has no CUDA (feature `cuda`); speech runs on the CPU");
+pub fn device(gpu: Option<&GpuInfo>) -> Result<candle_core::Device, String> {
+    if let Some(g) = gpu {
+        warn!(gpu = g.name, "this build has no CUDA (feature `cuda`); running on the CPU");
     }
     Ok(candle_core::Device::Cpu)
 }
@@ -122,6 +184,7 @@ pub async fn transcribe(worker: Arc<Worker>, audio: Bytes) -> Result<serde_json:
     if samples.len() < 1_600 {
         return Err(ToolError::new(422, "No transcript was produced for this audio clip."));
     }
+    let job = models::Job::start(Kind::Stt);
     let _turn = worker.turn.acquire().await.map_err(|e| ToolError::new(500, e.to_string()))?;
     let model = worker.model.clone();
     let transcript = tokio::task::spawn_blocking(move || model.transcribe(&samples))
@@ -129,6 +192,7 @@ pub async fn transcribe(worker: Arc<Worker>, audio: Bytes) -> Result<serde_json:
         .map_err(|e| ToolError::new(500, format!("Speech transcription failed: {e}")))?
         .map_err(|e| ToolError::new(502, format!("Parakeet inference failed: {e}")))?;
     let text = transcript.text.trim().to_string();
+    job.finished();
     if text.is_empty() {
         return Err(ToolError::new(422, "No transcript was produced for this audio clip."));
     }

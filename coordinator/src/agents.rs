@@ -5,9 +5,10 @@
 //! over QUIC (see `quic.rs`); an agent that disconnects stays listed as down.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use piface_shared::protocol::Hello;
+use piface_shared::protocol::{Hello, ModelService, ModelState};
 use serde::Serialize;
 
 use crate::agent_link::AgentHandle;
@@ -19,6 +20,8 @@ pub const LOCAL: &str = "local";
 
 struct Entry {
     handle: Option<Arc<AgentHandle>>,
+    /// Speech jobs this coordinator has sent it and not yet had answered: [STT, TTS].
+    in_flight: Arc<[AtomicU32; 2]>,
     /// The QUIC connection of a remote agent, to close it when the agent is removed.
     conn: Option<quinn::Connection>,
     info: AgentInfo,
@@ -38,8 +41,14 @@ pub struct AgentInfo {
     pub pi_version: Option<String>,
     /// GPUs it found with NVML.
     pub gpus: Vec<piface_shared::protocol::GpuInfo>,
-    /// The speech-to-text model it serves, if any.
-    pub speech: Option<String>,
+    /// Its speech-to-text service, if any: `{model, device, state, busy, done}` and, while the
+    /// model downloads, `file`, `done_bytes`, `total_bytes`, `bytes_per_s`, `eta_s`; `error`
+    /// when it failed.
+    pub speech: Option<serde_json::Value>,
+    /// Its text-to-speech service, likewise.
+    pub tts: Option<serde_json::Value>,
+    #[serde(skip)]
+    services: [Option<ModelService>; 2],
     /// Live sessions on it (filled in by the caller).
     pub live_sessions: usize,
 }
@@ -56,6 +65,8 @@ impl AgentInfo {
             pi_version: None,
             gpus: Vec::new(),
             speech: None,
+            tts: None,
+            services: [None, None],
             live_sessions: 0,
         }
     }
@@ -80,7 +91,7 @@ impl Agents {
                 let mut info = AgentInfo::new(name);
                 info.status = "down";
                 info.last_seen.clone_from(&record.enrolled_at);
-                inner.insert(name.clone(), Entry { handle: None, conn: None, info });
+                inner.insert(name.clone(), Entry { handle: None, in_flight: Arc::default(), conn: None, info });
             }
         }
         *agents.enrolled.lock().unwrap() = enrolled;
@@ -123,7 +134,10 @@ impl Agents {
     pub fn up(&self, name: &str, handle: Arc<AgentHandle>, conn: Option<quinn::Connection>) {
         let info = AgentInfo::new(name);
         self.dashboard.agent(&info);
-        self.inner.lock().unwrap().insert(name.to_string(), Entry { handle: Some(handle), conn, info });
+        self.inner
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), Entry { handle: Some(handle), in_flight: Arc::default(), conn, info });
     }
 
     /// Records an agent's hello.
@@ -134,7 +148,9 @@ impl Agents {
             e.info.software_version = Some(hello.software_version.clone());
             e.info.pi_version.clone_from(&hello.pi_version);
             e.info.gpus.clone_from(&hello.gpus);
-            e.info.speech.clone_from(&hello.speech);
+            e.info.speech = hello.speech.as_deref().map(service_json);
+            e.info.tts = hello.tts.as_deref().map(service_json);
+            e.info.services = [hello.speech.as_deref().cloned(), hello.tts.as_deref().cloned()];
             self.dashboard.agent(&e.info);
         }
     }
@@ -173,17 +189,32 @@ impl Agents {
         }
     }
 
-    /// The agent that transcribes: a connected one with a speech model, one with a GPU first,
-    /// then the local one.
-    pub fn speech_worker(&self) -> Option<(String, Arc<AgentHandle>)> {
+    /// The agent for a speech job of `kind`: a connected one whose model is ready, one on a GPU
+    /// first, then the least busy (its own count of running and queued jobs plus the ones this
+    /// coordinator has sent it since), then the local one. The job counts as in flight on it
+    /// while the returned [`Worker`] lives.
+    pub fn worker(&self, kind: Service) -> Option<Worker> {
         let inner = self.inner.lock().unwrap();
-        let mut able: Vec<_> = inner
+        let k = kind as usize;
+        let best = inner
             .iter()
-            .filter(|(_, e)| e.info.speech.is_some())
-            .filter_map(|(n, e)| e.handle.clone().map(|h| (n.clone(), h, !e.info.gpus.is_empty())))
-            .collect();
-        able.sort_by_key(|(n, _, gpu)| (!gpu, n != LOCAL));
-        able.into_iter().next().map(|(n, h, _)| (n, h))
+            .filter_map(|(name, e)| {
+                let service = e.info.services[k].as_ref().filter(|s| s.ready())?;
+                let handle = e.handle.clone()?;
+                let load = service.busy + e.in_flight[k].load(Ordering::Relaxed);
+                let key = (!service.device.starts_with("cuda"), load, name != LOCAL);
+                Some((key, name, handle, e.in_flight.clone()))
+            })
+            .min_by(|a, b| a.0.cmp(&b.0))?;
+        let (_, name, handle, in_flight) = best;
+        in_flight[k].fetch_add(1, Ordering::Relaxed);
+        Some(Worker { name: name.clone(), handle, in_flight, kind: k })
+    }
+
+    /// Whether some connected agent can take a job of `kind` now.
+    pub fn can(&self, kind: Service) -> bool {
+        let inner = self.inner.lock().unwrap();
+        inner.values().any(|e| e.handle.is_some() && e.info.services[kind as usize].as_ref().is_some_and(|s| s.ready()))
     }
 
     /// Some connected agent (the local one first).
@@ -196,4 +227,51 @@ impl Agents {
     pub fn list(&self) -> Vec<AgentInfo> {
         self.inner.lock().unwrap().values().map(|e| e.info.clone()).collect()
     }
+}
+
+/// The speech services agents offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Speech-to-text.
+    Stt = 0,
+    /// Text-to-speech.
+    Tts = 1,
+}
+
+/// The agent chosen for one speech job (see [`Agents::worker`]).
+pub struct Worker {
+    /// Its name.
+    pub name: String,
+    /// Its link.
+    pub handle: Arc<AgentHandle>,
+    in_flight: Arc<[AtomicU32; 2]>,
+    kind: usize,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.in_flight[self.kind].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A [`ModelService`] as `GET /api/agents` shows it: flat, with `state` a word.
+fn service_json(s: &ModelService) -> serde_json::Value {
+    let mut v = serde_json::json!({ "model": s.model, "device": s.device, "busy": s.busy, "done": s.done });
+    let extra = match &s.state {
+        ModelState::Downloading { file, done_bytes, total_bytes, bytes_per_s, eta_s } => serde_json::json!({
+            "state": "downloading",
+            "file": file,
+            "done_bytes": done_bytes,
+            "total_bytes": total_bytes,
+            "bytes_per_s": bytes_per_s,
+            "eta_s": eta_s,
+        }),
+        ModelState::Loading => serde_json::json!({ "state": "loading" }),
+        ModelState::Ready => serde_json::json!({ "state": "ready" }),
+        ModelState::Failed { error } => serde_json::json!({ "state": "failed", "error": error }),
+    };
+    if let (Some(v), serde_json::Value::Object(extra)) = (v.as_object_mut(), extra) {
+        v.extend(extra);
+    }
+    v
 }

@@ -64,7 +64,8 @@ async fn method_not_allowed() -> ApiError {
 /// synthesise (`tts`) so the UI can disable Mic and Listen with a reason.
 async fn health(State(app): AppState) -> Json<serde_json::Value> {
     // Text-to-speech workers arrive with their issue; until then the cluster has none.
-    Json(json!({ "status": "ok", "speech": app.agents.speech_worker().is_some(), "tts": false }))
+    use crate::agents::Service;
+    Json(json!({ "status": "ok", "speech": app.agents.can(Service::Stt), "tts": app.agents.can(Service::Tts) }))
 }
 
 async fn models(State(app): AppState) -> Response {

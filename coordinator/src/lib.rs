@@ -68,10 +68,10 @@ pub struct Config {
     pub fs_roots: Vec<PathBuf>,
     /// Largest uploaded file (bytes).
     pub max_upload: u64,
-    /// The local agent's speech model (path or Hugging Face repo id), if it serves speech.
-    pub speech_model: Option<String>,
-    /// The local agent runs speech on the GPU.
-    pub speech_gpu: bool,
+    /// The local agent's speech-to-text service, if it has one.
+    pub speech: Option<piface_agent::ServiceConfig>,
+    /// The local agent's text-to-speech service, if it has one.
+    pub tts: Option<piface_agent::ServiceConfig>,
 }
 
 impl Config {
@@ -89,8 +89,8 @@ impl Config {
             quic: None,
             fs_roots: std::env::var_os("HOME").map(PathBuf::from).into_iter().collect(),
             max_upload: 10 * 1024 * 1024,
-            speech_model: None,
-            speech_gpu: false,
+            speech: None,
+            tts: None,
         }
     }
 }
@@ -129,8 +129,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
         agent_config.start_timeout = config.start_timeout;
         agent_config.fs_roots.clone_from(&config.fs_roots);
-        agent_config.speech_model.clone_from(&config.speech_model);
-        agent_config.speech_gpu = config.speech_gpu;
+        agent_config.speech.clone_from(&config.speech);
+        agent_config.tts.clone_from(&config.tts);
         piface_agent::spawn(agent_config, streams.clone())
     });
     let dashboard = Arc::new(dashboard::Dashboard::default());

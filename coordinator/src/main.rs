@@ -93,22 +93,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             if !args.fs_roots.is_empty() {
                 agent.fs_roots = args.fs_roots;
             }
-            // Speech where it can be fast: an agent with a GPU serves the default model unless
-            // told otherwise; any agent serves the one it is given.
-            let has_gpu = !piface_agent::gpu::discover().is_empty();
-            agent.speech_model = match (&args.speech_model, args.no_speech) {
-                (_, true) => None,
-                (Some(m), false) => Some(m.clone()),
-                (None, false) => has_gpu.then(|| piface_speech_default().to_string()),
-            };
-            agent.speech_gpu = has_gpu;
+            let gpus = piface_agent::gpu::discover();
+            agent.speech =
+                args.audio.speech_service(&gpus, piface_agent::speech::in_cache).map_err(anyhow::Error::msg)?;
             piface_agent::link::run(link, agent, shutdown).await
         }
     }
-}
-
-fn piface_speech_default() -> &'static str {
-    "nvidia/parakeet-tdt-0.6b-v3"
 }
 
 fn nix_hostname() -> anyhow::Result<String> {
@@ -156,9 +146,9 @@ async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -
         config.fs_roots.clone_from(&args.fs_roots);
     }
     config.max_upload = args.max_upload_mib << 20;
-    if !args.no_speech {
-        config.speech_model = Some(args.speech_model.clone());
-        config.speech_gpu = args.speech_gpu;
+    if cluster.is_none_or(|(_, local_agent)| local_agent) {
+        let gpus = piface_agent::gpu::discover();
+        config.speech = args.audio.speech_service(&gpus, piface_agent::speech::in_cache).map_err(anyhow::Error::msg)?;
     }
     if let Some((quic, local_agent)) = cluster {
         config.quic = Some(quic);

@@ -61,7 +61,7 @@ pub async fn transcribe(
     if record.status != Status::Live {
         return Err(ApiError::conflict("Speech transcription requires a live session"));
     }
-    let Some((worker_name, worker)) = app.agents.speech_worker() else {
+    let Some(worker) = app.agents.worker(crate::agents::Service::Stt) else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Speech transcription is not configured on this server",
@@ -81,10 +81,11 @@ pub async fn transcribe(
         ));
     }
     let audio = Bytes::from(audio);
-    let reply = worker
-        .request(|req| ToAgent::Transcribe { req, audio }, TRANSCRIBE_TIMEOUT)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("speech worker {worker_name}: {e}")))?;
+    let reply =
+        worker.handle.request(|req| ToAgent::Transcribe { req, audio }, TRANSCRIBE_TIMEOUT).await.map_err(|e| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("speech worker {}: {e}", worker.name))
+        })?;
+    drop(worker);
     let raw = crate::tools::tool_reply(reply)?["text"].as_str().unwrap_or_default().to_string();
     let mut text = raw.clone();
     if body.clean_with_pi {

@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
 use piface_coordinator::pki::ClusterCa;
 use piface_test_support::piface::{assistant_text, git_repo, Options, Piface};
 use piface_test_support::udp_proxy::UdpProxy;
@@ -25,12 +26,14 @@ struct AgentProc {
     _env: PiEnv,
     _data: tempfile::TempDir,
     args: Vec<String>,
+    extra_env: Vec<(String, String)>,
     name: String,
 }
 
 fn spawn_agent(
     args: &[String],
     env: &PiEnv,
+    extra_env: &[(String, String)],
     data: &Path,
     name: &str,
 ) -> (Child, Arc<Mutex<String>>, tokio::task::JoinHandle<()>) {
@@ -41,6 +44,7 @@ fn spawn_agent(
         .arg("--pi-bin")
         .arg(pi_bin().unwrap())
         .envs(env.envs())
+        .envs(extra_env.iter().cloned())
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -66,13 +70,25 @@ impl AgentProc {
     }
 
     fn start_with(llm: &FakeLlm, quic: &str, token: &str, name: &str, extra: &[&str]) -> AgentProc {
+        AgentProc::start_with_env(llm, quic, token, name, extra, &[])
+    }
+
+    fn start_with_env(
+        llm: &FakeLlm,
+        quic: &str,
+        token: &str,
+        name: &str,
+        extra: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> AgentProc {
         let env = PiEnv::new(&llm.base_url()).unwrap();
         let data = tempfile::tempdir().unwrap();
         let mut args: Vec<String> =
             ["agent", "--coordinator", quic, "--token", token, "--name", name].map(String::from).to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
-        let (child, log, reader) = spawn_agent(&args, &env, data.path(), name);
-        AgentProc { child, log, reader: Some(reader), _env: env, _data: data, args, name: name.to_string() }
+        let extra_env: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let (child, log, reader) = spawn_agent(&args, &env, &extra_env, data.path(), name);
+        AgentProc { child, log, reader: Some(reader), _env: env, _data: data, args, extra_env, name: name.to_string() }
     }
 
     /// Kills the agent process (its pis die with their stdin) and starts it again with the same
@@ -80,7 +96,7 @@ impl AgentProc {
     async fn restart(&mut self) {
         self.child.start_kill().unwrap();
         let _ = self.child.wait().await;
-        let (child, log, reader) = spawn_agent(&self.args, &self._env, self._data.path(), &self.name);
+        let (child, log, reader) = spawn_agent(&self.args, &self._env, &self.extra_env, self._data.path(), &self.name);
         (self.child, self.log, self.reader) = (child, log, Some(reader));
     }
 
@@ -832,19 +848,65 @@ async fn speech_runs_on_the_agent_that_has_the_model_for_a_session_on_another() 
     let (server, _env) = coordinator(&llm).await;
     let quic = server.quic_addr.clone().unwrap();
     let model = piface_test_support::pi_env::workspace_root().join("speech/fixtures/tiny_parakeet_tdt.nemo");
-    let model = model.display().to_string();
+    // The agent fetches the model from a hub (a stand-in on loopback, 1.2 MB at 300 kB/s) into
+    // an empty Hugging Face cache, showing its progress on the way.
+    let nemo = Bytes::from(std::fs::read(&model).unwrap());
+    let hub = piface_test_support::fake_hub::FakeHub::start(
+        [(
+            "tiny/parakeet-tdt".to_string(),
+            vec![
+                ("README.md".to_string(), Bytes::from_static(b"tiny")),
+                ("parakeet-tdt.nemo".to_string(), nemo.clone()),
+            ],
+        )]
+        .into(),
+        300_000,
+    )
+    .await
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
     let _app = AgentProc::start(&llm, &quic, &token(&server.data_dir, "10m"), "app");
-    let _ears =
-        AgentProc::start_with(&llm, &quic, &token(&server.data_dir, "10m"), "ears", &["--speech-model", &model]);
+    let ears = AgentProc::start_with_env(
+        &llm,
+        &quic,
+        &token(&server.data_dir, "10m"),
+        "ears",
+        &["--speech-model", "tiny/parakeet-tdt"],
+        &[("HF_ENDPOINT", hub.endpoint.as_str()), ("HF_HUB_CACHE", cache_dir.as_str())],
+    );
     wait_agents_up(&server, &["app", "ears"]).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut progress = Vec::new();
     while server.get("/api/health").await.unwrap().1["speech"] != true {
-        assert!(tokio::time::Instant::now() < deadline, "the speech model never loaded");
+        assert!(tokio::time::Instant::now() < deadline, "the speech model never loaded: {progress:?}");
+        let list = agents(&server).await;
+        let speech = list.iter().find(|a| a["name"] == "ears").unwrap()["speech"].clone();
+        if speech["state"] == "downloading" {
+            progress.push(speech);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Progress moved, with the file's size, a rate and an ETA, in the API and in the log.
+    assert!(progress.len() >= 3, "{progress:?}");
+    let last = progress.last().unwrap();
+    assert_eq!(
+        (last["file"].as_str(), last["total_bytes"].as_u64()),
+        (Some("parakeet-tdt.nemo"), Some(nemo.len() as u64))
+    );
+    let done: Vec<u64> = progress.iter().map(|p| p["done_bytes"].as_u64().unwrap()).collect();
+    assert!(done.windows(2).all(|w| w[0] <= w[1]) && done[0] < *done.last().unwrap(), "{done:?}");
+    assert!(progress.iter().any(|p| p["bytes_per_s"].as_u64() > Some(0) && p["eta_s"].is_u64()), "{progress:?}");
+    assert!(ears.wait_for_log("speech-to-text model downloading").await);
+    assert!(ears.wait_for_log("speech-to-text model downloaded").await);
     let list = agents(&server).await;
-    let ears = list.iter().find(|a| a["name"] == "ears").unwrap();
-    assert_eq!(ears["speech"], model.as_str());
+    let speech = &list.iter().find(|a| a["name"] == "ears").unwrap()["speech"];
+    assert_eq!(
+        (speech["model"].as_str(), speech["state"].as_str(), speech["device"].as_str()),
+        (Some("tiny/parakeet-tdt"), Some("ready"), Some("cpu"))
+    );
+    assert!(cache.path().join("models--tiny--parakeet-tdt/refs/main").exists(), "the standard cache layout");
+    let model = model.display().to_string();
 
     // A live session on the other agent.
     let repo = git_repo();
@@ -927,6 +989,18 @@ async fn speech_runs_on_the_agent_that_has_the_model_for_a_session_on_another() 
     assert_eq!(announce_body(&server, &url, 154_000_000).await, 413);
     let (status, _) = server.post(&url, &json!({"audio_base64": b64(&webm)})).await.unwrap();
     assert_eq!(status, 200, "still serving");
+    // The worker counts its jobs (the hello after the last one may take a second).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = agents(&server).await;
+        let speech = list.iter().find(|a| a["name"] == "ears").unwrap()["speech"].clone();
+        if speech["done"].as_u64() >= Some(4) && speech["busy"] == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{speech}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(hub.served() > 0);
     let (status, _) = server.post("/api/sessions/nope/transcribe", &json!({"audio_base64": b64(&webm)})).await.unwrap();
     assert_eq!(status, 404);
     server.post(&format!("/api/sessions/{id}/kill"), &json!({})).await.unwrap();

@@ -7,10 +7,12 @@
 //! - [`codec`]: the one place that turns those messages into length-prefixed bincode frames;
 //! - [`envelope`]: the cheap look at a pi JSON line that tells its `type` and `id` without
 //!   decoding the rest, so events can be relayed as the bytes pi wrote;
-//! - [`delta`]: streaming updates as a skeleton plus what changed, decoded back to pi's bytes.
+//! - [`delta`]: streaming updates as a skeleton plus what changed, decoded back to pi's bytes;
+//! - [`compact`]: the same updates for clients in compact mode, as structural patches.
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod compact;
 pub mod delta;
 pub mod envelope;
 pub mod protocol;

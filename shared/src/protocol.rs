@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped only for changes an older peer cannot skip safely.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Identifier of a session: the `piface_id` (a UUID string) that also names it in URLs.
 pub type SessionId = String;
@@ -38,9 +38,62 @@ pub struct Hello {
     /// The GPUs the agent may use (NVML, filtered by `CUDA_VISIBLE_DEVICES`); empty from the
     /// coordinator and from agents without an NVIDIA driver.
     pub gpus: Vec<GpuInfo>,
-    /// The speech-to-text model the agent has loaded (it transcribes for the cluster); sent
-    /// again when a model finishes loading.
-    pub speech: Option<String>,
+    /// The agent's speech-to-text service (it transcribes for the cluster), if it has one: which
+    /// model, where it runs and how far loading got. Sent again whenever that changes (about once
+    /// a second while a model downloads).
+    pub speech: Option<Box<ModelService>>,
+    /// The agent's text-to-speech service, likewise.
+    pub tts: Option<Box<ModelService>>,
+}
+
+/// A model an agent serves to the cluster (speech-to-text or text-to-speech).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelService {
+    /// What it was asked to load: a path or a Hugging Face repo id.
+    pub model: String,
+    /// `cpu` or `cuda:N (<GPU name>)`.
+    pub device: String,
+    /// Where loading stands.
+    pub state: ModelState,
+    /// Jobs running or queued on it.
+    pub busy: u32,
+    /// Jobs it has finished (synthesised or transcribed) since the agent started.
+    pub done: u64,
+}
+
+/// Where loading a [`ModelService`] stands. (Externally tagged: the link's codec cannot read
+/// internally tagged enums; the coordinator's JSON flattens it.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModelState {
+    /// Fetching from the Hugging Face hub into the local cache.
+    Downloading {
+        /// The file being fetched.
+        file: String,
+        /// Bytes fetched of all the files to fetch.
+        done_bytes: u64,
+        /// Bytes of all the files to fetch (known once each file's size is).
+        total_bytes: u64,
+        /// Recent rate, bytes per second.
+        bytes_per_s: u64,
+        /// Seconds left at that rate.
+        eta_s: Option<u64>,
+    },
+    /// Reading the weights onto the device.
+    Loading,
+    /// Serving.
+    Ready,
+    /// It will not serve; why.
+    Failed {
+        /// What went wrong, for the user.
+        error: String,
+    },
+}
+
+impl ModelService {
+    /// Whether it takes jobs now.
+    pub fn ready(&self) -> bool {
+        matches!(self.state, ModelState::Ready)
+    }
 }
 
 /// A GPU an agent found with NVML.
@@ -54,6 +107,8 @@ pub struct GpuInfo {
     pub uuid: String,
     /// Total memory, MiB.
     pub memory_mib: u64,
+    /// Free memory when the agent last looked, MiB.
+    pub memory_free_mib: u64,
     /// CUDA compute capability, e.g. `6.1`.
     pub compute_capability: Option<String>,
     /// PCI bus id, e.g. `00000000:65:00.0` (what CUDA orders devices by under

@@ -1,5 +1,6 @@
 //! Test support for Piface.
 //!
+//! - [`fake_hub`]: a Hugging Face hub stand-in serving model files slowly, for download tests.
 //! - [`fake_llm`]: a scriptable, deterministic OpenAI-compatible server (also the `fake-llm` binary) that the
 //!   real `pi` can talk to offline; answers are driven by `[[directive:…]]`s in the user's prompt.
 //! - [`pi_env`]: an isolated `HOME`/pi agent directory wired to that server, and [`pi_bin`], the pi that tests
@@ -10,6 +11,7 @@
 //! - the `fake-pi` binary: a pi stand-in for edge cases (garbage lines, huge lines, crashes) and
 //!   for the relay benchmark's upper bound.
 
+pub mod fake_hub;
 pub mod fake_llm;
 pub mod pi_env;
 pub mod piface;

@@ -1,0 +1,305 @@
+//! Models an agent serves to the cluster — speech-to-text and text-to-speech: where each one
+//! stands (what the agent advertises in its hello), the jobs it runs, and fetching a model from
+//! the Hugging Face hub into the local cache with progress (bytes, rate, ETA) in the log and in
+//! the hello, hence in the coordinator's `GET /api/agents`.
+//!
+//! Fetching uses `hf-hub`'s client, so the cache it fills is the one the Python tools use
+//! (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`) and `HF_ENDPOINT` points it at
+//! a mirror. `HF_HUB_OFFLINE=1` never touches the network.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hf_hub::api::tokio::{ApiBuilder, Progress};
+use hf_hub::{Cache, Repo, RepoType};
+use piface_shared::protocol::{ModelService, ModelState};
+use tracing::info;
+
+/// The kinds of model service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Speech-to-text.
+    Stt,
+    /// Text-to-speech.
+    Tts,
+}
+
+impl Kind {
+    fn slot(self) -> &'static Slot {
+        match self {
+            Kind::Stt => &STT,
+            Kind::Tts => &TTS,
+        }
+    }
+
+    /// For log lines.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Stt => "speech-to-text",
+            Kind::Tts => "text-to-speech",
+        }
+    }
+}
+
+struct Slot {
+    status: Mutex<Option<(String, String, ModelState)>>,
+    busy: AtomicU32,
+    done: AtomicU64,
+}
+
+static STT: Slot = Slot { status: Mutex::new(None), busy: AtomicU32::new(0), done: AtomicU64::new(0) };
+static TTS: Slot = Slot { status: Mutex::new(None), busy: AtomicU32::new(0), done: AtomicU64::new(0) };
+
+/// Woken whenever a status changes, so the agent can say hello again.
+pub static CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Records where `kind`'s model stands (`model` as asked for, `device` where it runs).
+pub fn set(kind: Kind, model: &str, device: &str, state: ModelState) {
+    *kind.slot().status.lock().unwrap() = Some((model.to_string(), device.to_string(), state));
+    CHANGED.notify_one();
+}
+
+/// What the agent advertises of `kind`.
+pub fn snapshot(kind: Kind) -> Option<ModelService> {
+    let slot = kind.slot();
+    let status = slot.status.lock().unwrap();
+    let (model, device, state) = status.as_ref()?;
+    Some(ModelService {
+        model: model.clone(),
+        device: device.clone(),
+        state: state.clone(),
+        busy: slot.busy.load(Ordering::Relaxed),
+        done: slot.done.load(Ordering::Relaxed),
+    })
+}
+
+/// One job on a model service, counted as busy while it lives.
+pub struct Job(Kind);
+
+impl Job {
+    /// Counts a job in.
+    pub fn start(kind: Kind) -> Job {
+        kind.slot().busy.fetch_add(1, Ordering::Relaxed);
+        CHANGED.notify_one();
+        Job(kind)
+    }
+
+    /// The job produced its result.
+    pub fn finished(self) {
+        self.0.slot().done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.0.slot().busy.fetch_sub(1, Ordering::Relaxed);
+        CHANGED.notify_one();
+    }
+}
+
+/// Whether `spec` names a Hugging Face repo (`org/name[@revision]`) rather than a local path.
+pub fn is_repo_id(spec: &str) -> bool {
+    let id = spec.split_once('@').map_or(spec, |(id, _)| id);
+    !std::path::Path::new(spec).exists()
+        && id.split('/').count() == 2
+        && !id.starts_with(['/', '.', '~'])
+        && id.split('/').all(|p| !p.is_empty() && p != "..")
+}
+
+/// Fetches into the local hub cache the files of repo `spec` that `pick` chooses from the
+/// repo's file list (files already cached are kept), reporting progress to `kind`'s status.
+pub async fn fetch(
+    kind: Kind,
+    spec: &str,
+    device: &str,
+    cache: std::path::PathBuf,
+    pick: fn(&str, &[String]) -> Vec<String>,
+) -> Result<(), String> {
+    let (id, revision) = spec.split_once('@').unwrap_or((spec, "main"));
+    let mut builder = ApiBuilder::from_cache(Cache::new(cache.clone())).with_progress(false);
+    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_string());
+    }
+    let api = builder.build().map_err(|e| format!("Hugging Face client: {e}"))?;
+    let repo = Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string());
+    let remote = api.repo(repo.clone());
+    let listing = remote.info().await.map_err(|e| format!("cannot list {spec} on the Hugging Face hub: {e}"))?;
+    let names: Vec<String> = listing.siblings.into_iter().map(|s| s.rfilename).collect();
+    let files = pick(id, &names);
+    if files.is_empty() {
+        return Err(format!("{spec} on the Hugging Face hub has no model files this agent can load"));
+    }
+    let cached = Cache::new(cache).repo(repo);
+    let tracker = Tracker::new(kind, spec, device);
+    for file in files {
+        if cached.get(&file).is_some() {
+            continue;
+        }
+        info!(model = spec, file, "downloading {} model", kind.label());
+        remote
+            .download_with_progress(&file, tracker.clone())
+            .await
+            .map_err(|e| format!("downloading {file} of {spec}: {e}"))?;
+    }
+    tracker.log(true);
+    Ok(())
+}
+
+/// Download progress of all the files of one model, shared by hf-hub's parallel chunk tasks.
+#[derive(Clone)]
+struct Tracker(Arc<Mutex<Progressed>>);
+
+struct Progressed {
+    kind: Kind,
+    model: String,
+    device: String,
+    file: String,
+    /// Bytes of finished files plus the current file's size.
+    total: u64,
+    done: u64,
+    /// (when, done) over the last few seconds, for the rate.
+    samples: VecDeque<(Instant, u64)>,
+    last_report: Option<Instant>,
+    last_log: Instant,
+}
+
+/// How often the status (and so a hello) is refreshed while downloading.
+const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often the log says how far it got.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+/// The window the rate is measured over.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+impl Tracker {
+    fn new(kind: Kind, model: &str, device: &str) -> Tracker {
+        Tracker(Arc::new(Mutex::new(Progressed {
+            kind,
+            model: model.to_string(),
+            device: device.to_string(),
+            file: String::new(),
+            total: 0,
+            done: 0,
+            samples: VecDeque::new(),
+            last_report: None,
+            last_log: Instant::now(),
+        })))
+    }
+
+    fn log(&self, finished: bool) {
+        let p = self.0.lock().unwrap();
+        let state = p.state();
+        if let ModelState::Downloading { done_bytes, total_bytes, bytes_per_s, eta_s, .. } = state {
+            info!(
+                model = p.model,
+                file = p.file,
+                done_mib = done_bytes >> 20,
+                total_mib = total_bytes >> 20,
+                mib_per_s = format!("{:.1}", bytes_per_s as f64 / (1 << 20) as f64),
+                eta_s,
+                "{} model {}",
+                p.kind.label(),
+                if finished { "downloaded" } else { "downloading" }
+            );
+        }
+    }
+}
+
+impl Progressed {
+    fn rate(&self) -> u64 {
+        match (self.samples.front(), self.samples.back()) {
+            (Some(&(t0, d0)), Some(&(t1, d1))) if t1 > t0 => {
+                ((d1 - d0) as f64 / (t1 - t0).as_secs_f64()).round() as u64
+            }
+            _ => 0,
+        }
+    }
+
+    fn state(&self) -> ModelState {
+        let rate = self.rate();
+        let left = self.total.saturating_sub(self.done);
+        ModelState::Downloading {
+            file: self.file.clone(),
+            done_bytes: self.done,
+            total_bytes: self.total,
+            bytes_per_s: rate,
+            eta_s: (rate > 0).then(|| left.div_ceil(rate)),
+        }
+    }
+
+    fn report(&mut self, force: bool) {
+        let now = Instant::now();
+        self.samples.push_back((now, self.done));
+        while self.samples.len() > 2 && self.samples.front().is_some_and(|(t, _)| now - *t > RATE_WINDOW) {
+            self.samples.pop_front();
+        }
+        if force || self.last_report.is_none_or(|t| now - t >= REPORT_EVERY) {
+            self.last_report = Some(now);
+            set(self.kind, &self.model, &self.device, self.state());
+        }
+    }
+}
+
+impl Progress for Tracker {
+    async fn init(&mut self, size: usize, filename: &str) {
+        {
+            let mut p = self.0.lock().unwrap();
+            p.file = filename.to_string();
+            p.total += size as u64;
+            p.report(true);
+        }
+        self.log(false);
+    }
+
+    async fn update(&mut self, size: usize) {
+        let log = {
+            let mut p = self.0.lock().unwrap();
+            p.done += size as u64;
+            p.report(false);
+            let due = p.last_log.elapsed() >= LOG_EVERY;
+            if due {
+                p.last_log = Instant::now();
+            }
+            due
+        };
+        if log {
+            self.log(false);
+        }
+    }
+
+    async fn finish(&mut self) {
+        self.0.lock().unwrap().report(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids_and_paths() {
+        assert!(is_repo_id("nvidia/parakeet-tdt-0.6b-v3"));
+        assert!(is_repo_id("kakao-enterprise/vits-ljs@main"));
+        assert!(!is_repo_id("/models/x.nemo"));
+        assert!(!is_repo_id("./x/y"));
+        assert!(!is_repo_id("../x"));
+        assert!(!is_repo_id("a/b/c"));
+        assert!(!is_repo_id("justaname"));
+    }
+
+    #[test]
+    fn progress_gives_rate_and_eta() {
+        let t = Tracker::new(Kind::Tts, "org/m", "cpu");
+        let mut p = t.0.lock().unwrap();
+        p.total = 1000;
+        let t0 = Instant::now();
+        p.samples.push_back((t0, 0));
+        p.samples.push_back((t0 + Duration::from_secs(2), 200));
+        p.done = 200;
+        let ModelState::Downloading { bytes_per_s, eta_s, done_bytes, total_bytes, .. } = p.state() else {
+            panic!("not downloading")
+        };
+        assert_eq!((bytes_per_s, eta_s, done_bytes, total_bytes), (100, Some(8), 200, 1000));
+    }
+}
