@@ -2,7 +2,8 @@
 // from the fake LLM. One is the web UI, which connects with `?mode=compact` and rebuilds each partial message
 // from `piface_patch`; the other is a raw WebSocket in a second page, without the query, so it gets pi's
 // events unchanged (the whole partial twice in every `message_update`). Both must end with the same text,
-// and the compact client must have received under 1 % of the full client's bytes for the turn.
+// and the compact client must have received under 1 % of the full client's bytes for the turn. The UI must
+// also have re-rendered the streaming bubble at most once per animation frame, not once per token.
 //
 // Bytes are counted in the pages as the lengths of the received frames' `event.data` (the UI page's
 // WebSocket is wrapped by an init script). Like tools.test.mjs, PIFACE_E2E_FRESH_UI=1 (or
@@ -61,6 +62,21 @@ function countSessionSockets() {
 	};
 }
 
+/** Counts animation frames and the batches of DOM changes inside the streaming bubble, in `window.__render`,
+ * while `counting` is on. */
+function countLiveRenders() {
+	const stats = { counting: false, frames: 0, liveBatches: 0 };
+	window.__render = stats;
+	const tick = () => {
+		if (stats.counting) stats.frames += 1;
+		requestAnimationFrame(tick);
+	};
+	requestAnimationFrame(tick);
+	new MutationObserver((records) => {
+		if (stats.counting && records.some((r) => (r.target instanceof Element ? r.target : r.target.parentElement)?.closest('.msg.assistant.live'))) stats.liveBatches += 1;
+	}).observe(document, { subtree: true, childList: true, characterData: true });
+}
+
 /** Opens a full-mode socket in the page (which must be same-origin with piface); stats in `window.__raw`. */
 function openRawSocket(url) {
 	return new Promise((resolve, reject) => {
@@ -105,6 +121,7 @@ describe('compact streaming', { timeout: 300_000 }, () => {
 	test(`a ${TOKENS.toLocaleString('en')}-token turn: the UI in compact mode gets under 1 % of a full client's bytes, and the same text`, async () => {
 		const ui = await newPage({ viewport: { width: 1000, height: 800 } });
 		await ui.context.addInitScript(countSessionSockets);
+		await ui.context.addInitScript(countLiveRenders);
 		await ui.page.goto(`${base}/session/${sessionId}`);
 		await ui.page.locator('.badge.conn-open').waitFor();
 
@@ -116,6 +133,7 @@ describe('compact streaming', { timeout: 300_000 }, () => {
 		// turn counts.
 		await waitFor(() => raw.page.evaluate(() => window.__raw.frames > 0), { what: 'the raw client connected' });
 		await ui.page.evaluate(() => Object.assign(window.__ws, { bytes: 0, frames: 0, patches: 0, agentEnd: false }));
+		await ui.page.evaluate(() => Object.assign(window.__render, { counting: true, frames: 0, liveBatches: 0 }));
 		await raw.page.evaluate(() => Object.assign(window.__raw, { bytes: 0, frames: 0, updatesWithMessage: 0, patches: 0 }));
 
 		const started = Date.now();
@@ -128,6 +146,7 @@ describe('compact streaming', { timeout: 300_000 }, () => {
 		await waitFor(() => raw.page.evaluate(() => window.__raw.agentEnd), { timeout: 180_000, what: 'the raw client sees agent_end' });
 		await waitFor(() => ui.page.evaluate(() => window.__ws.agentEnd), { timeout: 30_000, what: 'the UI sees agent_end' });
 		const seconds = (Date.now() - started) / 1000;
+		const render = await ui.page.evaluate(() => Object.assign(window.__render, { counting: false }));
 
 		const shown = (await answer.locator('.markdown').innerText()).trim();
 		const rawStats = await raw.page.evaluate(() => window.__raw);
@@ -135,6 +154,10 @@ describe('compact streaming', { timeout: 300_000 }, () => {
 		assert.equal(shown, EXPECTED, 'the UI shows the whole answer');
 		assert.equal(rawStats.final?.trim(), EXPECTED, "the raw client's last message_end has the same text");
 		assert.equal(await ui.page.locator('.msg.assistant.live').count(), 0, 'no streaming bubble is left');
+		console.log(`# streaming bubble: ${render.liveBatches} renders in ${render.frames} animation frames`);
+		assert.ok(render.liveBatches > 0, 'the answer streamed through the live bubble');
+		assert.ok(render.liveBatches <= render.frames + 2, `at most one render per frame (${render.liveBatches} renders, ${render.frames} frames)`);
+		assert.ok(render.liveBatches < TOKENS / 5, `far fewer renders than tokens (${render.liveBatches})`);
 
 		assert.ok(uiStats.urls.length > 0 && uiStats.urls.every((u) => u.endsWith('?mode=compact')), `the UI asks for compact mode (${uiStats.urls})`);
 		assert.ok(uiStats.patches > TOKENS / 2, `the UI got compact updates (${uiStats.patches} patches)`);
