@@ -95,8 +95,9 @@ export function piEnv(root, llmUrl) {
 
 /** Starts the fake LLM and piface; returns handles and a `stop()`. `seed({ root, home, project, dataDir })`,
  * when given, runs just before piface starts: e.g. to write an original-format `state.json` into `dataDir`,
- * which piface imports on its first start. */
-export async function startStack(seed) {
+ * which piface imports on its first start. `serverArgs` go to `piface serve` after the harness's own (e.g. a
+ * TTS model). */
+export async function startStack(seed, { serverArgs = [] } = {}) {
 	const bins = binaries();
 	const root = mkdtempSync(join(tmpdir(), 'piface-e2e-'));
 	const llm = await startListening(bins.fakeLlm, ['--port', '0'], process.env, 'fake-llm');
@@ -109,7 +110,7 @@ export async function startStack(seed) {
 	if (seed) await seed({ root, home, project, dataDir });
 	const server = await startListening(
 		bins.piface,
-		['serve', '--port', '0', '--host', '127.0.0.1', '--no-direnv', '--data-dir', dataDir, '--pi-bin', bins.pi],
+		['serve', '--port', '0', '--host', '127.0.0.1', '--no-direnv', '--data-dir', dataDir, '--pi-bin', bins.pi, ...serverArgs],
 		{ ...env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
 		'piface'
 	);

@@ -200,9 +200,9 @@ describe('Listen mini-player (TTS answers mocked in the page)', { timeout: 300_0
 		await closeContext(ctx);
 	});
 
-	test('an archived session has Listen too', async () => {
+	test('an archived session has Listen too (on a phone-sized screen)', async () => {
 		assert.equal((await http(stack.base, 'POST', `/api/sessions/${sessionId}/kill`)).status, 200);
-		const ctx = await newPage({ viewport: { width: 1000, height: 800 } });
+		const ctx = await newPage({ viewport: { width: 390, height: 800 }, isMobile: true, hasTouch: true });
 		const { page } = ctx;
 		await mockTts(page, { delayMs: 100 });
 		await page.goto(`${base}/session/${sessionId}`);
@@ -212,6 +212,9 @@ describe('Listen mini-player (TTS answers mocked in the page)', { timeout: 300_0
 		const player = mid.getByRole('group', { name: 'Spoken answer' });
 		await ensurePlaying(player);
 		await waitFor(async () => (await position(player)) > 0.3, { what: 'progress moves' });
+		const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+		assert.ok(overflow <= 0, `the player fits the viewport (overflow ${overflow}px)`);
+		await mid.screenshot({ path: screenshotPath('listen-archived-mobile') });
 		await closeContext(ctx);
 	});
 
