@@ -262,7 +262,9 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
                         agent_end |= hub.route(&event.meta, event.line, &mut frames) == crate::hub::FollowUp::AgentEnd;
                     }
                 }
-                FromAgent::Notice { message, .. } => frames.push((None, crate::sessions::error_frame(&message))),
+                FromAgent::Notice { message, .. } => {
+                    frames.push((None, crate::sessions::error_frame(&message), crate::hub::Partial::No))
+                }
                 FromAgent::Exited { code, stderr, .. } => exited = Some((code, stderr)),
                 other => debug!(session_id = %session, "unexpected message on a session stream: {other:?}"),
             }

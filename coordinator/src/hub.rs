@@ -54,6 +54,31 @@ const SESSION_FILE_PREFIX: &str = "__piface_session_file_";
 struct Frame {
     target: Option<ClientId>,
     data: Bytes,
+    partial: Partial,
+}
+
+/// What a frame is to clients in compact mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Partial {
+    /// Not a streaming update: the same for every client.
+    No,
+    /// A streaming update with no compact form (the first of a message): compact clients take
+    /// it whole and it becomes their base.
+    Full,
+    /// A streaming update and its compact form, a patch against the update just before it.
+    Patch(Bytes),
+}
+
+/// One frame for [`Hub::push_all`]: for everyone (`None`) or one client, and its compact form.
+pub type Outgoing = (Option<ClientId>, Bytes, Partial);
+
+/// How a client reads the stream.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mode {
+    /// Compact mode (`?mode=compact`): updates as patches.
+    compact: bool,
+    /// It got the update a patch would apply to.
+    has_base: bool,
 }
 
 #[derive(Default)]
@@ -64,6 +89,7 @@ struct State {
     bytes: usize,
     /// Next frame each client will read.
     cursors: HashMap<ClientId, u64>,
+    modes: HashMap<ClientId, Mode>,
     next_client: ClientId,
     /// Internal requests waiting for pi's reply, by id.
     waiters: HashMap<String, oneshot::Sender<Bytes>>,
@@ -99,6 +125,9 @@ pub struct Hub {
     consumed: Notify,
     /// True once closed.
     closed: watch::Sender<bool>,
+    /// Makes the compact form of updates while a compact client is attached (only the
+    /// session's pump uses it; its own lock keeps that work off the clients' path).
+    compactor: Mutex<piface_shared::compact::Compactor>,
     /// Sequence number of the next pi event expected from the agent; `u64::MAX` until the
     /// first one arrives (a hub re-attached after a restart does not know where pi is).
     next_seq: std::sync::atomic::AtomicU64,
@@ -133,17 +162,25 @@ impl Hub {
             added: Notify::new(),
             consumed: Notify::new(),
             closed: watch::Sender::new(false),
+            compactor: Mutex::default(),
             next_seq: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
     /// Registers a client that will read every frame added from now on.
     pub fn attach(&self) -> ClientId {
+        self.attach_as(false)
+    }
+
+    /// Registers a client in full mode (pi's lines as pi wrote them) or compact mode (streaming
+    /// updates as patches, see `piface_shared::compact`).
+    pub fn attach_as(&self, compact: bool) -> ClientId {
         let mut st = self.state.lock().unwrap();
         let id = st.next_client;
         st.next_client += 1;
         let head = st.first + st.frames.len() as u64;
         st.cursors.insert(id, head);
+        st.modes.insert(id, Mode { compact, has_base: false });
         id
     }
 
@@ -151,6 +188,7 @@ impl Hub {
     pub fn detach(&self, client: ClientId) {
         let mut st = self.state.lock().unwrap();
         st.cursors.remove(&client);
+        st.modes.remove(&client);
         st.replays.retain(|_, c| *c != client);
         drop(st);
         self.consumed.notify_waiters();
@@ -182,22 +220,32 @@ impl Hub {
         let Some(&cursor) = st.cursors.get(&client) else { return Some(Fetch::Closed) };
         if cursor < st.first {
             st.cursors.insert(client, head);
+            if let Some(mode) = st.modes.get_mut(&client) {
+                mode.has_base = false;
+            }
             return Some(Fetch::Lagged);
         }
         if cursor < head {
             let mut out = Vec::new();
             let mut size = 0;
             let mut next = cursor;
+            let mut mode = st.modes.get(&client).copied().unwrap_or_default();
             for frame in st.frames.range((cursor - st.first) as usize..) {
                 next += 1;
                 if frame.target.is_none_or(|t| t == client) {
-                    size += frame.data.len();
-                    out.push(frame.data.clone());
+                    let data = match &frame.partial {
+                        Partial::Patch(patch) if mode.compact && mode.has_base => patch,
+                        _ => &frame.data,
+                    };
+                    mode.has_base = frame.partial != Partial::No;
+                    size += data.len();
+                    out.push(data.clone());
                     if size >= budget {
                         break;
                     }
                 }
             }
+            st.modes.insert(client, mode);
             st.cursors.insert(client, next);
             let full = st.bytes > self.limits.max_bytes;
             self.trim(&mut st);
@@ -226,7 +274,7 @@ impl Hub {
 
     /// Adds a frame for everyone (`None`) or one client, waiting while the ring is full.
     pub async fn push(&self, target: Option<ClientId>, data: Bytes) {
-        self.push_all(vec![(target, data)]).await;
+        self.push_all(vec![(target, data, Partial::No)]).await;
     }
 
     /// Waits until the ring is under its byte limit; after [`HubLimits::stall`], drops unread
@@ -271,13 +319,13 @@ impl Hub {
     }
 
     /// Adds frames in one go (one lock, one wake-up), waiting while the ring is full.
-    pub async fn push_all(&self, frames: Vec<(Option<ClientId>, Bytes)>) {
+    pub async fn push_all(&self, frames: Vec<Outgoing>) {
         if frames.is_empty() {
             return;
         }
         {
             let mut st = self.state.lock().unwrap();
-            for (target, data) in frames {
+            for (target, data, partial) in frames {
                 if st.cursors.is_empty() {
                     // Nobody would read it; recovery goes through a replay, as for a lagging client.
                     st.first += st.frames.len() as u64 + 1;
@@ -285,7 +333,7 @@ impl Hub {
                     st.bytes = 0;
                 } else {
                     st.bytes += data.len();
-                    st.frames.push_back(Frame { target, data });
+                    st.frames.push_back(Frame { target, data, partial });
                 }
             }
         }
@@ -294,7 +342,8 @@ impl Hub {
     }
 
     /// Decides what one pi line becomes and appends the resulting frames to `out`.
-    pub fn route(&self, meta: &EventMeta, line: Bytes, out: &mut Vec<(Option<ClientId>, Bytes)>) -> FollowUp {
+    pub fn route(&self, meta: &EventMeta, line: Bytes, out: &mut Vec<Outgoing>) -> FollowUp {
+        let partial = self.compact(&meta.kind, &line);
         let mut data = line;
         if meta.kind == "response" {
             if let Some(id) = meta.id.as_deref().filter(|id| id.starts_with(RESERVED_PREFIX)) {
@@ -309,7 +358,7 @@ impl Hub {
                                 }
                             }
                         }
-                        out.push((target, data));
+                        out.push((target, data, Partial::No));
                         return FollowUp::None;
                     }
                     Reserved::Relay => {}
@@ -323,18 +372,36 @@ impl Hub {
             }
         } else if meta.kind == "extension_ui_request" {
             let attention = self.attention_frame(&data);
-            out.push((None, data));
+            out.push((None, data, Partial::No));
             if let Some((id, frame)) = attention {
                 self.state.lock().unwrap().pending_ui.push((id, frame.clone()));
-                out.push((None, frame));
+                out.push((None, frame, Partial::No));
             }
             return FollowUp::None;
         } else if meta.kind == "agent_end" {
-            out.push((None, data));
+            out.push((None, data, Partial::No));
             return FollowUp::AgentEnd;
         }
-        out.push((None, data));
+        out.push((None, data, partial));
         FollowUp::None
+    }
+
+    /// What pi's line is to compact clients. The compactor follows the stream only while one is
+    /// attached: it costs a look at each update.
+    fn compact(&self, kind: &str, line: &Bytes) -> Partial {
+        let mut compactor = self.compactor.lock().unwrap();
+        if kind != "message_update" {
+            compactor.reset();
+            return Partial::No;
+        }
+        if !self.state.lock().unwrap().modes.values().any(|m| m.compact) {
+            compactor.reset();
+            return Partial::Full;
+        }
+        match compactor.push(kind, line) {
+            Some(patch) => Partial::Patch(patch),
+            None => Partial::Full,
+        }
     }
 
     /// Decides what becomes of a reply to a command with a reserved id.

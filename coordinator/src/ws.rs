@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -49,12 +49,22 @@ async fn terminal_upgrade(State(app): State<Arc<App>>, Path(id): Path<String>, w
         .on_upgrade(move |socket| crate::terminal::serve(app, id, socket).instrument(span))
 }
 
-async fn upgrade(State(app): State<Arc<App>>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Response {
-    let span = tracing::info_span!("ws", session_id = %id);
-    ws.read_buffer_size(CLIENT_READ_BUFFER).on_upgrade(move |socket| serve_socket(app, id, socket).instrument(span))
+/// The session socket. `?mode=compact` asks for compact mode: streaming updates as patches
+/// against the previous one (`piface_shared::compact`) instead of pi's lines, which repeat
+/// the whole message twice each time; any other mode (or none) is pi's lines unchanged.
+async fn upgrade(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let compact = query.as_deref().is_some_and(|q| q.split('&').any(|kv| kv == "mode=compact"));
+    let span = tracing::info_span!("ws", session_id = %id, compact);
+    ws.read_buffer_size(CLIENT_READ_BUFFER)
+        .on_upgrade(move |socket| serve_socket(app, id, compact, socket).instrument(span))
 }
 
-async fn serve_socket(app: Arc<App>, id: String, mut socket: WebSocket) {
+async fn serve_socket(app: Arc<App>, id: String, compact: bool, mut socket: WebSocket) {
     // Accepting first and then closing with 4004 lets clients read the reason, where the
     // original's refusal before accept reached them as a failed handshake.
     let (Some(hub), Some(record)) = (app.registry.live_hub(&id), app.registry.get(&id)) else {
@@ -63,7 +73,7 @@ async fn serve_socket(app: Arc<App>, id: String, mut socket: WebSocket) {
         let _ = socket.send(Message::Close(Some(frame))).await;
         return;
     };
-    let client = hub.attach();
+    let client = hub.attach_as(compact);
     debug!(client, "client connected");
     let (mut sink, stream) = socket.split();
     let state = json!({ "type": "piface_session_state", "session": record }).to_string();

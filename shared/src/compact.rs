@@ -54,6 +54,29 @@ fn path_json(path: &[Key]) -> Value {
 }
 
 impl Op {
+    /// Reads an operation as it comes off the wire.
+    pub fn from_json(v: &Value) -> Result<Op, String> {
+        let path = v
+            .get("path")
+            .and_then(Value::as_array)
+            .ok_or("an op needs a path")?
+            .iter()
+            .map(|k| match k {
+                Value::String(s) => Ok(Key::Field(s.clone())),
+                n => n.as_u64().map(|i| Key::Index(i as usize)).ok_or(format!("bad path element {n}")),
+            })
+            .collect::<Result<Vec<Key>, String>>()?;
+        if let Some(s) = v.get("append") {
+            Ok(Op::Append(path, s.as_str().ok_or("append takes a string")?.to_string()))
+        } else if let Some(s) = v.get("set") {
+            Ok(Op::Set(path, s.clone()))
+        } else if v.get("delete") == Some(&Value::Bool(true)) {
+            Ok(Op::Delete(path))
+        } else {
+            Err(format!("unknown op {v}"))
+        }
+    }
+
     /// The operation as it goes on the wire.
     pub fn to_json(&self) -> Value {
         match self {
@@ -354,7 +377,8 @@ mod tests {
                     let v: Value = serde_json::from_slice(&frame).expect("valid JSON");
                     assert!(v.get("message").is_none() && v["assistantMessageEvent"].get("partial").is_none());
                     assert_eq!(v["assistantMessageEvent"]["type"], "text_delta");
-                    let ops: Vec<Op> = v["piface_patch"].as_array().unwrap().iter().map(op_from_json).collect();
+                    let ops: Vec<Op> =
+                        v["piface_patch"].as_array().unwrap().iter().map(|o| Op::from_json(o).unwrap()).collect();
                     let base = client.as_mut().expect("a compact frame only after a base");
                     apply(base, &ops).unwrap();
                 }
@@ -366,25 +390,6 @@ mod tests {
             assert_eq!(client.as_ref(), Some(m));
         }
         (full, compact)
-    }
-
-    fn op_from_json(v: &Value) -> Op {
-        let path: Vec<Key> = v["path"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| match k {
-                Value::String(s) => Key::Field(s.clone()),
-                n => Key::Index(n.as_u64().unwrap() as usize),
-            })
-            .collect();
-        if let Some(s) = v.get("append") {
-            Op::Append(path, s.as_str().unwrap().to_string())
-        } else if let Some(s) = v.get("set") {
-            Op::Set(path, s.clone())
-        } else {
-            Op::Delete(path)
-        }
     }
 
     #[test]
