@@ -3,13 +3,16 @@
 // files made here, so the mini-player is tested whatever the cluster runs: pending state, every Listen button
 // disabled meanwhile, play/pause, the progress moving, ↺ Restart, the rewind size (hidden, -10s, -15s), one
 // player at a time, the error panel, and an archived session. Screenshots go to frontend/test-output/
-// (`listen-*`).
+// (`listen-*`). The second suite runs piface with a TTS model (the tiny VITS fixture of `tts/`, on the CPU) and
+// listens for real: `POST …/tts` answers `{cache_key, audio_url, media_type: "audio/mpeg", cached}`, the audio
+// plays in chromium and its progress moves; asking again is a cache hit.
 //
 // PIFACE_E2E_FRESH_UI=1 (or PIFACE_E2E_UI_DIR=<build>) serves a fresh `npm run build`, as in tools.test.mjs.
 
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freshUiProxy, guardedContext, http, launchBrowser, screenshotPath, startStack, waitFor } from './harness.mjs';
+import { freshUiProxy, guardedContext, http, launchBrowser, repoRoot, screenshotPath, startStack, waitFor } from './harness.mjs';
 
 /** A mono 8 kHz 8-bit WAV of `seconds` of a quiet 440 Hz tone. */
 function wav(seconds, rate = 8000) {
@@ -219,6 +222,74 @@ describe('Listen mini-player (TTS answers mocked in the page)', { timeout: 300_0
 	});
 
 	test('no request left the machine and the pages raised no errors', () => {
+		assert.deepEqual(foreignRequests, []);
+		assert.deepEqual(pageErrors, []);
+	});
+});
+
+describe('Listen against the TTS service (tiny VITS fixture)', { timeout: 300_000 }, () => {
+	/** A long answer, so that even a tiny model speaks for a while. */
+	const PROMPT = 'Please read this aloud. '.repeat(12).trim();
+	let tts;
+	let ttsProxy = null;
+	let ttsBase;
+
+	before(async () => {
+		tts = await startStack(undefined, { serverArgs: ['--tts', '--tts-model', join(repoRoot, 'tts/fixtures/tiny_vits'), '--tts-cpu'] });
+		browser = await launchBrowser(tts.bins);
+		const uiDir = process.env.PIFACE_E2E_UI_DIR;
+		ttsProxy = process.env.PIFACE_E2E_FRESH_UI || uiDir ? await freshUiProxy(tts.base, uiDir || undefined) : null;
+		ttsBase = ttsProxy?.url ?? tts.base;
+		await waitFor(async () => (await http(tts.base, 'GET', '/api/health')).json?.tts === true, { timeout: 120_000, what: 'the TTS model is ready' });
+	});
+
+	after(async () => {
+		await browser?.close();
+		await Promise.race([ttsProxy?.close(), new Promise((r) => setTimeout(r, 3000))]);
+		await tts?.stop();
+	});
+
+	test('Listen plays the spoken answer and its progress moves; a second request is a cache hit', async () => {
+		const created = await http(tts.base, 'POST', '/api/sessions', { working_dir: tts.project, provider: 'fake', model: 'fake-model', session_name: 'listen for real', shared: true });
+		assert.equal(created.status, 201, JSON.stringify(created.json));
+		const id = created.json.piface_id;
+		const ctx = await newPage({ viewport: { width: 1000, height: 800 } });
+		const { page } = ctx;
+		await page.goto(`${ttsBase}/session/${id}`);
+		await page.locator('.badge.conn-open').waitFor();
+		const box = page.getByRole('textbox', { name: 'Message', exact: true });
+		await box.fill(PROMPT);
+		await box.press('Enter');
+		const msg = answer(page, PROMPT);
+		await msg.waitFor();
+
+		const replied = page.waitForResponse((r) => r.request().method() === 'POST' && /\/api\/sessions\/[^/]+\/tts$/.test(new URL(r.url()).pathname), { timeout: 120_000 });
+		await msg.getByRole('button', { name: 'Listen' }).click();
+		await msg.getByRole('button', { name: 'Generating audio…' }).waitFor();
+		const res = await replied;
+		assert.equal(res.status(), 200, await res.text());
+		const body = await res.json();
+		assert.equal(body.media_type, 'audio/mpeg');
+		assert.equal(body.cached, false);
+		assert.equal(typeof body.cache_key, 'string');
+		assert.equal(typeof body.audio_url, 'string');
+
+		const player = msg.getByRole('group', { name: 'Spoken answer' });
+		await player.waitFor({ timeout: 60_000 });
+		await waitFor(async () => /^\d+:\d\d \/ \d+:\d\d$/.test(await player.locator('.time').innerText()), { what: 'a known duration' });
+		await ensurePlaying(player);
+		await waitFor(async () => (await position(player)) > 0.2, { what: 'progress moves' });
+		await page.screenshot({ path: screenshotPath('listen-real') });
+
+		// The same text again (a fresh page): the server answers from its cache.
+		const again = await http(tts.base, 'POST', `/api/sessions/${id}/tts`, { text: `echo: ${PROMPT}` });
+		assert.equal(again.status, 200, JSON.stringify(again.json));
+		assert.equal(again.json.cached, true);
+		assert.equal(again.json.cache_key, body.cache_key);
+		await closeContext(ctx);
+	});
+
+	test('no request left the machine and the pages raised no errors (TTS service)', () => {
 		assert.deepEqual(foreignRequests, []);
 		assert.deepEqual(pageErrors, []);
 	});
