@@ -7,10 +7,10 @@
 //! - [`PlainDurationPredictor`] is two convolutions with ReLU and layer norm, deterministic.
 
 use candle_core::{Device, Module, Result, Tensor};
-use candle_nn::{Conv1d, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::config::VitsConfig;
-use crate::layers::{conv1d, conv1d_same, ChannelNorm, DepthwiseConv1d};
+use crate::layers::{conv1d, conv1d_same, ChannelNorm, Conv1d, DepthwiseConv1d};
 use crate::spline;
 
 /// Dilated depth-separable convolutions: per layer a depthwise convolution (dilation `k^i`), layer norm, GELU, a

@@ -3,10 +3,10 @@
 //! (mean-only: the log-scale is zero), with the channel order reversed between layers.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv1d, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::config::VitsConfig;
-use crate::layers::{conv1d, conv1d_same};
+use crate::layers::{conv1d, conv1d_same, Conv1d};
 
 /// Non-causal WaveNet without conditioning (`VitsWaveNet` for single-speaker models).
 #[derive(Debug, Clone)]

@@ -4,10 +4,10 @@
 //! convolution to one channel and tanh.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv1d, Conv1dConfig, ConvTranspose1d, ConvTranspose1dConfig, VarBuilder};
+use candle_nn::VarBuilder;
 
 use crate::config::VitsConfig;
-use crate::layers::{conv1d, conv1d_same, leaky_relu};
+use crate::layers::{conv1d, conv1d_same, leaky_relu, Conv1d, ConvTranspose1d};
 
 /// Slope of the last leaky ReLU, `nn.functional.leaky_relu`'s default.
 const FINAL_SLOPE: f64 = 0.01;
@@ -64,9 +64,8 @@ impl HifiGan {
         let mut resblocks = Vec::new();
         for (i, (&rate, &k)) in cfg.upsample_rates.iter().zip(&cfg.upsample_kernel_sizes).enumerate() {
             let (cin, cout) = (c0 >> i, c0 >> (i + 1));
-            let tcfg =
-                ConvTranspose1dConfig { padding: k.saturating_sub(rate) / 2, stride: rate, ..Default::default() };
-            upsamplers.push(candle_nn::conv_transpose1d(cin, cout, k, tcfg, vb.pp(format!("upsampler.{i}")))?);
+            let padding = k.saturating_sub(rate) / 2;
+            upsamplers.push(ConvTranspose1d::new(vb.pp(format!("upsampler.{i}")), cin, cout, k, rate, padding)?);
             let blocks = cfg
                 .resblock_kernel_sizes
                 .iter()
@@ -80,12 +79,11 @@ impl HifiGan {
             resblocks.push(blocks);
         }
         let last = c0 >> cfg.upsample_rates.len();
-        let post_cfg = Conv1dConfig { padding: 3, ..Default::default() };
         Ok(Self {
             conv_pre: conv1d(vb.pp("conv_pre"), cfg.flow_size, c0, 7, 1, 3)?,
             upsamplers,
             resblocks,
-            conv_post: candle_nn::conv1d_no_bias(last, 1, 7, post_cfg, vb.pp("conv_post"))?,
+            conv_post: Conv1d::new(vb.pp("conv_post").get((1, last, 7), "weight")?, None, 3, 1)?,
             slope: cfg.leaky_relu_slope,
         })
     }

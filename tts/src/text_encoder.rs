@@ -7,10 +7,10 @@
 //! out here.
 
 use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{Conv1d, Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+use candle_nn::{Embedding, LayerNorm, LayerNormConfig, Linear, VarBuilder};
 
 use crate::config::VitsConfig;
-use crate::layers::{conv1d, Activation};
+use crate::layers::{conv1d, Activation, Conv1d};
 
 /// What the text encoder hands on, all `[1, channels, tokens]`.
 #[derive(Debug, Clone)]
