@@ -184,6 +184,12 @@ impl VitsConfig {
         if self.ffn_kernel_size == 0 || self.wavenet_dilation_rate == 0 {
             return unsupported("ffn_kernel_size or wavenet_dilation_rate 0".into());
         }
+        let dilation_fits = |base: usize, layers: usize| base.checked_pow(layers as u32).is_some_and(|d| d < 1 << 20);
+        if !dilation_fits(self.wavenet_dilation_rate, self.prior_encoder_num_wavenet_layers)
+            || !dilation_fits(self.duration_predictor_kernel_size, self.depth_separable_num_layers)
+        {
+            return unsupported("dilations beyond 2^20".into());
+        }
         Ok(())
     }
 }

@@ -22,7 +22,8 @@
 //!   does ([`phonemize`]). Ids equal transformers' `VitsTokenizer`, quirks included (the pad token is a special
 //!   token, so in MMS vocabularies where it is a letter, such as "k" in English, that letter gets no blanks).
 //! - Noise: injectable ([`NoiseSource`]); [`SynthOptions::seed`] makes synthesis deterministic ([`SeededNoise`]).
-//!   transformers' own outputs are reproduced to about 1e-6 when given the same noise (`tests/parity.rs`).
+//!   Given the same noise, transformers' outputs are reproduced within 2e-5 (log-durations) and 3e-6
+//!   (spectrogram, waveform) on the CPU, durations exactly (`tests/parity.rs`).
 //!
 //! Not supported: multi-speaker checkpoints (`num_speakers > 1`, e.g. `kakao-enterprise/vits-vctk`), `uroman`
 //! romanisation for non-Latin MMS languages, batching.

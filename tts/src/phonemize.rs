@@ -3,7 +3,7 @@
 //! instead of phonemizer's bindings to libespeak-ng. It is not a phonemizer of its own: espeak-ng does the work.
 //!
 //! espeak drops punctuation, so phonemizer cuts each line at its punctuation marks, phonemizes the pieces one by
-//! one and glues the marks back in; this module repeats those steps ([`split_punctuation`], [`restore`]).
+//! one and glues the marks back in; this module repeats those steps (`split_punctuation`, `restore`).
 //!
 //! The program and the library differ in one place: when a clause has no primary stress (a piece such as "and"
 //! or "but him"), the program's output carries the stress its intonation pass assigned, the library's does not.

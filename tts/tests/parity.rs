@@ -98,8 +98,14 @@ fn check_model(model: &str) -> [f32; 3] {
             voice.model.infer(&ids, &opts, &mut SeededNoise::new(12345)).unwrap()
         };
         let log_durations = Tensor::new(out.log_durations.as_slice(), &Device::Cpu).unwrap();
+        let log_duration_diff = max_abs_diff(&log_durations, t("log_duration"));
+        assert_eq!(
+            out.durations,
+            ids_of(t("durations")),
+            "{model} {name}: durations (log-duration |diff| {log_duration_diff})"
+        );
         let diffs = [
-            max_abs_diff(&log_durations, t("log_duration")),
+            log_duration_diff,
             max_abs_diff(&out.spectrogram, t("spectrogram")),
             max_abs_diff(&out.waveform, t("waveform")),
         ];
@@ -111,7 +117,6 @@ fn check_model(model: &str) -> [f32; 3] {
             diffs[1],
             diffs[2]
         );
-        assert_eq!(out.durations, ids_of(t("durations")), "{model} {name}: durations");
         for (what, d) in ["log-duration", "spectrogram", "waveform"].iter().zip(diffs) {
             assert!(d < TOLERANCE, "{model} {name}: {what} max |diff| {d}");
         }
