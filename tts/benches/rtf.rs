@@ -6,6 +6,11 @@
 //! then also builds a random-weight model of `facebook/mms-tts-eng`'s size (36M parameters) in a temporary folder
 //! and times both on it. Both sides use noise scale 0.667 and duration noise 0, so the durations (the amount of
 //! work) are equal. `cargo bench -p piface-tts --bench rtf`.
+//!
+//! Each side reports its best of several runs, but the two run one after the other: on a machine shared with
+//! other jobs the ratio swings (on the 2-core development machine, between 0.8 and 3.5 for the large model), so
+//! run it more than once. candle parallelises with rayon; for the tiny model `RAYON_NUM_THREADS=1` is about 4x
+//! faster than two threads there (thread hand-offs cost more than its small tensors take to compute).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

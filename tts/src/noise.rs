@@ -33,9 +33,14 @@ impl SeededNoise {
         Self { rng: ChaCha8Rng::seed_from_u64(seed) }
     }
 
-    /// Seeded from the operating system's entropy (a different voice every call).
+    /// Seeded from the operating system's entropy (a different voice every call), or from the clock if that
+    /// is unavailable.
     pub fn from_entropy() -> Self {
-        Self { rng: ChaCha8Rng::from_os_rng() }
+        let rng = ChaCha8Rng::try_from_os_rng().unwrap_or_else(|_| {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            ChaCha8Rng::seed_from_u64(nanos as u64 ^ u64::from(std::process::id()))
+        });
+        Self { rng }
     }
 }
 

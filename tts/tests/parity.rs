@@ -260,6 +260,14 @@ fn a_seed_makes_synthesis_repeatable() {
 }
 
 #[test]
+fn models_can_move_to_a_synthesis_thread() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Voice>();
+    send_sync::<VitsModel>();
+    send_sync::<VitsTokenizer>();
+}
+
+#[test]
 fn a_missing_model_is_a_not_found_error() {
     let dir = fixtures().join("tiny_vits_phonemes"); // a tokenizer without config.json or weights
     assert!(matches!(VitsModel::load(&dir, &Device::Cpu), Err(TtsError::Io { .. })));
