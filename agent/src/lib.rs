@@ -20,6 +20,7 @@ pub mod shell;
 pub mod speech;
 pub mod tls;
 pub mod tools;
+pub mod tts;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -142,6 +143,13 @@ pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink
         tokio::spawn(async move {
             if let Err(e) = speech::start(service).await {
                 warn!("speech-to-text is off: {e}");
+            }
+        });
+    }
+    if let Some(service) = config.tts.clone() {
+        tokio::spawn(async move {
+            if let Err(e) = tts::start(service).await {
+                warn!("text-to-speech is off: {e}");
             }
         });
     }
@@ -311,6 +319,19 @@ impl Agent {
                         )),
                     };
                     let _ = out.send(FromAgent::ToolDone { req, result }).await;
+                });
+            }
+            ToAgent::Synthesize { req, text } => {
+                let out = self.out.clone();
+                tokio::spawn(async move {
+                    let result = match tts::loaded() {
+                        Some(w) => tts::synthesize(w.clone(), text).await,
+                        None => Err(piface_shared::protocol::ToolError::new(
+                            503,
+                            "Text-to-speech is not configured on this agent",
+                        )),
+                    };
+                    let _ = out.send(FromAgent::Synthesized { req, result }).await;
                 });
             }
             ToAgent::ReadFile { req, path, max } => {

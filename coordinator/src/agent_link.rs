@@ -154,7 +154,8 @@ pub async fn run_control(app: Arc<App>, name: String, agent: Arc<AgentHandle>, m
             | FromAgent::Models { req, .. }
             | FromAgent::ForkMessages { req, .. }
             | FromAgent::SessionList { req, .. }
-            | FromAgent::ToolDone { req, .. } => agent.complete(req, msg),
+            | FromAgent::ToolDone { req, .. }
+            | FromAgent::Synthesized { req, .. } => agent.complete(req, msg),
             FromAgent::HistoryChunk { req, .. }
             | FromAgent::HistoryDone { req, .. }
             | FromAgent::FileHead { req, .. }

@@ -211,6 +211,17 @@ impl Agents {
         Some(Worker { name: name.clone(), handle, in_flight, kind: k })
     }
 
+    /// The model `name` serves for `kind`, as it advertises it.
+    pub fn service_model(&self, name: &str, kind: Service) -> Option<String> {
+        let inner = self.inner.lock().unwrap();
+        inner.get(name)?.info.services[kind as usize].as_ref().map(|s| s.model.clone())
+    }
+
+    /// Whether any agent, up or down, has offered `kind`.
+    pub fn known(&self, kind: Service) -> bool {
+        self.inner.lock().unwrap().values().any(|e| e.info.services[kind as usize].is_some())
+    }
+
     /// Whether some connected agent can take a job of `kind` now.
     pub fn can(&self, kind: Service) -> bool {
         let inner = self.inner.lock().unwrap();

@@ -33,8 +33,6 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/api/sessions/{id}/history", get(history))
         .route("/api/sessions/{id}/fork-messages", get(fork_messages))
         .route("/api/sessions/{id}/branch", post(branch_session))
-        .route("/api/sessions/{id}/tts", post(tts))
-        .route("/api/audio/tts/{file}", get(tts_audio))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.max_body))
         .layer(axum::middleware::from_fn_with_state(app, refuse_oversized))
@@ -182,19 +180,4 @@ async fn branch_session(
             .into_response()),
         None => Ok(Json(json!({ "cancelled": true, "selected_text": "", "session": null })).into_response()),
     }
-}
-
-async fn tts(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiError {
-    let id = match id {
-        Ok(Path(id)) => id,
-        Err(e) => return e.into(),
-    };
-    match app.registry.get(&id) {
-        None => ApiError::session_not_found(),
-        Some(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Text-to-speech is not configured on this server"),
-    }
-}
-
-async fn tts_audio() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Text-to-speech is not configured on this server")
 }

@@ -184,6 +184,10 @@ pub struct ServeArgs {
     /// home directory). Symlinks out of it are refused.
     #[arg(long = "fs-root", value_name = "DIR")]
     pub fs_roots: Vec<PathBuf>,
+    /// Largest size of the cache of synthesised speech (`<data dir>/tts-cache/`), MiB; the least
+    /// recently used files go first.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub tts_cache_mib: u64,
     /// Largest uploaded file, MiB.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_upload_mib: u64,

@@ -27,6 +27,7 @@ pub mod speech;
 pub mod store;
 pub mod terminal;
 pub mod tools;
+pub mod tts;
 pub mod ws;
 
 use std::path::PathBuf;
@@ -72,6 +73,8 @@ pub struct Config {
     pub speech: Option<piface_agent::ServiceConfig>,
     /// The local agent's text-to-speech service, if it has one.
     pub tts: Option<piface_agent::ServiceConfig>,
+    /// Largest size of the TTS audio cache (`<data dir>/tts-cache/`), bytes.
+    pub tts_cache_max: u64,
 }
 
 impl Config {
@@ -91,6 +94,7 @@ impl Config {
             max_upload: 10 * 1024 * 1024,
             speech: None,
             tts: None,
+            tts_cache_max: 1 << 30,
         }
     }
 }
@@ -99,6 +103,8 @@ impl Config {
 pub struct App {
     /// Settings.
     pub config: Config,
+    /// Synthesised speech, cached.
+    pub tts: tts::TtsCache,
     /// Sessions and their hubs.
     pub registry: Registry,
     /// The agents that run pi: the in-process one for `serve`, others over QUIC.
@@ -135,6 +141,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     });
     let dashboard = Arc::new(dashboard::Dashboard::default());
     let app = Arc::new(App {
+        tts: tts::TtsCache::new(config.data_dir.join("tts-cache"), config.tts_cache_max),
         registry: Registry::new(store.clone(), snapshot, dashboard.clone()),
         agents: agents::Agents::new(enrolled, dashboard.clone()),
         dashboard,
@@ -237,6 +244,7 @@ pub fn app_router(app: Arc<App>) -> axum::Router {
     api::router(app.clone())
         .merge(tools::router(app.clone()))
         .merge(speech::router())
+        .merge(tts::router())
         .merge(ws::router(app.clone()))
         .fallback(frontend::fallback)
         .layer(axum::middleware::from_fn(origin::same_origin_only))

@@ -96,6 +96,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             let gpus = piface_agent::gpu::discover();
             agent.speech =
                 args.audio.speech_service(&gpus, piface_agent::speech::in_cache).map_err(anyhow::Error::msg)?;
+            agent.tts = args.audio.tts_service(&gpus, piface_agent::tts::in_cache).map_err(anyhow::Error::msg)?;
             piface_agent::link::run(link, agent, shutdown).await
         }
     }
@@ -146,9 +147,11 @@ async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -
         config.fs_roots.clone_from(&args.fs_roots);
     }
     config.max_upload = args.max_upload_mib << 20;
+    config.tts_cache_max = args.tts_cache_mib << 20;
     if cluster.is_none_or(|(_, local_agent)| local_agent) {
         let gpus = piface_agent::gpu::discover();
         config.speech = args.audio.speech_service(&gpus, piface_agent::speech::in_cache).map_err(anyhow::Error::msg)?;
+        config.tts = args.audio.tts_service(&gpus, piface_agent::tts::in_cache).map_err(anyhow::Error::msg)?;
     }
     if let Some((quic, local_agent)) = cluster {
         config.quic = Some(quic);

@@ -311,6 +311,14 @@ pub enum ToAgent {
         /// The audio, in any format ffmpeg reads.
         audio: Bytes,
     },
+    /// Speak a text with the agent's text-to-speech model; answered by
+    /// [`FromAgent::Synthesized`].
+    Synthesize {
+        /// Echoed in the reply.
+        req: RequestId,
+        /// The text (already normalised and checked by the coordinator).
+        text: String,
+    },
 }
 
 /// A host-tool request ([`ToAgent::Tool`]); the reply is the JSON body of the matching HTTP
@@ -692,6 +700,13 @@ pub enum FromAgent {
     DeltaBase {
         /// The previous value of each slot.
         slots: Vec<Option<Bytes>>,
+    },
+    /// Reply to [`ToAgent::Synthesize`]: the speech as MP3, or why not.
+    Synthesized {
+        /// The request this answers.
+        req: RequestId,
+        /// The MP3 file and its length in seconds.
+        result: Result<(Bytes, f32), ToolError>,
     },
 }
 

@@ -22,6 +22,8 @@ struct State {
     rng: AtomicU64,
     client: Mutex<Option<SocketAddr>>,
     dropped: AtomicU64,
+    /// Bytes of datagrams passed on, both ways.
+    forwarded: AtomicU64,
 }
 
 impl State {
@@ -60,6 +62,7 @@ impl UdpProxy {
             rng: AtomicU64::new(0x2545F4914F6CDD1D),
             client: Mutex::new(None),
             dropped: AtomicU64::new(0),
+            forwarded: AtomicU64::new(0),
         });
         let addr = front.local_addr()?;
         let up = {
@@ -69,6 +72,7 @@ impl UdpProxy {
                 while let Ok((n, from)) = front.recv_from(&mut buf).await {
                     *state.client.lock().unwrap() = Some(from);
                     if !state.drop_this() {
+                        state.forwarded.fetch_add(n as u64, Ordering::Relaxed);
                         let _ = back.send(&buf[..n]).await;
                     }
                 }
@@ -81,6 +85,7 @@ impl UdpProxy {
                 while let Ok(n) = back.recv(&mut buf).await {
                     let client = *state.client.lock().unwrap();
                     if let (Some(client), false) = (client, state.drop_this()) {
+                        state.forwarded.fetch_add(n as u64, Ordering::Relaxed);
                         let _ = front.send_to(&buf[..n], client).await;
                     }
                 }
@@ -97,6 +102,11 @@ impl UdpProxy {
     /// Loses this many datagrams per thousand, at random.
     pub fn set_loss(&self, per_mille: u32) {
         self.state.loss.store(per_mille.min(1000), Ordering::Relaxed);
+    }
+
+    /// Bytes of datagrams passed on so far, both ways (UDP payloads: QUIC's packets).
+    pub fn forwarded(&self) -> u64 {
+        self.state.forwarded.load(Ordering::Relaxed)
     }
 
     /// Datagrams dropped so far.

@@ -5,6 +5,9 @@
 //! (same envelope), and scripts its output from a `prompt`'s message:
 //! - `stream:COUNT:BYTES`: `agent_start`, COUNT `message_update` events of about BYTES bytes
 //!   each (field `i` numbers them from 0), `agent_end`;
+//! - `pi:COUNT`: a turn shaped like pi's own: `agent_start`, `message_start`, COUNT
+//!   `message_update` text deltas of one character, each carrying the whole partial message
+//!   twice (`assistantMessageEvent.partial` and `message`), `message_end`, `agent_end`;
 //! - `big:BYTES`: one event whose `payload` string is BYTES long;
 //! - `tick:COUNT:RATE`: `agent_start`, COUNT `message_update` events at RATE per second, each
 //!   with `i` and `t` (the wall clock in unix nanoseconds when written), `agent_end`;
@@ -16,7 +19,7 @@
 //! - anything else: `agent_start`, `message_end` with an assistant echo, `agent_end`.
 //!
 //! `fake-pi --emit COUNT BYTES` writes the `stream` events to stdout and exits: the raw
-//! baseline of the relay benchmark. Arguments it does not know (pi's `--mode rpc`,
+//! baseline of the relay benchmark; `fake-pi --emit-pi COUNT` does the same with `pi:COUNT`. Arguments it does not know (pi's `--mode rpc`,
 //! `--provider`, …) are ignored.
 
 use std::io::{BufRead, BufWriter, Write};
@@ -29,6 +32,11 @@ fn main() {
         let count = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
         let bytes = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
         emit_stream(&mut out, count, bytes);
+        let _ = out.flush();
+        return;
+    }
+    if args.first().map(String::as_str) == Some("--emit-pi") {
+        emit_pi_turn(&mut out, args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000));
         let _ = out.flush();
         return;
     }
@@ -101,6 +109,7 @@ fn prompt(out: &mut impl Write, message: &str) {
     let n2: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(200);
     match verb {
         "stream" => emit_stream(out, n1, n2),
+        "pi" => emit_pi_turn(out, n1),
         "tick" => {
             let _ = writeln!(out, r#"{{"type":"agent_start"}}"#);
             let _ = out.flush();
@@ -164,4 +173,29 @@ fn emit_stream(out: &mut impl Write, count: usize, bytes: usize) {
         );
     }
     let _ = writeln!(out, r#"{{"type":"agent_end","messages":[]}}"#);
+}
+
+/// A pi-shaped streamed answer of `count` one-character tokens (see the module docs).
+fn emit_pi_turn(out: &mut impl Write, count: usize) {
+    let message = |text: &str, output: usize| {
+        format!(
+            r#"{{"role":"assistant","content":[{{"type":"text","text":"{text}"}}],"api":"openai-completions","provider":"fake","model":"fake-model","usage":{{"input":12,"output":{output},"cacheRead":0,"cacheWrite":0,"totalTokens":{},"cost":{{"input":0,"output":0,"cacheRead":0,"cacheWrite":0,"total":0}}}},"stopReason":"stop","timestamp":1764000000000}}"#,
+            12 + output
+        )
+    };
+    let _ = writeln!(out, r#"{{"type":"agent_start"}}"#);
+    let _ = writeln!(out, r#"{{"type":"message_start","message":{}}}"#, message("", 0));
+    let mut text = String::with_capacity(count);
+    for i in 0..count {
+        let token = char::from(b'a' + (i % 26) as u8);
+        text.push(token);
+        let m = message(&text, 0);
+        let _ = writeln!(
+            out,
+            r#"{{"type":"message_update","assistantMessageEvent":{{"type":"text_delta","contentIndex":0,"delta":"{token}","partial":{m}}},"message":{m}}}"#
+        );
+    }
+    let m = message(&text, count);
+    let _ = writeln!(out, r#"{{"type":"message_end","message":{m}}}"#);
+    let _ = writeln!(out, r#"{{"type":"agent_end","messages":[{m}]}}"#);
 }
