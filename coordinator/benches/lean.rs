@@ -1,5 +1,6 @@
 //! Lean streaming benchmark, one command: `cargo bench -p piface-coordinator --bench lean
-//! [-- TOKENS]` (default 20000).
+//! [-- TOKENS…]` (default: 20000, then 2000 — a long answer for the bytes, a shorter one for
+//! events/s, where pi's own output is no longer the limit).
 //!
 //! pi repeats the whole partial message twice in every `message_update`, so an answer of N
 //! tokens is O(N²) bytes on pi's stdout. The `fake-pi` stand-in's `pi:N` turn has that shape
@@ -182,7 +183,10 @@ fn row(name: &str, r: &Run, raw: &Run) {
 
 #[tokio::main]
 async fn main() {
-    let tokens: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(20_000);
+    let mut sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    if sizes.is_empty() {
+        sizes = vec![20_000, 2_000];
+    }
     let fake_pi = workspace_bin("fake-pi").expect("fake-pi");
     let opts = Options {
         bin: PIFACE.into(),
@@ -208,20 +212,27 @@ async fn main() {
         .spawn()
         .unwrap();
     wait_agent_up(&server, "far").await;
+    for tokens in sizes {
+        measure(&server, &proxy, &fake_pi, tokens).await;
+    }
+    let _ = agent.start_kill();
+    server.stop().await.unwrap();
+}
 
+async fn measure(server: &Piface, proxy: &UdpProxy, fake_pi: &std::path::Path, tokens: usize) {
     // Warm-up, then ROUNDS interleaved rounds.
     let warm = tokens / 10;
-    raw(&fake_pi, warm).await;
+    raw(fake_pi, warm).await;
     for (agent, compact) in [("local", false), ("local", true), ("far", false), ("far", true)] {
-        turn(&server, agent, warm, compact, Some(&proxy)).await;
+        turn(server, agent, warm, compact, Some(proxy)).await;
     }
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); 5];
     for _ in 0..ROUNDS {
-        runs[0].push(raw(&fake_pi, tokens).await);
-        runs[1].push(turn(&server, "local", tokens, false, None).await);
-        runs[2].push(turn(&server, "local", tokens, true, None).await);
-        runs[3].push(turn(&server, "far", tokens, false, Some(&proxy)).await);
-        runs[4].push(turn(&server, "far", tokens, true, Some(&proxy)).await);
+        runs[0].push(raw(fake_pi, tokens).await);
+        runs[1].push(turn(server, "local", tokens, false, None).await);
+        runs[2].push(turn(server, "local", tokens, true, None).await);
+        runs[3].push(turn(server, "far", tokens, false, Some(proxy)).await);
+        runs[4].push(turn(server, "far", tokens, true, Some(proxy)).await);
     }
     let mut m: Vec<Run> = runs.into_iter().map(median).collect();
     let raw_run = m[0];
@@ -253,6 +264,4 @@ async fn main() {
         100.0 * m[3].quic_bytes as f64 / raw_run.pi_bytes as f64,
         100.0 * m[4].quic_bytes as f64 / raw_run.pi_bytes as f64
     );
-    let _ = agent.start_kill();
-    server.stop().await.unwrap();
 }

@@ -1,7 +1,8 @@
 //! Property tests of the compact streaming updates: for generated pi streams (text, thinking
 //! and tool-call deltas, usage changes, a new message, an abort mid-stream, lines that are not
 //! updates), every line decodes back to exactly the bytes pi wrote, and the coded form of a
-//! long answer is a small fraction of it.
+//! long answer is a small fraction of it; and a client in compact mode, applying the patches
+//! (`piface_shared::compact`), holds pi's partial message after every update.
 
 use bytes::Bytes;
 use piface_shared::delta::{advance, Decoder, Encoder};
@@ -101,6 +102,30 @@ fn lines(steps: &[Step]) -> Vec<Bytes> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn a_compact_client_holds_pi_s_partial_after_every_update(steps in proptest::collection::vec(step(), 1..120)) {
+        use piface_shared::compact::{apply, Compactor, Op};
+        let mut compactor = Compactor::default();
+        let mut client: Option<serde_json::Value> = None;
+        for line in lines(&steps) {
+            let pi: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            let kind = pi["type"].as_str().unwrap().to_string();
+            match compactor.push(&kind, &line) {
+                Some(frame) => {
+                    let frame: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+                    prop_assert!(frame.get("message").is_none());
+                    let ops: Vec<Op> =
+                        frame["piface_patch"].as_array().unwrap().iter().map(|o| Op::from_json(o).unwrap()).collect();
+                    let base = client.as_mut().expect("a patch only follows an update the client has");
+                    apply(base, &ops).unwrap();
+                    prop_assert_eq!(&*base, &pi["message"]);
+                }
+                None if kind == "message_update" => client = Some(pi["message"].clone()),
+                None => client = None,
+            }
+        }
+    }
 
     #[test]
     fn every_line_decodes_to_pi_s_bytes(steps in proptest::collection::vec(step(), 1..120)) {
