@@ -235,7 +235,7 @@ describe('Listen against the TTS service (tiny VITS fixture)', { timeout: 300_00
 	let ttsBase;
 
 	before(async () => {
-		tts = await startStack(undefined, { serverArgs: ['--tts', '--tts-model', join(repoRoot, 'tts/fixtures/tiny_vits'), '--tts-cpu'] });
+		tts = await startStack(undefined, { serverArgs: ['--tts', '--tts-model', join(repoRoot, 'tts/fixtures/tiny_vits'), '--tts-cpu', '--no-speech'] });
 		browser = await launchBrowser(tts.bins);
 		const uiDir = process.env.PIFACE_E2E_UI_DIR;
 		ttsProxy = process.env.PIFACE_E2E_FRESH_UI || uiDir ? await freshUiProxy(tts.base, uiDir || undefined) : null;
