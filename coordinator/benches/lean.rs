@@ -56,8 +56,8 @@ fn median(mut runs: Vec<Run>) -> Run {
     runs[runs.len() / 2]
 }
 
-/// `fake-pi --emit-pi N` → pipe → loopback TCP → a native reader splitting lines.
-async fn raw(fake_pi: &std::path::Path, tokens: usize) -> Run {
+/// `fake-pi --emit-pi N TURNS` → pipe → loopback TCP → a native reader splitting lines.
+async fn raw(fake_pi: &std::path::Path, tokens: usize, turns: usize) -> Run {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let start = Instant::now();
@@ -93,7 +93,7 @@ async fn raw(fake_pi: &std::path::Path, tokens: usize) -> Run {
         updates
     });
     let mut child = tokio::process::Command::new(fake_pi)
-        .args(["--emit-pi", &tokens.to_string()])
+        .args(["--emit-pi", &tokens.to_string(), &turns.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -113,8 +113,15 @@ async fn raw(fake_pi: &std::path::Path, tokens: usize) -> Run {
     Run { events, pi_bytes, ws_bytes: 0, quic_bytes: 0, elapsed: start.elapsed() }
 }
 
-/// One `pi:N` turn on `agent`, watched by a WebSocket client in full or compact mode.
-async fn turn(server: &Piface, agent: &str, tokens: usize, compact: bool, proxy: Option<&UdpProxy>) -> Run {
+/// `turns` `pi:N` turns in a row on `agent`, watched by a WebSocket client in full or compact mode.
+async fn turn(
+    server: &Piface,
+    agent: &str,
+    tokens: usize,
+    turns: usize,
+    compact: bool,
+    proxy: Option<&UdpProxy>,
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let record = server.create_session(&json!({"working_dir": dir.path(), "agent": agent})).await.unwrap();
     let id = record["piface_id"].as_str().unwrap().to_string();
@@ -130,21 +137,24 @@ async fn turn(server: &Piface, agent: &str, tokens: usize, compact: bool, proxy:
     ws.next().await.unwrap().unwrap(); // piface_session_state
     let quic_before = proxy.map_or(0, UdpProxy::forwarded);
     let start = Instant::now();
-    ws.send(Message::text(json!({"type": "prompt", "message": format!("pi:{tokens}")}).to_string())).await.unwrap();
     let (mut events, mut ws_bytes) = (0u64, 0u64);
-    while let Some(msg) = ws.next().await {
-        let Message::Text(text) = msg.unwrap() else { continue };
-        let t = text.as_str();
-        if t.starts_with(r#"{"type":"message_update""#) {
-            events += 1;
-            ws_bytes += t.len() as u64;
-        } else if t.starts_with(r#"{"type":"agent_end""#) {
-            break;
+    for _ in 0..turns {
+        let prompt = json!({"type": "prompt", "message": format!("pi:{tokens}")}).to_string();
+        ws.send(Message::text(prompt)).await.unwrap();
+        while let Some(msg) = ws.next().await {
+            let Message::Text(text) = msg.unwrap() else { continue };
+            let t = text.as_str();
+            if t.starts_with(r#"{"type":"message_update""#) {
+                events += 1;
+                ws_bytes += t.len() as u64;
+            } else if t.starts_with(r#"{"type":"agent_end""#) {
+                break;
+            }
         }
     }
     let elapsed = start.elapsed();
     let quic_bytes = proxy.map_or(0, UdpProxy::forwarded) - quic_before;
-    assert_eq!(events, tokens as u64, "every update arrives");
+    assert_eq!(events, (tokens * turns) as u64, "every update arrives");
     server.post(&format!("/api/sessions/{id}/kill"), &json!({})).await.unwrap();
     Run { events, pi_bytes: 0, ws_bytes, quic_bytes, elapsed }
 }
@@ -220,19 +230,21 @@ async fn main() {
 }
 
 async fn measure(server: &Piface, proxy: &UdpProxy, fake_pi: &std::path::Path, tokens: usize) {
+    // Short turns are repeated (in one session) so that each measurement streams 40,000 updates.
+    let turns = (40_000 / tokens).max(1);
     // Warm-up, then ROUNDS interleaved rounds.
     let warm = tokens / 10;
-    raw(fake_pi, warm).await;
+    raw(fake_pi, warm, 1).await;
     for (agent, compact) in [("local", false), ("local", true), ("far", false), ("far", true)] {
-        turn(server, agent, warm, compact, Some(proxy)).await;
+        turn(server, agent, warm, 1, compact, Some(proxy)).await;
     }
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); 5];
     for _ in 0..ROUNDS {
-        runs[0].push(raw(fake_pi, tokens).await);
-        runs[1].push(turn(server, "local", tokens, false, None).await);
-        runs[2].push(turn(server, "local", tokens, true, None).await);
-        runs[3].push(turn(server, "far", tokens, false, Some(proxy)).await);
-        runs[4].push(turn(server, "far", tokens, true, Some(proxy)).await);
+        runs[0].push(raw(fake_pi, tokens, turns).await);
+        runs[1].push(turn(server, "local", tokens, turns, false, None).await);
+        runs[2].push(turn(server, "local", tokens, turns, true, None).await);
+        runs[3].push(turn(server, "far", tokens, turns, false, Some(proxy)).await);
+        runs[4].push(turn(server, "far", tokens, turns, true, Some(proxy)).await);
     }
     let mut m: Vec<Run> = runs.into_iter().map(median).collect();
     let raw_run = m[0];
@@ -240,7 +252,7 @@ async fn measure(server: &Piface, proxy: &UdpProxy, fake_pi: &std::path::Path, t
         r.pi_bytes = raw_run.pi_bytes; // the same turn
     }
     println!(
-        "lean streaming: a pi-shaped answer of {tokens} tokens ({} updates, {:.1} MB of pi JSON), median of {ROUNDS} runs",
+        "lean streaming: {turns} pi-shaped answer(s) of {tokens} tokens ({} updates, {:.1} MB of pi JSON), median of {ROUNDS} runs",
         raw_run.events,
         raw_run.pi_bytes as f64 / 1e6
     );

@@ -182,6 +182,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     info!(addr = %listener.local_addr()?, "Piface is listening");
     let router = app_router(app.clone());
+    // No Nagle: streamed frames are often small (compact updates, terminal echo) and must not wait
+    // for the client's delayed ACK; the writers batch on their own.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+    });
     let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let result = serve.await;
 

@@ -19,7 +19,8 @@
 //! - anything else: `agent_start`, `message_end` with an assistant echo, `agent_end`.
 //!
 //! `fake-pi --emit COUNT BYTES` writes the `stream` events to stdout and exits: the raw
-//! baseline of the relay benchmark; `fake-pi --emit-pi COUNT` does the same with `pi:COUNT`. Arguments it does not know (pi's `--mode rpc`,
+//! baseline of the relay benchmark; `fake-pi --emit-pi COUNT [TURNS]` does the same with `pi:COUNT`
+//! (TURNS times). Arguments it does not know (pi's `--mode rpc`,
 //! `--provider`, …) are ignored.
 
 use std::io::{BufRead, BufWriter, Write};
@@ -36,7 +37,10 @@ fn main() {
         return;
     }
     if args.first().map(String::as_str) == Some("--emit-pi") {
-        emit_pi_turn(&mut out, args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000));
+        let count = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+        for _ in 0..args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1) {
+            emit_pi_turn(&mut out, count);
+        }
         let _ = out.flush();
         return;
     }
