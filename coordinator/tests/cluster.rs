@@ -866,13 +866,14 @@ async fn speech_runs_on_the_agent_that_has_the_model_for_a_session_on_another() 
     .unwrap();
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().display().to_string();
+    let voice = piface_test_support::pi_env::workspace_root().join("tts/fixtures/tiny_vits").display().to_string();
     let _app = AgentProc::start(&llm, &quic, &token(&server.data_dir, "10m"), "app");
     let ears = AgentProc::start_with_env(
         &llm,
         &quic,
         &token(&server.data_dir, "10m"),
         "ears",
-        &["--speech-model", "tiny/parakeet-tdt"],
+        &["--speech-model", "tiny/parakeet-tdt", "--tts-model", &voice],
         &[("HF_ENDPOINT", hub.endpoint.as_str()), ("HF_HUB_CACHE", cache_dir.as_str())],
     );
     wait_agents_up(&server, &["app", "ears"]).await;
@@ -989,6 +990,20 @@ async fn speech_runs_on_the_agent_that_has_the_model_for_a_session_on_another() 
     assert_eq!(announce_body(&server, &url, 154_000_000).await, 413);
     let (status, _) = server.post(&url, &json!({"audio_base64": b64(&webm)})).await.unwrap();
     assert_eq!(status, 200, "still serving");
+    // Text-to-speech for the same session goes to the same remote agent; the MP3 crosses QUIC.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.get("/api/health").await.unwrap().1["tts"] != true {
+        assert!(tokio::time::Instant::now() < deadline, "the voice never loaded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, spoken) = server
+        .post(&format!("/api/sessions/{id}/tts"), &json!({"text": "Hello from the other machine."}))
+        .await
+        .unwrap();
+    assert_eq!((status, spoken["cached"].as_bool()), (200, Some(false)), "{spoken}");
+    let mp3 = reqwest::get(server.url(spoken["audio_url"].as_str().unwrap())).await.unwrap().bytes().await.unwrap();
+    assert!(mp3.len() > 1000, "an MP3 of {} bytes", mp3.len());
+
     // The worker counts its jobs (the hello after the last one may take a second).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
