@@ -5,7 +5,7 @@
 //
 // The binary embeds the UI it was compiled with. To run these against a fresh `npm run build` without
 // rebuilding piface, set PIFACE_E2E_FRESH_UI=1: the pages are then served by a loopback proxy from
-// frontend/build, with the API forwarded to piface (harness.mjs `freshUiProxy`).
+// frontend/build (or PIFACE_E2E_UI_DIR), with the API forwarded to piface (harness.mjs `freshUiProxy`).
 
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -133,14 +133,28 @@ const gpuAgent = (status = 'up') => ({
 	software_version: '0.1.0',
 	pi_version: '0.73.1',
 	gpus: [0, 1].map((index) => ({ index, name: 'NVIDIA GeForce RTX 4090', uuid: `GPU-${index}`, memory_mib: 24564, compute_capability: '8.9' })),
-	live_sessions: 0
+	live_sessions: 0,
+	speech: {
+		model: 'nvidia/parakeet-tdt-0.6b-v3',
+		device: 'cuda:0 (NVIDIA GeForce RTX 4090)',
+		busy: 0,
+		done: 0,
+		state: 'downloading',
+		file: 'parakeet-tdt-0.6b-v3.nemo',
+		done_bytes: 117_000_000,
+		total_bytes: 2_470_000_000,
+		bytes_per_s: 52_000_000,
+		eta_s: 45
+	},
+	tts: { model: 'kakao-enterprise/vits-ljs', device: 'cpu', busy: 0, done: 3, state: 'ready' }
 });
 
 describe('piface dashboard', { timeout: 600_000 }, () => {
 	before(async () => {
 		stack = await startStack(seed);
 		work = workDir(stack.home);
-		proxy = process.env.PIFACE_E2E_FRESH_UI ? await freshUiProxy(stack.base) : null;
+		const uiDir = process.env.PIFACE_E2E_UI_DIR;
+		proxy = process.env.PIFACE_E2E_FRESH_UI || uiDir ? await freshUiProxy(stack.base, uiDir || undefined) : null;
 		base = proxy?.url ?? stack.base;
 		browser = await launchBrowser(stack.bins);
 	});
@@ -189,6 +203,20 @@ describe('piface dashboard', { timeout: 600_000 }, () => {
 		await gpu.waitFor();
 		assert.match(await gpu.innerText(), /2 × RTX 4090 \(24 GiB\)/);
 		assert.match(await panel.innerText(), /2 of 2 up/);
+
+		// Its speech services: a download with a labelled bar, then ready once the next update says so.
+		const speech = gpu.locator('[data-service="speech"]');
+		assert.equal(
+			await speech.innerText(),
+			'Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (RTX 4090) — downloading parakeet-tdt-0.6b-v3.nemo 4.7 % (117 MB of 2.5 GB, 52 MB/s, ETA 0:45)'
+		);
+		const bar = gpu.getByRole('progressbar', { name: 'Speech-to-text model download' });
+		assert.ok(Math.abs(Number(await bar.getAttribute('value')) - 117 / 2470) < 1e-6);
+		assert.equal(await gpu.locator('[data-service="tts"]').innerText(), 'Text-to-speech: vits-ljs on cpu — ready, 3 done');
+		const ready = { ...gpuAgent('up').speech, state: 'ready', done: 12 };
+		await socket.inject({ type: 'piface_agent', agent: { ...gpuAgent('up'), speech: ready } });
+		await speech.filter({ hasText: '— ready, 12 done' }).waitFor();
+		assert.equal(await bar.count(), 0);
 
 		await socket.inject({ type: 'piface_agent', agent: gpuAgent('down') });
 		await gpu.locator('.badge', { hasText: 'down' }).waitFor();

@@ -1,6 +1,27 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentInfo } from '../api/types';
-import { agentDetails, agentTitle, ago, defaultAgent, formatMib, gpuSummary, keepChoice, lastSeen, liveSessionsText, pickerMode, shortGpuName, sortAgents, upAgents } from './agents';
+import type { AgentInfo, ModelService } from '../api/types';
+import {
+	agentDetails,
+	agentServices,
+	agentTitle,
+	ago,
+	defaultAgent,
+	downloadFraction,
+	formatBytes,
+	formatEta,
+	formatMib,
+	gpuSummary,
+	keepChoice,
+	lastSeen,
+	liveSessionsText,
+	pickerMode,
+	serviceLine,
+	shortDevice,
+	shortGpuName,
+	shortModelName,
+	sortAgents,
+	upAgents
+} from './agents';
 
 const agent = (name: string, status: AgentInfo['status'] = 'up', extra: Partial<AgentInfo> = {}): AgentInfo => ({ name, status, ...extra });
 
@@ -69,5 +90,86 @@ describe('agent descriptions', () => {
 		expect(lastSeen(agent('a', 'up', { last_seen: '2026-05-01T11:55:00Z' }), now)).toBe('');
 		expect(lastSeen(agent('a', 'down', { last_seen: 'garbage' }), now)).toBe('');
 		expect([ago(1000), ago(42_000), ago(3 * 3600_000), ago(2 * 86400_000), ago(-5)]).toEqual(['just now', '42 s ago', '3 h ago', '2 d ago', 'just now']);
+	});
+});
+
+describe('speech services', () => {
+	const GPU = 'cuda:0 (NVIDIA GeForce GTX 1080 Ti)';
+	const service = (extra: Partial<ModelService> = {}): ModelService => ({ model: 'nvidia/parakeet-tdt-0.6b-v3', device: GPU, busy: 0, done: 12, state: 'ready', ...extra });
+	const downloading = (extra: Partial<ModelService> = {}) =>
+		service({ state: 'downloading', done: 0, file: 'parakeet-tdt-0.6b-v3.nemo', done_bytes: 117_000_000, total_bytes: 2_470_000_000, bytes_per_s: 52_000_000, eta_s: 45, ...extra });
+
+	it('shows nothing without a service', () => {
+		expect(serviceLine('speech', null)).toBe('');
+		expect(serviceLine('tts', undefined)).toBe('');
+		expect(downloadFraction(null)).toBeNull();
+		expect(agentServices(agent('a', 'up', { speech: null, tts: null }))).toEqual([]);
+		expect(agentServices(agent('a'))).toEqual([]);
+	});
+
+	it('says a ready service, with its requests', () => {
+		expect(serviceLine('speech', service())).toBe('Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (GTX 1080 Ti) — ready, 12 done');
+		expect(serviceLine('speech', service({ busy: 2, done: 0 }))).toBe('Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (GTX 1080 Ti) — ready, 2 busy, 0 done');
+		expect(serviceLine('tts', service({ model: 'kakao-enterprise/vits-ljs', device: 'cpu', done: 3 }))).toBe('Text-to-speech: vits-ljs on cpu — ready, 3 done');
+		expect(downloadFraction(service())).toBeNull();
+	});
+
+	it('says a loading and a failed service', () => {
+		expect(serviceLine('speech', service({ state: 'loading', done: 0 }))).toBe('Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (GTX 1080 Ti) — loading');
+		expect(serviceLine('tts', service({ state: 'failed', device: 'cpu', error: ' CUDA out of memory ' }))).toBe('Text-to-speech: parakeet-tdt-0.6b-v3 on cpu — failed: CUDA out of memory');
+		expect(serviceLine('tts', service({ state: 'failed', device: 'cpu' }))).toBe('Text-to-speech: parakeet-tdt-0.6b-v3 on cpu — failed');
+	});
+
+	it('shows a download with percent, sizes, speed and ETA', () => {
+		expect(serviceLine('speech', downloading())).toBe(
+			'Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (GTX 1080 Ti) — downloading parakeet-tdt-0.6b-v3.nemo 4.7 % (117 MB of 2.5 GB, 52 MB/s, ETA 0:45)'
+		);
+		expect(downloadFraction(downloading())).toBeCloseTo(117 / 2470, 6);
+		expect(downloadFraction(downloading({ done_bytes: 3e9 }))).toBe(1);
+		expect(downloadFraction(downloading({ done_bytes: -5 }))).toBe(0);
+	});
+
+	it('leaves out an unknown ETA and speed', () => {
+		expect(serviceLine('speech', downloading({ eta_s: null }))).toBe(
+			'Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (GTX 1080 Ti) — downloading parakeet-tdt-0.6b-v3.nemo 4.7 % (117 MB of 2.5 GB, 52 MB/s)'
+		);
+		expect(serviceLine('speech', downloading({ eta_s: null, bytes_per_s: 0, done_bytes: 0 }))).toBe(
+			'Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (GTX 1080 Ti) — downloading parakeet-tdt-0.6b-v3.nemo 0.0 % (0 B of 2.5 GB)'
+		);
+	});
+
+	it('shows a download of unknown size without percent, as an indeterminate bar', () => {
+		const unsized = downloading({ total_bytes: 0, eta_s: null });
+		expect(serviceLine('speech', unsized)).toBe('Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (GTX 1080 Ti) — downloading parakeet-tdt-0.6b-v3.nemo (117 MB, 52 MB/s)');
+		expect(downloadFraction(unsized)).toBeNull();
+		expect(downloadFraction(downloading({ total_bytes: undefined }))).toBeNull();
+		expect(serviceLine('tts', downloading({ file: undefined, device: '', done_bytes: 512, total_bytes: 0, bytes_per_s: undefined, eta_s: undefined }))).toBe(
+			'Text-to-speech: parakeet-tdt-0.6b-v3 — downloading (512 B)'
+		);
+	});
+
+	it('lists an up agent\'s services, speech first, with the download fraction', () => {
+		const a = agent('gpu', 'up', { tts: service({ device: 'cpu' }), speech: downloading() });
+		expect(agentServices(a).map((v) => [v.kind, v.label, v.state, v.fraction === null ? null : Math.round(v.fraction * 1000)])).toEqual([
+			['speech', 'Speech-to-text', 'downloading', 47],
+			['tts', 'Text-to-speech', 'ready', null]
+		]);
+		expect(agentServices(a)[1]!.text).toBe('Text-to-speech: parakeet-tdt-0.6b-v3 on cpu — ready, 12 done');
+		expect(agentServices({ ...a, status: 'down' })).toEqual([]);
+	});
+
+	it('formats names, bytes and durations', () => {
+		expect([shortModelName('nvidia/parakeet-tdt-0.6b-v3'), shortModelName('tiny'), shortModelName('a/b/')]).toEqual(['parakeet-tdt-0.6b-v3', 'tiny', 'b']);
+		expect([shortDevice('cpu'), shortDevice(GPU), shortDevice('cuda:1')]).toEqual(['cpu', 'cuda:0 (GTX 1080 Ti)', 'cuda:1']);
+		expect([formatBytes(0), formatBytes(999), formatBytes(4700), formatBytes(117_400_000), formatBytes(999_700_000), formatBytes(2.47e9), formatBytes(2e12)]).toEqual([
+			'0 B',
+			'999 B',
+			'4.7 kB',
+			'117 MB',
+			'1 GB',
+			'2.5 GB',
+			'2 TB'
+		]);
+		expect([formatEta(0), formatEta(45), formatEta(723), formatEta(3723), formatEta(44.6)]).toEqual(['0:00', '0:45', '12:03', '1:02:03', '0:45']);
 	});
 });

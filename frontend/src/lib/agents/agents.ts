@@ -3,7 +3,7 @@
 //
 // Not here: fetching (api/client.ts) and live updates (dashboard/dashboard-state.ts).
 
-import type { AgentInfo, GpuInfo } from '../api/types';
+import type { AgentInfo, GpuInfo, ModelService, ModelServiceState } from '../api/types';
 
 /** Name of the in-process agent of `piface serve` (and of sessions imported from the original). */
 export const LOCAL_AGENT = 'local';
@@ -106,4 +106,108 @@ export function ago(ms: number): string {
 	if (s < 3600) return `${Math.floor(s / 60)} min ago`;
 	if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
 	return `${Math.floor(s / 86400)} d ago`;
+}
+
+/** An agent's model services, as `AgentInfo` names them. */
+export type ServiceKind = 'speech' | 'tts';
+
+export const SERVICE_LABELS: Record<ServiceKind, string> = { speech: 'Speech-to-text', tts: 'Text-to-speech' };
+
+/** `nvidia/parakeet-tdt-0.6b-v3` → `parakeet-tdt-0.6b-v3`: the repository's owner is noise on a dashboard. */
+export function shortModelName(model: string): string {
+	return model.trim().split('/').filter(Boolean).pop() ?? model;
+}
+
+/** `cuda:0 (NVIDIA GeForce GTX 1080 Ti)` → `cuda:0 (GTX 1080 Ti)`, like the GPU summary; `cpu` as is. */
+export function shortDevice(device: string): string {
+	return device.trim().replace(/\(([^)]*)\)/, (_, name: string) => `(${shortGpuName(name)})`);
+}
+
+/** Bytes in decimal units as downloads are counted: `512 B`, `4.7 kB`, `117 MB`, `2.5 GB`. */
+export function formatBytes(bytes: number): string {
+	const n = Math.max(0, bytes);
+	if (n < 1000) return `${Math.round(n)} B`;
+	const units = ['kB', 'MB', 'GB', 'TB'];
+	let v = n / 1000;
+	let i = 0;
+	// Step up while rounding would show 1000 (999.7 MB → 1 GB).
+	while (i < units.length - 1 && (v >= 10 ? Math.round(v) : Math.round(v * 10) / 10) >= 1000) {
+		v /= 1000;
+		i++;
+	}
+	return `${v >= 10 ? Math.round(v) : Math.round(v * 10) / 10} ${units[i]}`;
+}
+
+/** Seconds left as a clock: `0:45`, `12:03`, `1:02:03`. */
+export function formatEta(seconds: number): string {
+	const s = Math.max(0, Math.round(seconds));
+	const h = Math.floor(s / 3600);
+	const m = Math.floor((s % 3600) / 60);
+	const ss = String(s % 60).padStart(2, '0');
+	return h ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+}
+
+/** How far a download is, 0…1; null when the service is not downloading or the size is unknown (an
+ * indeterminate progress bar). */
+export function downloadFraction(s: ModelService | null | undefined): number | null {
+	if (s?.state !== 'downloading') return null;
+	const total = s.total_bytes ?? 0;
+	if (!(total > 0) || !Number.isFinite(total)) return null;
+	return Math.min(1, Math.max(0, (s.done_bytes ?? 0) / total));
+}
+
+/** What a service is doing, after the dash of its line. */
+export function serviceStatus(s: ModelService): string {
+	switch (s.state) {
+		case 'ready': {
+			const busy = s.busy > 0 ? `, ${s.busy} busy` : '';
+			return `ready${busy}, ${s.done ?? 0} done`;
+		}
+		case 'loading':
+			return 'loading';
+		case 'failed':
+			return s.error?.trim() ? `failed: ${s.error.trim()}` : 'failed';
+		case 'downloading': {
+			const fraction = downloadFraction(s);
+			const head = ['downloading', s.file?.trim(), fraction === null ? '' : `${(fraction * 100).toFixed(1)} %`].filter(Boolean).join(' ');
+			const done = formatBytes(s.done_bytes ?? 0);
+			const parts = [fraction === null ? done : `${done} of ${formatBytes(s.total_bytes ?? 0)}`];
+			if ((s.bytes_per_s ?? 0) > 0) parts.push(`${formatBytes(s.bytes_per_s!)}/s`);
+			if (s.eta_s != null && Number.isFinite(s.eta_s)) parts.push(`ETA ${formatEta(s.eta_s)}`);
+			return `${head} (${parts.join(', ')})`;
+		}
+		default:
+			// A state this UI does not know yet: say it as the server does.
+			return String((s as { state?: unknown }).state ?? '');
+	}
+}
+
+/** `Speech-to-text: parakeet-tdt-0.6b-v3 on cuda:0 (GTX 1080 Ti) — ready, 12 done`; '' without the service. */
+export function serviceLine(kind: ServiceKind, s: ModelService | null | undefined): string {
+	if (!s) return '';
+	const device = s.device?.trim() ? ` on ${shortDevice(s.device)}` : '';
+	const status = serviceStatus(s);
+	return `${SERVICE_LABELS[kind]}: ${shortModelName(s.model ?? '')}${device}${status ? ` — ${status}` : ''}`;
+}
+
+/** One service line of the agents panel. `fraction` is only meaningful while `state` is `downloading`. */
+export interface ServiceView {
+	kind: ServiceKind;
+	label: string;
+	text: string;
+	state: ModelServiceState;
+	fraction: number | null;
+}
+
+/** The services an agent shows: speech then TTS, those it runs; none while it is not up (what it last
+ * reported is not on offer). */
+export function agentServices(a: Pick<AgentInfo, 'status' | 'speech' | 'tts'>): ServiceView[] {
+	if (a.status !== 'up') return [];
+	const views: ServiceView[] = [];
+	for (const kind of ['speech', 'tts'] as const) {
+		const s = a[kind];
+		if (!s) continue;
+		views.push({ kind, label: SERVICE_LABELS[kind], text: serviceLine(kind, s), state: s.state, fraction: downloadFraction(s) });
+	}
+	return views;
 }

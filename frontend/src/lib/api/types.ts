@@ -54,6 +54,34 @@ export interface AgentInfo {
 	pi_version?: string | null;
 	gpus?: GpuInfo[];
 	live_sessions?: number;
+	/** The agent's speech-to-text service; `null` (or absent, from older servers) when it runs none. */
+	speech?: ModelService | null;
+	/** The agent's text-to-speech service, likewise. */
+	tts?: ModelService | null;
+}
+
+/** Where a model service stands: fetching its weights, loading them, serving, or given up. */
+export type ModelServiceState = 'downloading' | 'loading' | 'ready' | 'failed';
+
+/** One model service of an agent (`speech`, `tts` in `AgentInfo`). */
+export interface ModelService {
+	/** E.g. `nvidia/parakeet-tdt-0.6b-v3`. */
+	model: string;
+	/** `cuda:0 (NVIDIA GeForce GTX 1080 Ti)` or `cpu`. */
+	device: string;
+	/** Requests in progress. */
+	busy: number;
+	/** Requests answered. */
+	done: number;
+	state: ModelServiceState;
+	/** While downloading: the file being fetched and its progress (`total_bytes` 0 when unknown). */
+	file?: string;
+	done_bytes?: number;
+	total_bytes?: number;
+	bytes_per_s?: number;
+	eta_s?: number | null;
+	/** When failed: why. */
+	error?: string;
 }
 
 /** `GET /api/health`. `speech` and `tts` are ours; older servers leave them out (= not available). */
