@@ -99,6 +99,64 @@ impl Drop for Job {
     }
 }
 
+/// Where a kind of model comes from: its crate's local lookup and hub cache, and which files of a
+/// repo it needs.
+pub struct Source {
+    /// Finds `spec` on disk (a path, or a repo id in the hub cache).
+    pub resolve: fn(&str) -> Result<std::path::PathBuf, String>,
+    /// The hub cache a download goes to.
+    pub cache_dir: fn() -> std::path::PathBuf,
+    /// Whether downloads are off (`HF_HUB_OFFLINE`).
+    pub offline: fn() -> bool,
+    /// The files of a repo the model needs, given its file list.
+    pub pick: fn(&str, &[String]) -> Vec<String>,
+}
+
+/// Loads `kind`'s model `spec` for `service`: finds it on disk, fetching it first when it is a
+/// repo missing from the cache and fetching is allowed, then runs `load` off the async threads
+/// on the service's device. `kind`'s status follows along (loading, downloading, failed); the
+/// caller marks it ready once the model serves.
+pub async fn load<M: Send + 'static>(
+    kind: Kind,
+    service: &crate::ServiceConfig,
+    spec: &str,
+    source: Source,
+    load: impl FnOnce(&std::path::Path, candle_core::Device) -> Result<M, String> + Send + 'static,
+) -> Result<M, String> {
+    let device_label = service.device_label();
+    let fail = |e: String| {
+        set(kind, &service.model, &device_label, ModelState::Failed { error: e.clone() });
+        e
+    };
+    set(kind, &service.model, &device_label, ModelState::Loading);
+    let path = match (source.resolve)(spec) {
+        Ok(path) => path,
+        Err(e) if service.download && is_repo_id(spec) && !(source.offline)() => {
+            info!(model = spec, "not in the local Hugging Face cache ({e}); downloading");
+            fetch(kind, spec, &device_label, (source.cache_dir)(), source.pick).await.map_err(fail)?;
+            set(kind, &service.model, &device_label, ModelState::Loading);
+            (source.resolve)(spec).map_err(fail)?
+        }
+        Err(e) => return Err(fail(e)),
+    };
+    let device = crate::speech::device(service.gpu.as_ref()).map_err(fail)?;
+    let started = Instant::now();
+    let shown = path.display().to_string();
+    let model = tokio::task::spawn_blocking(move || load(&path, device))
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .map_err(fail)?;
+    info!(
+        model = service.model,
+        path = shown,
+        device = device_label,
+        secs = format!("{:.2}", started.elapsed().as_secs_f32()),
+        "{} model loaded",
+        kind.label()
+    );
+    Ok(model)
+}
+
 /// Whether `spec` names a Hugging Face repo (`org/name[@revision]`) rather than a local path.
 pub fn is_repo_id(spec: &str) -> bool {
     let id = spec.split_once('@').map_or(spec, |(id, _)| id);

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use piface_shared::protocol::{SpawnSpec, ToolError};
 use piface_speech::ParakeetModel;
 use tokio::io::AsyncWriteExt;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::models::{self, Kind};
 use crate::{AgentConfig, ServiceConfig};
@@ -73,41 +73,20 @@ pub fn pick_files(id: &str, files: &[String]) -> Vec<String> {
 /// is a repo missing from the local cache and fetching is allowed — and serves it. Where this
 /// stands is in [`models::snapshot`]`(Kind::Stt)` all along.
 pub async fn start(service: ServiceConfig) -> Result<Arc<Worker>, String> {
-    let kind = models::Kind::Stt;
-    let device_label = service.device_label();
-    let fail = |e: String| {
-        models::set(kind, &service.model, &device_label, ModelState::Failed { error: e.clone() });
-        e
+    let source = models::Source {
+        resolve: |spec| piface_speech::hub::resolve(spec).map_err(|e| e.to_string()),
+        cache_dir: piface_speech::hub::cache_dir,
+        offline: piface_speech::hub::offline,
+        pick: pick_files,
     };
-    models::set(kind, &service.model, &device_label, ModelState::Loading);
-    let path = match piface_speech::hub::resolve(&service.model) {
-        Ok(path) => path,
-        Err(e) if service.download && models::is_repo_id(&service.model) && !piface_speech::hub::offline() => {
-            info!(model = service.model, "not in the local Hugging Face cache ({e}); downloading");
-            let cache = piface_speech::hub::cache_dir();
-            models::fetch(kind, &service.model, &device_label, cache, pick_files).await.map_err(fail)?;
-            models::set(kind, &service.model, &device_label, ModelState::Loading);
-            piface_speech::hub::resolve(&service.model).map_err(|e| fail(e.to_string()))?
-        }
-        Err(e) => return Err(fail(e.to_string())),
-    };
-    let device = device(service.gpu.as_ref()).map_err(fail)?;
-    let started = std::time::Instant::now();
-    let loaded = tokio::task::spawn_blocking(move || ParakeetModel::load(&path, &device).map(|m| (m, path)))
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let (model, path) = loaded.map_err(|e| fail(format!("Failed to load Parakeet model: {e}")))?;
-    info!(
-        model = service.model,
-        path = %path.display(),
-        device = device_label,
-        secs = started.elapsed().as_secs_f32(),
-        "speech model loaded"
-    );
+    let model = models::load(Kind::Stt, &service, &service.model, source, |path, device| {
+        ParakeetModel::load(path, &device).map_err(|e| format!("Failed to load Parakeet model: {e}"))
+    })
+    .await?;
     let worker =
         Arc::new(Worker { model: Arc::new(model), turn: tokio::sync::Semaphore::new(1), name: service.model.clone() });
     let _ = WORKER.set(worker.clone());
-    models::set(kind, &service.model, &device_label, ModelState::Ready);
+    models::set(Kind::Stt, &service.model, &service.device_label(), ModelState::Ready);
     Ok(worker)
 }
 
@@ -130,23 +109,19 @@ pub fn device(gpu: Option<&GpuInfo>) -> Result<candle_core::Device, String> {
     Ok(candle_core::Device::Cpu)
 }
 
-/// 16 kHz mono float samples of `audio` (any container/codec ffmpeg reads).
-pub async fn decode(audio: Bytes) -> Result<Vec<f32>, ToolError> {
+/// Runs ffmpeg with `args`, feeding it `input` while it runs (it may write before it has read
+/// everything): its output, or a clear error — 503 without ffmpeg (`purpose` says what for),
+/// `timed_out` after `timeout`.
+pub async fn ffmpeg(
+    args: &[&std::ffi::OsStr],
+    input: Bytes,
+    purpose: &str,
+    timeout: Duration,
+    timed_out: ToolError,
+) -> Result<std::process::Output, ToolError> {
     let mut child = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-i",
-            "pipe:0",
-            "-f",
-            "f32le",
-            "-ac",
-            "1",
-            "-ar",
-            "16000",
-            "pipe:1",
-        ])
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -154,20 +129,27 @@ pub async fn decode(audio: Bytes) -> Result<Vec<f32>, ToolError> {
         .spawn()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
-                ToolError::new(503, "ffmpeg is required for audio conversion but was not found on PATH.")
+                ToolError::new(503, format!("ffmpeg is required for {purpose} but was not found on PATH."))
             }
             _ => ToolError::new(500, format!("ffmpeg: {e}")),
         })?;
     let mut stdin = child.stdin.take().expect("piped");
-    // Feed and read at once: ffmpeg may start writing before it has read everything.
     let feed = tokio::spawn(async move {
-        let _ = stdin.write_all(&audio).await;
+        let _ = stdin.write_all(&input).await;
     });
-    let out = tokio::time::timeout(FFMPEG_TIMEOUT, child.wait_with_output())
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
         .await
-        .map_err(|_| ToolError::new(400, "Audio decoding timed out"))?
+        .map_err(|_| timed_out)?
         .map_err(|e| ToolError::new(500, format!("ffmpeg: {e}")))?;
     let _ = feed.await;
+    Ok(out)
+}
+
+/// 16 kHz mono float samples of `audio` (any container/codec ffmpeg reads).
+pub async fn decode(audio: Bytes) -> Result<Vec<f32>, ToolError> {
+    let args = ["-i", "pipe:0", "-f", "f32le", "-ac", "1", "-ar", "16000", "pipe:1"].map(std::ffi::OsStr::new);
+    let timed_out = ToolError::new(400, "Audio decoding timed out");
+    let out = ffmpeg(&args, audio, "audio conversion", FFMPEG_TIMEOUT, timed_out).await?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(ToolError::new(400, if err.is_empty() { "ffmpeg could not decode the audio".into() } else { err }));

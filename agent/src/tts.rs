@@ -7,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use piface_shared::protocol::{ModelState, ToolError};
 use piface_tts::{SynthOptions, Voice};
-use tokio::io::AsyncWriteExt;
 use tracing::info;
 
 use crate::models::{self, Kind};
@@ -73,42 +72,20 @@ pub fn pick_files(_id: &str, files: &[String]) -> Vec<String> {
 /// cache and fetching is allowed — and serves it; the status is in
 /// [`models::snapshot`]`(Kind::Tts)` all along.
 pub async fn start(service: ServiceConfig) -> Result<Arc<Worker>, String> {
-    let kind = Kind::Tts;
-    let device_label = service.device_label();
-    let spec = hub_name(&service.model).to_string();
-    let fail = |e: String| {
-        models::set(kind, &service.model, &device_label, ModelState::Failed { error: e.clone() });
-        e
+    let source = models::Source {
+        resolve: |spec| piface_tts::hub::resolve(spec).map_err(|e| e.to_string()),
+        cache_dir: piface_tts::hub::cache_dir,
+        offline: piface_tts::hub::offline,
+        pick: pick_files,
     };
-    models::set(kind, &service.model, &device_label, ModelState::Loading);
-    let dir = match piface_tts::hub::resolve(&spec) {
-        Ok(dir) => dir,
-        Err(e) if service.download && models::is_repo_id(&spec) && !piface_tts::hub::offline() => {
-            info!(model = spec, "not in the local Hugging Face cache ({e}); downloading");
-            let cache = piface_tts::hub::cache_dir();
-            models::fetch(kind, &spec, &device_label, cache, pick_files).await.map_err(fail)?;
-            models::set(kind, &service.model, &device_label, ModelState::Loading);
-            piface_tts::hub::resolve(&spec).map_err(|e| fail(e.to_string()))?
-        }
-        Err(e) => return Err(fail(e.to_string())),
-    };
-    let device = crate::speech::device(service.gpu.as_ref()).map_err(fail)?;
-    let started = std::time::Instant::now();
-    let loaded = tokio::task::spawn_blocking(move || Voice::load(&dir, &device).map(|v| (v, dir)))
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let (voice, dir) = loaded.map_err(|e| fail(format!("Failed to load the VITS voice: {e}")))?;
-    info!(
-        model = service.model,
-        path = %dir.display(),
-        device = device_label,
-        secs = format!("{:.2}", started.elapsed().as_secs_f32()),
-        "text-to-speech model loaded"
-    );
+    let voice = models::load(Kind::Tts, &service, hub_name(&service.model), source, |dir, device| {
+        Voice::load(dir, &device).map_err(|e| format!("Failed to load the VITS voice: {e}"))
+    })
+    .await?;
     let worker =
         Arc::new(Worker { voice: Arc::new(voice), turn: tokio::sync::Semaphore::new(1), name: service.model.clone() });
     let _ = WORKER.set(worker.clone());
-    models::set(kind, &service.model, &device_label, ModelState::Ready);
+    models::set(Kind::Tts, &service.model, &service.device_label(), ModelState::Ready);
     Ok(worker)
 }
 
@@ -196,32 +173,15 @@ pub async fn encode_mp3(samples: &[f32], rate: u32) -> Result<Bytes, ToolError> 
 }
 
 async fn encode_to(samples: &[f32], rate: u32, path: &std::path::Path) -> Result<Bytes, ToolError> {
-    let mut child = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ac", "1", "-ar"])
-        .arg(rate.to_string())
-        .args(["-i", "pipe:0", "-codec:a", "libmp3lame", "-q:a", "4", "-f", "mp3"])
-        .arg(path)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                ToolError::new(503, "ffmpeg is required for MP3 encoding but was not found on PATH.")
-            }
-            _ => ToolError::new(500, format!("ffmpeg: {e}")),
-        })?;
-    let mut stdin = child.stdin.take().expect("piped");
+    use std::ffi::OsStr;
+    let rate = rate.to_string();
+    let mut args = ["-y", "-f", "f32le", "-ac", "1", "-ar"].map(OsStr::new).to_vec();
+    args.push(OsStr::new(&rate));
+    args.extend(["-i", "pipe:0", "-codec:a", "libmp3lame", "-q:a", "4", "-f", "mp3"].map(OsStr::new));
+    args.push(path.as_os_str());
     let pcm: Vec<u8> = samples.iter().flat_map(|s| s.clamp(-1.0, 1.0).to_le_bytes()).collect();
-    let feed = tokio::spawn(async move {
-        let _ = stdin.write_all(&pcm).await;
-    });
-    let out = tokio::time::timeout(FFMPEG_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| ToolError::new(500, "MP3 encoding timed out"))?
-        .map_err(|e| ToolError::new(500, format!("ffmpeg: {e}")))?;
-    let _ = feed.await;
+    let timed_out = ToolError::new(500, "MP3 encoding timed out");
+    let out = crate::speech::ffmpeg(&args, Bytes::from(pcm), "MP3 encoding", FFMPEG_TIMEOUT, timed_out).await?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(ToolError::new(500, format!("MP3 encoding failed: {err}")));
