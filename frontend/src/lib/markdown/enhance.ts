@@ -4,6 +4,7 @@
 // previews); it only adds classes, so the text stays the same.
 
 import { texOf } from './render';
+import { stripUnsafeLinks } from './sanitize';
 
 export interface EnhanceOptions {
 	dark: boolean;
@@ -53,7 +54,10 @@ async function typeset(spans: NodeListOf<HTMLElement>): Promise<void> {
 			const display = span.dataset.display === '1';
 			const tex = texOf(span.textContent ?? '');
 			try {
-				span.replaceChildren(texToSvg(tex, display));
+				const out = texToSvg(tex, display);
+				// `\href{…}` becomes a link in the SVG, made after sanitising: keep only harmless targets.
+				if (out instanceof Element) stripUnsafeLinks(out);
+				span.replaceChildren(out);
 				span.title = tex;
 			} catch {
 				span.classList.add('math-error');
