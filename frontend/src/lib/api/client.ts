@@ -1,5 +1,7 @@
 // Thin `fetch` wrappers for the REST API. Errors become `ApiError` with the server's `detail` text;
 // nothing here retries except `getSessionWithRetry` (the just-created/branched race of the contract).
+// Every request goes through `apiFetch`, the one place that tells the login gate about a 401
+// (auth/signals.ts); the upload request (XMLHttpRequest, for progress) does the same itself.
 
 import type {
 	AgentInfo,
@@ -14,6 +16,7 @@ import type {
 	WorkspaceConfig,
 	WorkspaceConfigResponse
 } from './types';
+import { reportUnauthorized } from '../auth/signals';
 
 /** An HTTP error with the server's human-readable `detail`. */
 export class ApiError extends Error {
@@ -38,6 +41,13 @@ export function detailOf(body: unknown, fallback: string): string {
 	return fallback;
 }
 
+/** `fetch` for the API: a 401 answer (no or no longer valid login) shows the login page. */
+export async function apiFetch(input: string, init?: RequestInit): Promise<Response> {
+	const res = await fetch(input, init);
+	if (res.status === 401) reportUnauthorized();
+	return res;
+}
+
 /** One JSON request: a non-2xx answer becomes `ApiError(status, detail)`. */
 export async function request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
 	const init: RequestInit = { method, headers: {}, signal };
@@ -45,7 +55,7 @@ export async function request<T>(method: string, path: string, body?: unknown, s
 		init.body = JSON.stringify(body);
 		(init.headers as Record<string, string>)['content-type'] = 'application/json';
 	}
-	const res = await fetch(path, init);
+	const res = await apiFetch(path, init);
 	const text = await res.text();
 	let json: unknown = null;
 	try {

@@ -1,7 +1,7 @@
 // Recording a clip with MediaRecorder and sending it to `POST /api/sessions/{id}/transcribe` (browser only).
 // Stopping waits for the recorder's last chunk, so the end of what was said is never cut off.
 
-import { ApiError, detailOf } from '../api/client';
+import { ApiError, apiFetch, detailOf } from '../api/client';
 import { isIOS, pickMimeType, TRANSCRIBE_MAX_BYTES } from './voice';
 
 export interface Recording {
@@ -50,7 +50,7 @@ function base64(blob: Blob): Promise<string> {
 export async function transcribe(sessionId: string, clip: Blob, clean: boolean): Promise<string> {
 	if (clip.size === 0) throw new Error('Nothing was recorded.');
 	if (clip.size > TRANSCRIBE_MAX_BYTES) throw new Error('The recording is too long (over 25 MiB).');
-	const res = await fetch(`/api/sessions/${encodeURIComponent(sessionId)}/transcribe`, {
+	const res = await apiFetch(`/api/sessions/${encodeURIComponent(sessionId)}/transcribe`, {
 		method: 'POST',
 		headers: { 'content-type': 'application/json' },
 		body: JSON.stringify({ audio_base64: await base64(clip), mime_type: clip.type.split(';')[0] || 'audio/webm', clean_with_pi: clean })

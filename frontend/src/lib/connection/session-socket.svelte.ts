@@ -6,6 +6,7 @@
 // Not here: what frames mean (chat/reducer.ts) and what the page does with them.
 
 import type { ClientMessage, ServerFrame } from '../api/protocol';
+import { reportSocketFailure } from '../auth/signals';
 import { backoffDelay, shouldLifecycleReconnect, shouldRetryAfterClose, socketUrl } from './reconnect';
 
 export type SocketStatus = 'idle' | 'connecting' | 'open' | 'closed';
@@ -17,6 +18,8 @@ export interface SocketHandlers {
 	open?(): void;
 	/** The server closed with 4004: the session is not live any more. */
 	gone?(): void;
+	/** Any other close the socket did not ask for (it reconnects by itself): the code and the server's reason. */
+	closed?(code: number, reason: string): void;
 }
 
 /** Close code of the server for an unknown or closed session. */
@@ -141,6 +144,9 @@ export class SessionSocket {
 				this.handlers.gone?.();
 				return;
 			}
+			this.handlers.closed?.(ev.code, ev.reason);
+			// Perhaps the upgrade was refused for want of a login (a browser cannot tell): the gate asks.
+			reportSocketFailure();
 			this.#scheduleRetry();
 		};
 	}

@@ -6,6 +6,7 @@
 // Not here: what frames mean (dashboard-state.ts).
 
 import type { DashboardFrame } from '../api/protocol';
+import { reportSocketFailure } from '../auth/signals';
 import { backoffDelay, shouldLifecycleReconnect, shouldRetryAfterClose } from '../connection/reconnect';
 import { dashboardSocketUrl, parseDashboardFrame } from './dashboard-state';
 
@@ -86,6 +87,8 @@ export class DashboardSocket {
 			this.#ws = null;
 			this.status = 'closed';
 			this.synced = false;
+			// Perhaps the upgrade was refused for want of a login (a browser cannot tell): the gate asks.
+			reportSocketFailure();
 			this.#scheduleRetry();
 		};
 	}

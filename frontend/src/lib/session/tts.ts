@@ -1,7 +1,7 @@
 // Listen (text-to-speech) on assistant messages (ui.md "TTS playback"): the button's state and the request.
 // The mini-player's rules are in tts-playback.ts.
 
-import { ApiError, detailOf } from '../api/client';
+import { ApiError, apiFetch, detailOf } from '../api/client';
 
 /** The server's limit (rest-api.md §8), after normalisation. */
 export const TTS_MAX_CHARS = 12_000;
@@ -32,7 +32,7 @@ export function listenButton(text: string, ctx: ListenContext): { disabled: bool
 
 /** `POST /api/sessions/{id}/tts` → the audio URL. */
 export async function requestSpeech(sessionId: string, text: string): Promise<string> {
-	const res = await fetch(`/api/sessions/${encodeURIComponent(sessionId)}/tts`, {
+	const res = await apiFetch(`/api/sessions/${encodeURIComponent(sessionId)}/tts`, {
 		method: 'POST',
 		headers: { 'content-type': 'application/json' },
 		body: JSON.stringify({ text: ttsText(text) })
@@ -46,7 +46,7 @@ export async function requestSpeech(sessionId: string, text: string): Promise<st
 /** The audio itself, as a Blob: the player plays it from an object URL, which is seekable whether or not the
  * server answers range requests (a media element cannot seek in a response it cannot ask ranges of). */
 export async function fetchAudio(url: string): Promise<Blob> {
-	const res = await fetch(url);
+	const res = await apiFetch(url);
 	if (!res.ok) {
 		const body = await res.json().catch(() => null);
 		throw new ApiError(res.status, detailOf(body, `The audio could not be downloaded (${res.status} ${res.statusText}).`));

@@ -3,6 +3,7 @@
 // reconnects on visibility/online). The browser pieces (WebSocket, timers, visibility) are injected, so the
 // specs drive it with fakes. Not here: xterm.js, which the view owns.
 
+import { reportSocketFailure } from '../auth/signals';
 import { backoffDelay, shouldLifecycleReconnect, shouldRetryAfterClose } from '../connection/reconnect';
 import { closeMeaning, resizeMessage } from './protocol';
 
@@ -178,6 +179,8 @@ export class TerminalSocket {
 				this.handlers.status('failed', ev.reason || 'The server could not start a terminal.');
 				return;
 			}
+			// Perhaps the upgrade was refused for want of a login (a browser cannot tell): the gate asks.
+			reportSocketFailure();
 			this.#scheduleRetry();
 		};
 	}

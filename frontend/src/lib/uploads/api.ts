@@ -2,6 +2,7 @@
 // of large files, and XMLHttpRequest rather than fetch because only it reports upload progress.
 
 import { detailOf } from '../api/client';
+import { reportUnauthorized } from '../auth/signals';
 import { uploadErrorText, type UploadRecord } from './attachments';
 
 export class UploadError extends Error {
@@ -34,6 +35,7 @@ export function uploadFile(sessionId: string, file: File, opts: UploadOptions = 
 				body = null;
 			}
 			if (xhr.status < 200 || xhr.status >= 300) {
+				if (xhr.status === 401) reportUnauthorized();
 				reject(new UploadError(xhr.status, uploadErrorText(xhr.status, detailOf(body, xhr.statusText))));
 				return;
 			}
