@@ -28,7 +28,7 @@ const pageErrors = [];
 const figures = {};
 
 async function newPage(options = {}) {
-	const { context, foreign } = await guardedContext(browser, options);
+	const { context, foreign } = await guardedContext(browser, options, { login: stack });
 	const page = await context.newPage();
 	page.on('pageerror', (e) => pageErrors.push(String(e)));
 	page.on('console', (m) => {

@@ -2,8 +2,15 @@
 // chromium driven by playwright-core. Everything runs on loopback with temporary directories; nothing is
 // downloaded. Binaries come from `target/debug` (override with PIFACE_BIN, FAKE_LLM_BIN, PIFACE_TEST_PI,
 // CHROMIUM_BIN); build them first (see frontend/README or scripts/test.sh).
+//
+// Login is on, as for users: `startStack` reads the `login:` line piface prints and keeps its token;
+// `guardedContext(browser, options, { login: stack })` logs a browser context in by visiting that login URL
+// (the server's redirect sets the cookie), and `http`/`authHeaders` send the token as a bearer header.
+// Every context records requests outside its origin and Content-Security-Policy violations in `foreign`,
+// which each suite asserts empty at its end.
 
 import { spawn, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, copyFileSync, writeFileSync, rmSync, readFileSync, statSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { connect as netConnect } from 'node:net';
@@ -38,7 +45,8 @@ export function binaries() {
 	return { piface, fakeLlm, pi, chromium: chromiumBin };
 }
 
-/** Spawns a server that prints `listening on http://…` as its first stdout line; resolves to its URL. */
+/** Spawns a server that prints `listening on http://…` as its first stdout line; resolves to its URL, the
+ * child, its stderr so far and `nextLine(re, ms)`, which waits for a later stdout line matching `re`. */
 function startListening(bin, args, env, label) {
 	const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
 	let stderr = '';
@@ -47,6 +55,29 @@ function startListening(bin, args, env, label) {
 		if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
 	});
 	const lines = createInterface({ input: child.stdout });
+	const seen = [];
+	const waiters = new Set();
+	lines.on('line', (line) => {
+		seen.push(line);
+		for (const w of [...waiters]) w(line);
+	});
+	/** The first stdout line matching `re` (already printed or still to come). */
+	const nextLine = (re, ms = 10_000) =>
+		new Promise((resolveLine, rejectLine) => {
+			const hit = seen.find((l) => re.test(l));
+			if (hit) return resolveLine(hit);
+			const timer = setTimeout(() => {
+				waiters.delete(w);
+				rejectLine(new Error(`${label}: no stdout line matching ${re} within ${ms} ms (saw: ${JSON.stringify(seen)})\n${stderr}`));
+			}, ms);
+			const w = (line) => {
+				if (!re.test(line)) return;
+				clearTimeout(timer);
+				waiters.delete(w);
+				resolveLine(line);
+			};
+			waiters.add(w);
+		});
 	return new Promise((resolvePromise, reject) => {
 		const timer = setTimeout(() => reject(new Error(`${label} did not start:\n${stderr}`)), 30_000);
 		child.once('exit', (code) => reject(new Error(`${label} exited (${code}):\n${stderr}`)));
@@ -54,9 +85,18 @@ function startListening(bin, args, env, label) {
 			clearTimeout(timer);
 			const m = /listening on (http:\/\/\S+)/.exec(line);
 			if (!m) return reject(new Error(`${label}: unexpected first line ${line}`));
-			resolvePromise({ url: m[1], child, stderr: () => stderr });
+			resolvePromise({ url: m[1], child, stderr: () => stderr, nextLine });
 		});
 	});
+}
+
+/** The login token of each piface started here, by base URL (what `http` and `authHeaders` send). */
+const tokens = new Map();
+
+/** `Authorization: Bearer <token>` for the piface at `base` (nothing when it needs no login). */
+export function authHeaders(base) {
+	const token = tokens.get(new URL(base).origin);
+	return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 /** A private HOME and pi agent dir wired to the fake LLM (what test-support's PiEnv writes), plus the
@@ -98,6 +138,9 @@ export function piEnv(root, llmUrl) {
  * which piface imports on its first start. `serverArgs` go to `piface serve` after the harness's own (e.g. a
  * TTS model). */
 export async function startStack(seed, { serverArgs = [] } = {}) {
+	// `--auth none` (or tailscale) prints no login line; the default, token, does.
+	const authAt = serverArgs.indexOf('--auth');
+	const tokenMode = authAt < 0 || serverArgs[authAt + 1] === 'token';
 	const bins = binaries();
 	const root = mkdtempSync(join(tmpdir(), 'piface-e2e-'));
 	const llm = await startListening(bins.fakeLlm, ['--port', '0'], process.env, 'fake-llm');
@@ -114,6 +157,15 @@ export async function startStack(seed, { serverArgs = [] } = {}) {
 		{ ...env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
 		'piface'
 	);
+	let token = null;
+	let loginUrl = null;
+	if (tokenMode) {
+		const line = await server.nextLine(/^login: /);
+		loginUrl = line.slice('login: '.length).trim();
+		token = new URL(loginUrl).searchParams.get('token');
+		if (!/^[0-9a-f]{64}$/.test(token ?? '')) throw new Error(`piface printed an unexpected login line: ${line}`);
+		tokens.set(new URL(server.url).origin, token);
+	}
 	const stop = async () => {
 		for (const c of [server.child, llm.child]) {
 			if (c.exitCode === null) {
@@ -132,43 +184,82 @@ export async function startStack(seed, { serverArgs = [] } = {}) {
 		}
 		rmSync(root, { recursive: true, force: true });
 	};
-	return { bins, root, home, project, dataDir, base: server.url, server, llm, stop };
+	return { bins, root, home, project, dataDir, base: server.url, token, loginUrl, server, llm, stop };
 }
 
-/** Chromium with the flags this sandbox needs and a fresh profile (playwright makes one per launch). */
-export async function launchBrowser(bins) {
+/** Chromium with the flags this sandbox needs and a fresh profile (playwright makes one per launch); `args`
+ * adds flags (e.g. `--host-resolver-rules=…` to reach a proxy under a made-up name). */
+export async function launchBrowser(bins, { args = [] } = {}) {
 	return chromium.launch({
 		executablePath: bins.chromium,
 		headless: true,
-		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
+		args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', ...args]
 	});
 }
 
-/** A browser context that records (and blocks) every request to a non-local host. */
-export async function guardedContext(browser, options = {}) {
+/** The host names a context may reach unless told others. */
+const LOCAL_HOSTS = ['127.0.0.1', 'localhost', '[::1]'];
+
+/** A browser context that records (and blocks) every request to a host not in `hosts`, and records every
+ * Content-Security-Policy violation of its pages (a `securitypolicyviolation` listener in each document),
+ * both in `foreign`. With `login` (a stack from `startStack`, or `{ loginUrl }`), the context is logged in
+ * first through the real path: a page visits the login URL, the server's redirect sets the cookie and drops
+ * the token from the address. The cookie is per host, not per port, so it also serves a fresh-UI proxy on
+ * the same loopback address. */
+export async function guardedContext(browser, options = {}, { login = null, hosts = LOCAL_HOSTS } = {}) {
 	const context = await browser.newContext(options);
 	const foreign = [];
+	const violations = [];
+	const local = (u) => hosts.includes(new URL(u).hostname);
 	await context.route('**/*', (route) => {
-		const url = new URL(route.request().url());
-		if (['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) return route.continue();
-		foreign.push(url.href);
+		const url = route.request().url();
+		if (local(url)) return route.continue();
+		foreign.push(new URL(url).href);
 		return route.abort();
 	});
 	context.on('request', (req) => {
 		const u = req.url();
-		if (/^(https?|wss?):/.test(u)) {
-			const host = new URL(u).hostname;
-			if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) foreign.push(u);
-		}
+		if (/^(https?|wss?):/.test(u) && !local(u)) foreign.push(u);
 	});
-	return { context, foreign };
+	await context.exposeBinding('__pifaceCspViolation', (_source, v) => {
+		violations.push(v);
+		foreign.push(`CSP violation: ${v.directive} blocked ${v.blocked || '(inline)'} in ${v.document}${v.sample ? ` (${v.sample})` : ''}`);
+	});
+	await context.addInitScript(() => {
+		document.addEventListener(
+			'securitypolicyviolation',
+			(e) => {
+				window.__pifaceCspViolation?.({ directive: e.effectiveDirective, blocked: e.blockedURI, document: e.documentURI, sample: e.sample, source: `${e.sourceFile}:${e.lineNumber}` });
+			},
+			true
+		);
+	});
+	if (login) await logIn(context, login.loginUrl);
+	return { context, foreign, violations };
 }
 
-/** JSON over HTTP against piface. */
-export async function http(base, method, path, body) {
+/** Logs `context` in by visiting `loginUrl` (`http://host:port/?token=…`), as a user following the link
+ * piface printed: checks the redirect took the token out of the address and left the login cookie. */
+export async function logIn(context, loginUrl) {
+	if (!loginUrl) throw new Error('logIn: this stack printed no login URL (started with --auth none?)');
+	const page = await context.newPage();
+	try {
+		await page.goto(loginUrl, { waitUntil: 'domcontentloaded' });
+		const landed = new URL(page.url());
+		if (landed.searchParams.has('token')) throw new Error(`the login URL was not redirected: ${page.url()}`);
+		if (landed.searchParams.has('login_error')) throw new Error(`the login URL was refused: ${page.url()}`);
+		const cookies = await context.cookies(new URL(loginUrl).origin);
+		if (!cookies.some((c) => c.name === 'piface_auth')) throw new Error(`no piface_auth cookie after visiting the login URL (cookies: ${cookies.map((c) => c.name).join(', ') || 'none'})`);
+	} finally {
+		await page.close();
+	}
+}
+
+/** JSON over HTTP against piface, logged in with the bearer token (`{ auth: false }`: without it). */
+export async function http(base, method, path, body, { auth = true, headers = {} } = {}) {
 	const res = await fetch(base + path, {
 		method,
-		headers: body === undefined ? {} : { 'content-type': 'application/json' },
+		headers: { ...(auth ? authHeaders(base) : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
 		body: body === undefined ? undefined : JSON.stringify(body)
 	});
 	const text = await res.text();
@@ -203,16 +294,39 @@ export function screenshotPath(name) {
 
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json', '.webp': 'image/webp', '.png': 'image/png', '.woff2': 'font/woff2' };
 
+/** The bodies of the inline `<script>` elements of an HTML page (as piface finds them for its policy). */
+export function inlineScripts(html) {
+	const out = [];
+	for (const m of html.matchAll(/<script([^>]*)>([\s\S]*?)<\/script>/g)) if (!/\ssrc=/.test(m[1])) out.push(m[2]);
+	return out;
+}
+
+/** piface's Content-Security-Policy with `script-src` allowing the inline scripts of `shellHtml` by hash
+ * instead of those of the shell the binary embeds. */
+export function policyForShell(policy, shellHtml) {
+	const hashes = inlineScripts(shellHtml).map((body) => `'sha256-${createHash('sha256').update(body).digest('base64')}'`);
+	return policy.replace(/script-src [^;]*/, `script-src 'self'${hashes.map((h) => ' ' + h).join('')}`);
+}
+
 /** Serves a UI build (`frontend/build` by default) on a loopback port and forwards `/api/…` and `/ws/…`
  * (WebSocket upgrades included) to piface at `base`. Host and Origin pass through unchanged, so piface's
  * same-origin check sees one origin. This runs the UI e2e against a fresh `npm run build` when the binary
- * still embeds an older one (the binary embeds the UI at compile time). Resolves to `{ url, close }`. */
+ * still embeds an older one (the binary embeds the UI at compile time). The UI's files go out with piface's
+ * own security headers, the policy's script hashes made for this build's shell, so the Content Security
+ * Policy is tested here too. Resolves to `{ url, close }`. */
 export async function freshUiProxy(base, dir = join(frontendDir, 'build')) {
 	const target = new URL(base);
 	dir = resolve(dir);
 	const shell = join(dir, '200.html');
 	if (!existsSync(shell)) throw new Error(`no UI build at ${dir}: run npm run build`);
-	const isApi = (url) => /^\/(api|ws)\//.test(url);
+	const probe = await fetch(`${base}/api/health`);
+	const security = {};
+	for (const h of ['content-security-policy', 'x-frame-options', 'referrer-policy', 'x-content-type-options']) {
+		const v = probe.headers.get(h);
+		if (v) security[h] = h === 'content-security-policy' ? policyForShell(v, readFileSync(shell, 'utf8')) : v;
+	}
+	// The API, and a login link (`?token=`), which piface answers with the cookie and a redirect.
+	const isApi = (url) => /^\/(api|ws)\//.test(url) || /[?&]token=/.test(url);
 	const server = createServer((req, res) => {
 		if (isApi(req.url)) {
 			const up = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
@@ -230,12 +344,12 @@ export async function freshUiProxy(base, dir = join(frontendDir, 'build')) {
 		let file = resolve(dir, '.' + path);
 		if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) {
 			if (path.startsWith('/_app/')) {
-				res.writeHead(404).end();
+				res.writeHead(404, security).end();
 				return;
 			}
 			file = shell;
 		}
-		res.writeHead(200, { 'content-type': MIME[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
+		res.writeHead(200, { ...security, 'content-type': MIME[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
 		res.end(readFileSync(file));
 	});
 	// Upgraded sockets are not the server's any more: track them so `close` can end them too.
@@ -270,4 +384,35 @@ export async function freshUiProxy(base, dir = join(frontendDir, 'build')) {
 				server.close(() => r());
 			})
 	};
+}
+
+/** The status piface answers a WebSocket upgrade of `path` with (101 when it accepts), sent from Node with
+ * the bearer token unless `{ auth: false }`; the socket is closed right after. */
+export function upgradeStatus(base, path, { auth = true, headers = {} } = {}) {
+	const url = new URL(base);
+	return new Promise((resolveStatus, reject) => {
+		const req = httpRequest({
+			host: url.hostname,
+			port: url.port,
+			path,
+			headers: {
+				connection: 'Upgrade',
+				upgrade: 'websocket',
+				'sec-websocket-version': '13',
+				'sec-websocket-key': Buffer.from('piface-e2e-key!!').toString('base64'),
+				...(auth ? authHeaders(base) : {}),
+				...headers
+			}
+		});
+		req.on('upgrade', (res, socket) => {
+			socket.destroy();
+			resolveStatus(res.statusCode);
+		});
+		req.on('response', (res) => {
+			res.resume();
+			resolveStatus(res.statusCode);
+		});
+		req.on('error', reject);
+		req.end();
+	});
 }

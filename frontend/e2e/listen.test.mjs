@@ -47,8 +47,9 @@ let sessionId;
 const pageErrors = [];
 const foreignRequests = [];
 
-async function newPage(options = {}) {
-	const { context, foreign } = await guardedContext(browser, options);
+/** A logged-in page; `login` is the stack to log in to (the plain one unless told). */
+async function newPage(options = {}, login = stack) {
+	const { context, foreign } = await guardedContext(browser, options, { login });
 	const page = await context.newPage();
 	page.on('pageerror', (e) => pageErrors.push(String(e)));
 	page.on('console', (m) => {
@@ -253,7 +254,7 @@ describe('Listen against the TTS service (tiny VITS fixture)', { timeout: 300_00
 		const created = await http(tts.base, 'POST', '/api/sessions', { working_dir: tts.project, provider: 'fake', model: 'fake-model', session_name: 'listen for real', shared: true });
 		assert.equal(created.status, 201, JSON.stringify(created.json));
 		const id = created.json.piface_id;
-		const ctx = await newPage({ viewport: { width: 1000, height: 800 } });
+		const ctx = await newPage({ viewport: { width: 1000, height: 800 } }, tts);
 		const { page } = ctx;
 		await page.goto(`${ttsBase}/session/${id}`);
 		await page.locator('.badge.conn-open').waitFor();

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { freshUiProxy, guardedContext, http, launchBrowser, screenshotPath, startStack, waitFor } from './harness.mjs';
+import { authHeaders, freshUiProxy, guardedContext, http, launchBrowser, screenshotPath, startStack, waitFor } from './harness.mjs';
 
 /** A 4×4 PNG (red and blue stripes). */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAFElEQVR4nGP4z8DA0PAfQjIQxwEAALIT8Y45GjQAAAAASUVORK5CYII=', 'base64');
@@ -57,7 +57,7 @@ function makeRepo(dir) {
 }
 
 async function newPage(options = {}) {
-	const { context, foreign } = await guardedContext(browser, options);
+	const { context, foreign } = await guardedContext(browser, options, { login: stack });
 	const page = await context.newPage();
 	page.on('pageerror', (e) => pageErrors.push(String(e)));
 	page.on('console', (m) => {
@@ -174,7 +174,7 @@ describe('session tools', { timeout: 600_000 }, () => {
 		const tooLarge = page.locator('.pane-message');
 		await tooLarge.getByText(/too large to preview/).waitFor();
 		const raw = await tooLarge.getByRole('link', { name: 'Open raw' }).getAttribute('href');
-		assert.equal((await fetch(stack.base + raw)).status, 200);
+		assert.equal((await fetch(stack.base + raw, { headers: authHeaders(stack.base) })).status, 200);
 
 		// Climbing above HOME (the agent's file root) is refused with a clear message.
 		await page.getByRole('button', { name: 'Up one directory' }).click();

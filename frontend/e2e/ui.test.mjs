@@ -41,7 +41,7 @@ const figures = {};
 const pageErrors = [];
 
 async function newPage(options = {}) {
-	const { context, foreign } = await guardedContext(browser, options);
+	const { context, foreign } = await guardedContext(browser, options, { login: stack });
 	const page = await context.newPage();
 	page.on('pageerror', (e) => pageErrors.push(String(e)));
 	page.on('console', (m) => {
