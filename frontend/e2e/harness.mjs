@@ -140,7 +140,8 @@ export function piEnv(root, llmUrl) {
 export async function startStack(seed, { serverArgs = [] } = {}) {
 	// `--auth none` (or tailscale) prints no login line; the default, token, does.
 	const authAt = serverArgs.indexOf('--auth');
-	const tokenMode = authAt < 0 || serverArgs[authAt + 1] === 'token';
+	const authMode = authAt >= 0 ? serverArgs[authAt + 1] : (serverArgs.find((a) => a.startsWith('--auth='))?.slice('--auth='.length) ?? 'token');
+	const tokenMode = authMode === 'token';
 	const bins = binaries();
 	const root = mkdtempSync(join(tmpdir(), 'piface-e2e-'));
 	const llm = await startListening(bins.fakeLlm, ['--port', '0'], process.env, 'fake-llm');
