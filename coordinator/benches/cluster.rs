@@ -46,8 +46,8 @@ fn now_ns() -> u128 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
 }
 
-fn ws_url(server: &Piface, id: &str) -> String {
-    server.ws_url(&format!("/ws/sessions/{id}"))
+fn ws_url(server: &Piface, id: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    server.ws_request(&format!("/ws/sessions/{id}"))
 }
 
 #[tokio::main]
@@ -201,7 +201,11 @@ async fn main() {
 }
 
 /// Latencies of events of one session read from its WebSocket until `count` arrived.
-async fn collect(url: String, count: u64, start: impl std::future::Future<Output = ()>) -> Vec<u128> {
+async fn collect(
+    url: tokio_tungstenite::tungstenite::handshake::client::Request,
+    count: u64,
+    start: impl std::future::Future<Output = ()>,
+) -> Vec<u128> {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     ws.next().await.unwrap().unwrap();
     start.await;

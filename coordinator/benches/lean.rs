@@ -128,7 +128,7 @@ async fn turn(
     let query = if compact { "?mode=compact" } else { "" };
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(80 << 20));
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
-        server.ws_url(&format!("/ws/sessions/{id}{query}")),
+        server.ws_request(&format!("/ws/sessions/{id}{query}")),
         Some(config),
         false,
     )

@@ -68,10 +68,13 @@ async fn relay(server: &Piface, count: usize, bytes: usize) -> Figures {
         .unwrap()
         .to_string();
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().max_message_size(Some(80 << 20));
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_with_config(server.ws_url(&format!("/ws/sessions/{id}")), Some(config), false)
-            .await
-            .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(
+        server.ws_request(&format!("/ws/sessions/{id}")),
+        Some(config),
+        false,
+    )
+    .await
+    .unwrap();
     ws.next().await.unwrap().unwrap(); // piface_session_state
     let start = Instant::now();
     ws.send(Message::text(json!({"type": "prompt", "message": format!("stream:{count}:{bytes}")}).to_string()))

@@ -41,7 +41,7 @@ async fn raw_mbps(server: &Piface, path: &str, agent: &str, size: usize) -> f64 
 }
 
 async fn echo_latency(server: &Piface, id: &str) -> Vec<f64> {
-    let url = server.ws_url(&format!("/ws/sessions/{id}/terminal"));
+    let url = server.ws_request(&format!("/ws/sessions/{id}/terminal"));
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     // Wait for the shell to be ready: it echoes a marker.
     ws.send(Message::Binary("stty -echoctl; echo rea''dy\n".into())).await.unwrap();

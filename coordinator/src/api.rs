@@ -7,8 +7,9 @@ use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use serde_json::json;
 
@@ -19,32 +20,33 @@ use crate::App;
 type AppState = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The `/api` routes.
-pub fn router(app: Arc<App>) -> Router<Arc<App>> {
-    Router::new()
-        .route("/api/health", get(health))
-        .route("/api/models", get(models))
-        .route("/api/agents", get(list_agents))
-        .route("/api/agents/{name}", axum::routing::delete(remove_agent))
-        .route("/api/sessions", get(list_sessions).post(create_session))
-        .route("/api/sessions/{id}", get(get_session).patch(patch_session))
-        .route("/api/sessions/{id}/kill", post(kill_session))
-        .route("/api/sessions/{id}/resume", post(resume_session))
-        .route("/api/sessions/{id}/history", get(history))
-        .route("/api/sessions/{id}/fork-messages", get(fork_messages))
-        .route("/api/sessions/{id}/branch", post(branch_session))
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(app.config.max_body))
-        .layer(axum::middleware::from_fn_with_state(app, refuse_oversized))
+/// The `/api` routes of sessions and agents.
+pub fn routes(app: &Arc<App>) -> crate::routes::Routes {
+    let limit = |m| body_limit(m, app.config.max_body);
+    vec![
+        ("/api/health", limit(get(health))),
+        ("/api/models", limit(get(models))),
+        ("/api/agents", limit(get(list_agents))),
+        ("/api/agents/{name}", limit(axum::routing::delete(remove_agent))),
+        ("/api/sessions", limit(get(list_sessions).post(create_session))),
+        ("/api/sessions/{id}", limit(get(get_session).patch(patch_session))),
+        ("/api/sessions/{id}/kill", limit(post(kill_session))),
+        ("/api/sessions/{id}/resume", limit(post(resume_session))),
+        ("/api/sessions/{id}/history", limit(get(history))),
+        ("/api/sessions/{id}/fork-messages", limit(get(fork_messages))),
+        ("/api/sessions/{id}/branch", limit(post(branch_session))),
+    ]
 }
 
-/// Answers 413 from the headers when `Content-Length` is over the limit, before the client has
-/// sent the body. (Bodies without a length are cut by `DefaultBodyLimit` as they stream.)
-async fn refuse_oversized(State(app): AppState, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    refuse_over(app.config.max_body, req, next).await
+/// `method` with a largest request body of `limit` bytes: a `Content-Length` over it is
+/// answered 413 before the body is sent, and a body without a length is cut as it streams.
+pub fn body_limit(method: MethodRouter<Arc<App>>, limit: usize) -> MethodRouter<Arc<App>> {
+    method
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(move |req, next| refuse_over(limit, req, next)))
 }
 
-/// [`refuse_oversized`] with a given limit (routes that take larger bodies).
+/// Answers 413 from the headers when `Content-Length` is over `limit`.
 pub(crate) async fn refuse_over(limit: usize, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let announced =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -54,7 +56,8 @@ pub(crate) async fn refuse_over(limit: usize, req: axum::extract::Request, next:
     next.run(req).await
 }
 
-async fn method_not_allowed() -> ApiError {
+/// 405 in the API's JSON shape.
+pub async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 

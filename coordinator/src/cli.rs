@@ -39,6 +39,31 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// The login of the web UI and the API.
+    Auth {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuthAction,
+    },
+}
+
+/// `piface auth …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuthAction {
+    /// Print the login token (first line) and the login URL (second line); the token is made
+    /// when there is none yet.
+    Token {
+        /// Make a new token: every browser logged in with the old one is logged out (a running
+        /// Piface notices within a second).
+        #[arg(long)]
+        rotate: bool,
+        /// Piface's data directory (default: ~/.local/share/piface).
+        #[arg(long, env = "PIFACE_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The address browsers use, for the login URL.
+        #[arg(long, default_value = "http://127.0.0.1:7832")]
+        url: String,
+    },
 }
 
 /// Options of `piface coordinator`.
@@ -65,9 +90,13 @@ pub struct AgentArgs {
     /// The coordinator's agent address, `HOST:PORT` (its `--quic`).
     #[arg(long)]
     pub coordinator: Option<String>,
-    /// Join token from `piface token create` (needed the first time).
-    #[arg(long, env = "PIFACE_TOKEN")]
+    /// Join token from `piface token create` (needed the first time). Prefer `--token-file` or
+    /// the `PIFACE_TOKEN` variable: a command line is visible to every user in `ps`.
+    #[arg(long, env = "PIFACE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
     pub token: Option<String>,
+    /// A file holding the join token.
+    #[arg(long, env = "PIFACE_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// This agent's name in the cluster (default: the host name).
     #[arg(long)]
     pub name: Option<String>,
@@ -99,18 +128,30 @@ pub struct AgentArgs {
 pub enum AgentAction {
     /// List the agents the coordinator knows.
     List {
-        /// The coordinator's web address.
-        #[arg(long, default_value = "http://127.0.0.1:7832")]
-        url: String,
+        /// Where the coordinator is.
+        #[command(flatten)]
+        api: ApiClientArgs,
     },
     /// Remove an agent: its certificate is refused from then on.
     Remove {
         /// The agent's name.
         name: String,
-        /// The coordinator's web address.
-        #[arg(long, default_value = "http://127.0.0.1:7832")]
-        url: String,
+        /// Where the coordinator is.
+        #[command(flatten)]
+        api: ApiClientArgs,
     },
+}
+
+/// How `piface agent list|remove` reach the coordinator's API.
+#[derive(Debug, Clone, Args)]
+pub struct ApiClientArgs {
+    /// The coordinator's web address.
+    #[arg(long, default_value = "http://127.0.0.1:7832")]
+    pub url: String,
+    /// The coordinator's data directory, where its login token is (run on the coordinator's
+    /// machine; default: ~/.local/share/piface).
+    #[arg(long, env = "PIFACE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// `piface token …`.
@@ -125,6 +166,80 @@ pub enum TokenAction {
         #[arg(long, env = "PIFACE_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthKind {
+    /// A secret token.
+    Token,
+    /// Tailscale identity headers.
+    Tailscale,
+    /// No login.
+    None,
+}
+
+/// An address (`127.0.0.1`, `::1`) or a network (`100.64.0.0/10`).
+pub fn parse_net(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("not an address or network: {s:?} (e.g. 127.0.0.1 or 100.64.0.0/10)"))
+}
+
+impl ServeArgs {
+    /// The login mode, or why the flags do not make one.
+    pub fn auth_mode(&self) -> Result<crate::auth::Mode, String> {
+        use crate::auth::Mode;
+        match self.auth {
+            AuthKind::Token | AuthKind::None if !self.tailscale_users.is_empty() => {
+                Err("--tailscale-user needs --auth tailscale".into())
+            }
+            AuthKind::Token => Ok(Mode::Token),
+            AuthKind::None => Ok(Mode::None),
+            AuthKind::Tailscale if self.tailscale_users.is_empty() => {
+                Err("--auth tailscale needs at least one --tailscale-user LOGIN (the Tailscale logins allowed in)"
+                    .into())
+            }
+            AuthKind::Tailscale => Ok(Mode::Tailscale {
+                users: self.tailscale_users.iter().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect(),
+            }),
+        }
+    }
+
+    /// The front door's policy from the flags (`hostname`: this machine's name).
+    pub fn front_door(&self, hostname: Option<String>) -> Result<crate::front_door::Policy, String> {
+        let mut policy = crate::front_door::Policy { hostname, ..Default::default() };
+        for host in &self.allowed_hosts {
+            let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+            if host.is_empty() || host.contains(['/', ':', '@', ' ']) {
+                return Err(format!("--allowed-host takes a name without scheme or port, not {host:?}"));
+            }
+            policy.allowed_hosts.push(host);
+        }
+        for origin in &self.allowed_origins {
+            let normal = crate::front_door::normalise_origin(origin)
+                .ok_or_else(|| format!("--allowed-origin takes http(s)://host[:port], not {origin:?}"))?;
+            policy.allowed_origins.push(normal);
+        }
+        if !self.trusted_proxies.is_empty() {
+            policy.trusted_proxies.clone_from(&self.trusted_proxies);
+        }
+        Ok(policy)
+    }
+
+    /// Connection and session limits from the flags.
+    pub fn limits(&self) -> crate::limits::Limits {
+        crate::limits::Limits {
+            ws_per_session: self.max_ws_per_session as usize,
+            sessions_per_agent: self.max_sessions_per_agent as usize,
+            ws_message: usize::try_from(self.max_ws_message_mib << 20).unwrap_or(usize::MAX),
+            server: crate::server::ServerLimits {
+                header_read: std::time::Duration::from_secs(self.header_timeout),
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// `30`, `30s`, `15m`, `2h`, `7d`.
@@ -161,10 +276,42 @@ pub struct ServeArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = 7832)]
     pub port: u16,
-    /// Address to bind. The default keeps Piface off the network: it has no login, so expose
-    /// it only through something that authenticates (e.g. `tailscale serve`).
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Address to bind. The default keeps Piface off the network; reach it from elsewhere
+    /// through `tailscale serve` (HTTPS, which the microphone needs).
+    #[arg(long, default_value = "127.0.0.1", env = "PIFACE_HOST")]
     pub host: IpAddr,
+    /// Who may log in: `token` (a secret printed at start as a login URL), `tailscale` (the
+    /// identity `tailscale serve` vouches for, for the `--tailscale-user` logins; the token works
+    /// too) or `none` (anyone who reaches the port).
+    #[arg(long, value_enum, default_value = "token", env = "PIFACE_AUTH")]
+    pub auth: AuthKind,
+    /// A Tailscale login allowed with `--auth tailscale` (repeatable), e.g. alice@example.com.
+    #[arg(long = "tailscale-user", value_name = "LOGIN", env = "PIFACE_TAILSCALE_USERS", value_delimiter = ',')]
+    pub tailscale_users: Vec<String>,
+    /// Another name browsers may use to reach Piface (repeatable), e.g. box.tail1234.ts.net.
+    /// Loopback names, IP addresses and this machine's host name are always allowed.
+    #[arg(long = "allowed-host", value_name = "NAME", env = "PIFACE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// A page origin allowed to act (repeatable), e.g. https://piface.example.com behind a proxy
+    /// that rewrites the Host header.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", env = "PIFACE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// An address or network (CIDR) whose X-Forwarded-* and Tailscale identity headers are
+    /// believed (repeatable). [default: 127.0.0.0/8, ::1]
+    #[arg(long = "trusted-proxy", value_name = "NET", env = "PIFACE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Most WebSockets (chat and terminal) open on one session.
+    #[arg(long, default_value_t = 32, env = "PIFACE_MAX_WS_PER_SESSION", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_ws_per_session: u32,
+    /// Most live sessions on one agent.
+    #[arg(long, default_value_t = 64, env = "PIFACE_MAX_SESSIONS_PER_AGENT", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions_per_agent: u32,
+    /// Largest message a browser may send on a WebSocket, MiB (a prompt with its images).
+    #[arg(long, default_value_t = 16, env = "PIFACE_MAX_WS_MESSAGE_MIB", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_ws_message_mib: u64,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10, env = "PIFACE_HEADER_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout: u64,
     /// Run pi through `direnv exec` for new sessions by default (when direnv is installed).
     #[arg(long, overrides_with = "no_direnv")]
     pub direnv: bool,

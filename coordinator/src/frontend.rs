@@ -51,6 +51,49 @@ cargo build --release --bin piface</pre>
 <p><code>./scripts/serve.sh</code> does both.</p></body></html>
 "#;
 
+/// The Content-Security-Policy of every response: the app's own files only, no remote source
+/// of any kind, no framing. The SPA shell bootstraps with an inline script, allowed by its hash
+/// (computed from the embedded shell, so it follows every UI build). Styles may be inline:
+/// Svelte, Mermaid and MathJax set them at run time.
+pub fn content_security_policy() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        let shell = Build::get(SHELL).map(|f| String::from_utf8_lossy(&f.data).into_owned()).unwrap_or_default();
+        let hashes: String = inline_scripts(&shell)
+            .iter()
+            .map(|s| {
+                use base64::Engine;
+                let digest = ring::digest::digest(&ring::digest::SHA256, s.as_bytes());
+                format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest.as_ref()))
+            })
+            .collect();
+        format!(
+            "default-src 'self'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data: blob:; media-src 'self' blob:; font-src 'self' data:; connect-src 'self'; \
+             worker-src 'self' blob:; manifest-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'"
+        )
+    })
+}
+
+/// The bodies of the `<script>` elements without `src` in an HTML page.
+fn inline_scripts(html: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<script") {
+        let after = &rest[start..];
+        let Some(open_end) = after.find('>') else { break };
+        let tag = &after[..open_end];
+        let body_start = open_end + 1;
+        let Some(close) = after[body_start..].find("</script>") else { break };
+        if !tag.contains(" src=") {
+            out.push(&after[body_start..body_start + close]);
+        }
+        rest = &after[body_start + close + "</script>".len()..];
+    }
+    out
+}
+
 /// Whether the binary embeds a UI build.
 pub fn is_built() -> bool {
     Build::get(SHELL).is_some()
@@ -153,6 +196,30 @@ fn content_type(rel: &str) -> &'static str {
 mod tests {
     use super::*;
     use axum::body::to_bytes;
+
+    #[test]
+    fn inline_scripts_are_found_and_external_ones_skipped() {
+        let html = r#"<head><script type="module" src="/_app/a.js"></script><script>
+            boot(1)
+        </script></head><body><script>x()</script></body>"#;
+        assert_eq!(inline_scripts(html), vec!["\n            boot(1)\n        ", "x()"]);
+        assert!(inline_scripts("<script>unclosed").is_empty());
+    }
+
+    #[test]
+    fn the_policy_allows_no_remote_source() {
+        let csp = content_security_policy();
+        for part in ["default-src 'self'", "frame-ancestors 'none'", "img-src 'self' data: blob:", "object-src 'none'"]
+        {
+            assert!(csp.contains(part), "{part} in {csp}");
+        }
+        assert!(
+            !csp.contains("unsafe-eval") && !csp.contains("http:") && !csp.contains("https:") && !csp.contains('*')
+        );
+        if is_built() {
+            assert!(csp.contains("'sha256-"), "the shell's bootstrap script is allowed by hash: {csp}");
+        }
+    }
 
     async fn get(path: &str, headers: &[(header::HeaderName, &str)]) -> Response {
         let mut map = HeaderMap::new();

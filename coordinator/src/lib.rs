@@ -10,18 +10,23 @@
 pub mod agent_link;
 pub mod agents;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod dashboard;
 pub mod error;
+pub mod front_door;
 pub mod frontend;
 pub mod history;
 pub mod hub;
+pub mod limits;
 pub mod models;
-pub mod origin;
 pub mod pki;
+pub mod private;
 pub mod quic;
 pub mod record;
 pub mod registry;
+pub mod routes;
+pub mod server;
 pub mod sessions;
 pub mod speech;
 pub mod store;
@@ -75,6 +80,12 @@ pub struct Config {
     pub tts: Option<piface_agent::ServiceConfig>,
     /// Largest size of the TTS audio cache (`<data dir>/tts-cache/`), bytes.
     pub tts_cache_max: u64,
+    /// Who may log in (`--auth`).
+    pub auth: auth::Mode,
+    /// Host allow-list, origins and trusted proxies.
+    pub front_door: front_door::Policy,
+    /// Connection and session limits.
+    pub limits: limits::Limits,
 }
 
 impl Config {
@@ -95,6 +106,9 @@ impl Config {
             speech: None,
             tts: None,
             tts_cache_max: 1 << 30,
+            auth: auth::Mode::Token,
+            front_door: front_door::Policy::default(),
+            limits: limits::Limits::default(),
         }
     }
 }
@@ -122,11 +136,21 @@ pub struct App {
     /// Set while Piface stops its pis: their exits must not archive the sessions, which come
     /// back at the next start.
     pub stopping: std::sync::atomic::AtomicBool,
+    /// The login.
+    pub auth: auth::Auth,
+    /// Open WebSockets per session.
+    pub ws_slots: limits::WsSlots,
 }
 
 /// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let store = open_store(&config.data_dir)?;
+    // Everything Piface keeps is for its user only, including what older versions left.
+    private::tighten(&config.data_dir)?;
+    let auth = auth::Auth::new(config.auth.clone(), &config.data_dir)?;
+    if config.auth == auth::Mode::None {
+        warn!("LOGIN IS OFF (--auth none): anyone who can reach this address gets a shell on every machine of the cluster");
+    }
     let mut snapshot = store.load()?;
     let enrolled = std::mem::take(&mut snapshot.agents);
     info!(sessions = snapshot.sessions.len(), "state loaded");
@@ -150,6 +174,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         terminals: terminal::Terminals::default(),
         shutdown: shutdown.clone(),
         stopping: std::sync::atomic::AtomicBool::new(false),
+        auth,
+        ws_slots: limits::WsSlots::default(),
         config,
     });
     streams.bind(&app);
@@ -182,16 +208,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     info!(addr = %listener.local_addr()?, "Piface is listening");
     let router = app_router(app.clone());
-    // No Nagle: streamed frames are often small (compact updates, terminal echo) and must not wait
-    // for the client's delayed ACK; the writers batch on their own.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY: {e}");
-        }
-    });
-    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let result = serve.await;
+    server::serve(listener, router, app.config.limits.server, shutdown.clone()).await;
+    let result: anyhow::Result<()> = Ok(());
 
     info!("shutting down: stopping pi processes");
     // Records stay live: they are restored at the next start.
@@ -217,14 +235,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if let Some(control) = control {
         control.abort();
     }
-    result.map_err(Into::into)
+    result
 }
 
 /// Opens the store in `data_dir`, importing the original Piface's `state.json` from there
 /// when the store is new.
 pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn StateStore>> {
     use anyhow::Context;
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    private::dir(data_dir)?;
     let path = data_dir.join("state.redb");
     let fresh = !path.exists();
     let store = RedbStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
@@ -247,14 +265,16 @@ pub fn import_state(store: &dyn StateStore, path: &std::path::Path) -> anyhow::R
     Ok(store.merge(&snapshot)?)
 }
 
-/// The router of the whole HTTP surface.
+/// The router of the whole HTTP surface: the route table, the UI as the fallback, and the
+/// front door (Host, Origin, login, hardening headers) before all of it.
 pub fn app_router(app: Arc<App>) -> axum::Router {
-    api::router(app.clone())
-        .merge(tools::router(app.clone()))
-        .merge(speech::router())
-        .merge(tts::router())
-        .merge(ws::router(app.clone()))
+    let mut router = axum::Router::new();
+    for (path, method) in routes::table(&app) {
+        router = router.route(path, method);
+    }
+    router
+        .method_not_allowed_fallback(api::method_not_allowed)
         .fallback(frontend::fallback)
-        .layer(axum::middleware::from_fn(origin::same_origin_only))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), front_door::guard))
         .with_state(app)
 }

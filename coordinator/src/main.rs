@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Parser;
-use piface_coordinator::cli::{AgentAction, AgentArgs, Cli, Command, ImportArgs, ServeArgs, TokenAction};
+use piface_coordinator::cli::{
+    AgentAction, AgentArgs, ApiClientArgs, AuthAction, Cli, Command, ImportArgs, ServeArgs, TokenAction,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -33,16 +35,60 @@ fn main() -> anyhow::Result<()> {
             println!("{}", ca.create_token(ttl, std::time::SystemTime::now()));
             Ok(())
         }
+        Some(Command::Auth { action: AuthAction::Token { rotate, data_dir, url } }) => {
+            let dir = data_dir.map_or_else(default_data_dir, Ok)?;
+            let token = if rotate {
+                piface_coordinator::auth::rotate_token(&dir)?
+            } else {
+                piface_coordinator::auth::load_or_create_token(&dir)?
+            };
+            println!("{token}");
+            println!("login: {}/?token={token}", url.trim_end_matches('/'));
+            Ok(())
+        }
     }
+}
+
+/// A client of the coordinator's API with its login token (read from the data directory).
+fn api_client(api: &ApiClientArgs) -> anyhow::Result<reqwest::Client> {
+    let dir = api.data_dir.clone().map_or_else(default_data_dir, Ok)?;
+    let path = piface_coordinator::auth::token_path(&dir);
+    let mut headers = reqwest::header::HeaderMap::new();
+    match std::fs::read_to_string(&path) {
+        Ok(token) => {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                .with_context(|| format!("{} does not hold a token", path.display()))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        // A coordinator with --auth none has no token; any other answers 401 below.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    Ok(reqwest::Client::builder().default_headers(headers).build()?)
+}
+
+/// The error of a failed API call, with the server's `detail`.
+async fn api_error(resp: reqwest::Response) -> anyhow::Error {
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+        " (run this on the coordinator's machine, or pass its --data-dir)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("{status}: {}{hint}", body["detail"].as_str().unwrap_or(""))
 }
 
 /// `piface agent`: run an agent, or list/remove agents through the coordinator's API.
 async fn agent(args: AgentArgs) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
     match args.action {
-        Some(AgentAction::List { url }) => {
-            let body: serde_json::Value =
-                http.get(format!("{url}/api/agents")).send().await?.error_for_status()?.json().await?;
+        Some(AgentAction::List { api }) => {
+            let resp = api_client(&api)?.get(format!("{}/api/agents", api.url)).send().await?;
+            if !resp.status().is_success() {
+                return Err(api_error(resp).await);
+            }
+            let body: serde_json::Value = resp.json().await?;
             for a in body["agents"].as_array().into_iter().flatten() {
                 println!(
                     "{:<20} {:<5} {:<24} {} sessions  {}",
@@ -55,11 +101,11 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Some(AgentAction::Remove { name, url }) => {
-            let resp = http.delete(format!("{url}/api/agents/{name}")).send().await?;
-            let status = resp.status();
-            let body: serde_json::Value = resp.json().await.unwrap_or_default();
-            anyhow::ensure!(status.is_success(), "{}: {}", status, body["detail"].as_str().unwrap_or(""));
+        Some(AgentAction::Remove { name, api }) => {
+            let resp = api_client(&api)?.delete(format!("{}/api/agents/{name}", api.url)).send().await?;
+            if !resp.status().is_success() {
+                return Err(api_error(resp).await);
+            }
             println!("removed agent {name}");
             Ok(())
         }
@@ -74,9 +120,18 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 None => default_data_dir()?.with_file_name("piface-agent"),
             };
             let pi_bin = args.pi_bin.unwrap_or_else(find_pi);
+            let token = match (&args.token, &args.token_file) {
+                (_, Some(file)) => Some(
+                    std::fs::read_to_string(file)
+                        .with_context(|| format!("reading the join token from {}", file.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                (token, None) => token.clone(),
+            };
             let link = piface_agent::link::LinkConfig {
                 coordinator,
-                token: args.token,
+                token,
                 name,
                 data_dir,
                 transport: piface_agent::tls::Transport {
@@ -113,7 +168,7 @@ fn import_state(args: ImportArgs) -> anyhow::Result<()> {
         Some(dir) => dir,
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    piface_coordinator::private::dir(&data_dir)?;
     let path = data_dir.join("state.redb");
     let store = piface_coordinator::store::RedbStore::open(&path)
         .with_context(|| format!("opening {} (is Piface running? stop it first)", path.display()))?;
@@ -132,7 +187,10 @@ async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -
         Some(dir) => dir.clone(),
         None => default_data_dir()?,
     };
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    piface_coordinator::private::dir(&data_dir)?;
+    let auth = args.auth_mode().map_err(anyhow::Error::msg)?;
+    let hostname = Some(piface_agent::hello(None).hostname).filter(|h| !h.is_empty());
+    let front_door = args.front_door(hostname).map_err(anyhow::Error::msg)?;
     let pi_bin = args.pi_bin.clone().unwrap_or_else(find_pi);
     if !is_runnable(&pi_bin) {
         warn!(
@@ -143,6 +201,9 @@ async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -
     }
     let mut config = piface_coordinator::Config::new(pi_bin, data_dir);
     config.direnv_default = args.direnv_default();
+    config.auth = auth;
+    config.front_door = front_door;
+    config.limits = args.limits();
     if !args.fs_roots.is_empty() {
         config.fs_roots.clone_from(&args.fs_roots);
     }
@@ -161,8 +222,19 @@ async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -
     let listener = tokio::net::TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("binding {}:{}", args.host, args.port))?;
-    // Machine-readable, on stdout: scripts and tests that pass `--port 0` read the port here.
-    println!("listening on http://{}", listener.local_addr()?);
+    // Machine-readable, on stdout: scripts and tests that pass `--port 0` read the port here,
+    // and the login URL on the next line.
+    let bound = listener.local_addr()?;
+    println!("listening on http://{bound}");
+    if config.auth != piface_coordinator::auth::Mode::None {
+        let token = piface_coordinator::auth::load_or_create_token(&config.data_dir)?;
+        let host = if bound.ip().is_unspecified() {
+            std::net::SocketAddr::from(([127, 0, 0, 1], bound.port()))
+        } else {
+            bound
+        };
+        println!("login: http://{host}/?token={token}");
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     piface_coordinator::run(config, listener, shutdown).await

@@ -102,7 +102,7 @@ impl ClusterCa {
     /// without its key, or the reverse, is an error.
     pub fn load_or_create(dir: &Path) -> anyhow::Result<ClusterCa> {
         if !dir.exists() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            crate::private::dir(dir)?;
             set_mode(dir, 0o700)?;
         }
         let (crt_path, key_path) = (dir.join(CA_CERT_FILE), dir.join(CA_KEY_FILE));

@@ -113,6 +113,7 @@ impl App {
             }
             None => self.agents.default_name().map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?,
         };
+        self.check_capacity(&agent)?;
         let use_direnv = req.use_direnv.unwrap_or(self.config.direnv_default);
         let session_name = req.session_name.filter(|s| !s.trim().is_empty());
         // The agent resolves the project and, for a worktree session, makes the worktree.
@@ -200,7 +201,23 @@ impl App {
         if record.no_session {
             return Err(ApiError::conflict("Ephemeral sessions cannot be resumed"));
         }
+        self.check_capacity(&record.agent)?;
         self.respawn(&record).await
+    }
+
+    /// 429 when `agent` runs `--max-sessions-per-agent` live sessions already.
+    fn check_capacity(&self, agent: &str) -> Result<(), ApiError> {
+        let limit = self.config.limits.sessions_per_agent;
+        if self.registry.live_ids_on(agent).len() >= limit {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Agent {agent} already runs {limit} live sessions (--max-sessions-per-agent); close one \
+                     or raise the limit"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Starts pi again for a listed session (resume, restore), continuing its session file.
@@ -350,6 +367,7 @@ impl App {
         if !std::path::Path::new(&source_file).is_file() {
             return Err(ApiError::conflict("Session file no longer exists"));
         }
+        self.check_capacity(&source.agent)?;
         let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         let stamp = now();
         let record = SessionRecord {

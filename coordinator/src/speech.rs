@@ -24,11 +24,8 @@ use crate::App;
 const MAX_BODY: usize = 48 << 20;
 
 /// The speech routes.
-pub fn router() -> axum::Router<Arc<App>> {
-    axum::Router::new()
-        .route("/api/sessions/{id}/transcribe", axum::routing::post(transcribe))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(|req, next| crate::api::refuse_over(MAX_BODY, req, next)))
+pub fn routes() -> crate::routes::Routes {
+    vec![("/api/sessions/{id}/transcribe", crate::api::body_limit(axum::routing::post(transcribe), MAX_BODY))]
 }
 
 /// Largest decoded clip (the original's limit).
@@ -50,7 +47,7 @@ fn webm() -> String {
     "audio/webm".into()
 }
 
-/// The handler; checks in the original's order.
+/// The handler. The input is checked before the service (the original answered 503 first).
 pub async fn transcribe(
     State(app): State<Arc<App>>,
     id: Result<Path<String>, PathRejection>,
@@ -58,15 +55,6 @@ pub async fn transcribe(
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = id?;
     let record = app.registry.get(&id).ok_or_else(ApiError::session_not_found)?;
-    if record.status != Status::Live {
-        return Err(ApiError::conflict("Speech transcription requires a live session"));
-    }
-    let Some(worker) = app.agents.worker(crate::agents::Service::Stt) else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Speech transcription is not configured on this server",
-        ));
-    };
     let Json(body) = body?;
     let audio = base64::engine::general_purpose::STANDARD
         .decode(body.audio_base64.trim().as_bytes())
@@ -80,6 +68,17 @@ pub async fn transcribe(
             format!("Audio payload too large. Max {MAX_AUDIO} bytes."),
         ));
     }
+    if record.status != Status::Live {
+        return Err(ApiError::conflict("Speech transcription requires a live session"));
+    }
+    let Some(worker) = app.agents.worker(crate::agents::Service::Stt) else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Speech transcription is not configured on this server: start an agent (or `piface serve`) with \
+             --speech (it fetches the model, --speech-model, default nvidia/parakeet-tdt-0.6b-v3, into the \
+             Hugging Face cache; a GPU agent serves it by default; ffmpeg must be installed there)",
+        ));
+    };
     let audio = Bytes::from(audio);
     let reply =
         worker.handle.request(|req| ToAgent::Transcribe { req, audio }, TRANSCRIBE_TIMEOUT).await.map_err(|e| {

@@ -183,7 +183,13 @@ pub async fn serve(app: Arc<App>, id: String, mut socket: WebSocket) {
                         send(ToAgent::PtyResize { session: id.clone(), cols, rows }).await;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Err(e)) => {
+                    if let Some(frame) = crate::ws::read_error_close(&e, app.config.limits.ws_message) {
+                        let _ = socket.send(Message::Close(Some(frame))).await;
+                    }
+                    return;
+                }
+                Some(Ok(Message::Close(_))) | None => return,
                 Some(Ok(_)) => {}
             },
             out = rx.recv() => match out {

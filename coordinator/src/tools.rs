@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
 use piface_shared::protocol::{FromAgent, ToAgent, ToolCall};
@@ -36,21 +36,27 @@ const MAX_FILES: usize = 8;
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
 /// The host-tool routes.
-pub fn router(app: Arc<App>) -> Router<Arc<App>> {
-    // A JSON upload carries up to 8 base64 files whole; multipart streams.
-    let upload_body = (app.config.max_upload as usize).saturating_mul(MAX_FILES).saturating_mul(4) / 3 + (1 << 20);
-    Router::new()
-        .route("/api/fs/list", get(fs_list))
-        .route("/api/fs/complete", get(fs_complete))
-        .route("/api/fs/file", get(fs_file))
-        .route("/api/fs/raw", get(fs_raw))
-        .route("/api/sessions/{id}/git/status", get(git_status))
-        .route("/api/sessions/{id}/git/diff", get(git_diff))
-        .route("/api/workspace/config", get(workspace_get).put(workspace_put))
-        .route("/api/direnv/allow", post(direnv_allow))
-        .route("/api/directories/remove", post(directories_remove))
-        .route("/api/sessions/{id}/uploads", post(upload).layer(DefaultBodyLimit::max(upload_body)))
-        .layer(DefaultBodyLimit::max(app.config.max_body))
+pub fn routes(app: &Arc<App>) -> crate::routes::Routes {
+    use crate::api::body_limit;
+    let limit = |m| body_limit(m, app.config.max_body);
+    vec![
+        ("/api/fs/list", limit(get(fs_list))),
+        ("/api/fs/complete", limit(get(fs_complete))),
+        ("/api/fs/file", limit(get(fs_file))),
+        ("/api/fs/raw", limit(get(fs_raw))),
+        ("/api/sessions/{id}/git/status", limit(get(git_status))),
+        ("/api/sessions/{id}/git/diff", limit(get(git_diff))),
+        ("/api/workspace/config", limit(get(workspace_get).put(workspace_put))),
+        ("/api/direnv/allow", limit(post(direnv_allow))),
+        ("/api/directories/remove", limit(post(directories_remove))),
+        ("/api/sessions/{id}/uploads", body_limit(post(upload), upload_body(app.config.max_upload))),
+    ]
+}
+
+/// Largest upload request: a JSON upload carries up to [`MAX_FILES`] base64 files whole (4/3 of
+/// their size), a multipart one streams them; both are cut past this.
+fn upload_body(max_upload: u64) -> usize {
+    usize::try_from(max_upload).unwrap_or(usize::MAX).saturating_mul(MAX_FILES).saturating_mul(4) / 3 + (1 << 20)
 }
 
 /// The agent a request names, or the default one.

@@ -33,6 +33,8 @@ pub const MAX_TEXT_CHARS: usize = 12_000;
 const SYNTH_TIMEOUT: Duration = Duration::from_secs(600);
 /// The output format in the cache key; a new encoding gets a new one, so old URLs keep their sound.
 const OUTPUT_FORMAT: &str = "mp3-v1";
+/// Largest request body: the longest text, escaped, with room to spare.
+const MAX_BODY: usize = 1 << 20;
 
 /// The cache and the syntheses under way.
 pub struct TtsCache {
@@ -57,10 +59,11 @@ impl TtsCache {
 }
 
 /// The routes.
-pub fn router() -> axum::Router<Arc<App>> {
-    axum::Router::new()
-        .route("/api/sessions/{id}/tts", axum::routing::post(speak))
-        .route("/api/audio/tts/{file}", axum::routing::get(audio))
+pub fn routes() -> crate::routes::Routes {
+    vec![
+        ("/api/sessions/{id}/tts", crate::api::body_limit(axum::routing::post(speak), MAX_BODY)),
+        ("/api/audio/tts/{file}", axum::routing::get(audio)),
+    ]
 }
 
 #[derive(Deserialize)]
@@ -105,7 +108,12 @@ fn ascii_json(s: &str) -> String {
 }
 
 fn not_configured() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Text-to-speech is not configured on this server")
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Text-to-speech is not configured on this server: start an agent (or `piface serve`) with --tts \
+         (it fetches the voice, --tts-model, default kakao-enterprise/vits-ljs, into the Hugging Face cache; \
+         espeak-ng and ffmpeg must be installed there)",
+    )
 }
 
 /// `POST /api/sessions/{id}/tts` `{"text"}` → `{"cache_key", "audio_url", "media_type", "cached"}`.
@@ -116,7 +124,8 @@ async fn speak(
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = id?;
     app.registry.get(&id).ok_or_else(ApiError::session_not_found)?;
-    let Some(worker) = app.agents.worker(Service::Tts) else { return Err(not_configured()) };
+    // The input first, then whether anyone can speak it: a bad request is a bad request
+    // whatever the cluster looks like (the original answered 503 before looking at the text).
     let Json(body) = body?;
     let text = normalise(&body.text);
     if text.is_empty() {
@@ -128,6 +137,7 @@ async fn speak(
             format!("TTS text is too long. Max {MAX_TEXT_CHARS} characters."),
         ));
     }
+    let Some(worker) = app.agents.worker(Service::Tts) else { return Err(not_configured()) };
     let model = app.agents.service_model(&worker.name, Service::Tts).unwrap_or_default();
     let key = cache_key(&model, &text);
     let cache = &app.tts;

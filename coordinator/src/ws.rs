@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, State};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -21,6 +21,7 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
+use crate::error::ApiError;
 use crate::hub::{ClientId, Fetch, Hub, CMD_PREFIX, RESERVED_PREFIX};
 use crate::sessions::error_frame;
 use crate::App;
@@ -36,17 +37,49 @@ const CLIENT_READ_BUFFER: usize = 8 * 1024;
 const WRITE_BATCH: usize = 1024 * 1024;
 
 /// The WebSocket routes.
-pub fn router(_app: Arc<App>) -> Router<Arc<App>> {
-    Router::new()
-        .route("/ws/sessions/{id}", get(upgrade))
-        .route("/ws/sessions/{id}/terminal", get(terminal_upgrade))
-        .route("/ws/dashboard", get(dashboard_upgrade))
+pub fn routes() -> crate::routes::Routes {
+    vec![
+        ("/ws/sessions/{id}", get(upgrade)),
+        ("/ws/sessions/{id}/terminal", get(terminal_upgrade)),
+        ("/ws/dashboard", get(dashboard_upgrade)),
+    ]
 }
 
-async fn terminal_upgrade(State(app): State<Arc<App>>, Path(id): Path<String>, ws: WebSocketUpgrade) -> Response {
+async fn terminal_upgrade(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let slot = app.ws_slots.take(&id, app.config.limits.ws_per_session)?;
     let span = tracing::info_span!("terminal", session_id = %id);
-    ws.read_buffer_size(CLIENT_READ_BUFFER)
-        .on_upgrade(move |socket| crate::terminal::serve(app, id, socket).instrument(span))
+    Ok(limited(ws, &app).on_upgrade(move |socket| {
+        async move {
+            crate::terminal::serve(app, id, socket).await;
+            drop(slot);
+        }
+        .instrument(span)
+    }))
+}
+
+/// The socket settings every client gets: a small read buffer and the message size limit.
+fn limited(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
+    let max = app.config.limits.ws_message;
+    ws.read_buffer_size(CLIENT_READ_BUFFER).max_message_size(max).max_frame_size(max)
+}
+
+/// What a client whose read failed is told, when it can still be told anything: a message over
+/// the limit gets 1009 with the limit.
+pub fn read_error_close(e: &axum::Error, max: usize) -> Option<CloseFrame> {
+    use std::error::Error as _;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
+    while let Some(err) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
+            let reason = format!("Message too big: this socket takes messages of at most {max} bytes");
+            return Some(CloseFrame { code: 1009, reason: reason.into() });
+        }
+        source = err.source();
+    }
+    None
 }
 
 /// The session socket. `?mode=compact` asks for compact mode: streaming updates as patches
@@ -59,9 +92,18 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let compact = query.as_deref().is_some_and(|q| q.split('&').any(|kv| kv == "mode=compact"));
+    let slot = match app.ws_slots.take(&id, app.config.limits.ws_per_session) {
+        Ok(slot) => slot,
+        Err(e) => return e.into_response(),
+    };
     let span = tracing::info_span!("ws", session_id = %id, compact);
-    ws.read_buffer_size(CLIENT_READ_BUFFER)
-        .on_upgrade(move |socket| serve_socket(app, id, compact, socket).instrument(span))
+    limited(ws, &app).on_upgrade(move |socket| {
+        async move {
+            serve_socket(app, id, compact, socket).await;
+            drop(slot);
+        }
+        .instrument(span)
+    })
 }
 
 async fn serve_socket(app: Arc<App>, id: String, compact: bool, mut socket: WebSocket) {
@@ -84,16 +126,18 @@ async fn serve_socket(app: Arc<App>, id: String, compact: bool, mut socket: WebS
     if ok && sink.flush().await.is_ok() {
         let done = app.shutdown.child_token();
         let writer = tokio::spawn(write_loop(app.clone(), id.clone(), hub.clone(), client, sink, done.clone()));
-        read_loop(&app, &id, &hub, client, stream, &done).await;
+        let close = read_loop(&app, &id, &hub, client, stream, &done).await;
         done.cancel();
-        let _ = writer.await;
+        if let (Ok(Some(mut sink)), Some(frame)) = (writer.await, close) {
+            let _ = sink.send(Message::Close(Some(frame))).await;
+        }
     }
     hub.detach(client);
     debug!(client, "client disconnected");
 }
 
 async fn dashboard_upgrade(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
-    ws.read_buffer_size(CLIENT_READ_BUFFER).on_upgrade(move |socket| serve_dashboard(app, socket))
+    limited(ws, &app).on_upgrade(move |socket| serve_dashboard(app, socket))
 }
 
 /// Everything a dashboard shows, at once.
@@ -122,7 +166,13 @@ async fn serve_dashboard(app: Arc<App>, socket: WebSocket) {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             },
             msg = stream.next() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Err(e)) => {
+                    if let Some(frame) = read_error_close(&e, app.config.limits.ws_message) {
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                    }
+                    break;
+                }
+                None | Some(Ok(Message::Close(_))) => break,
                 Some(Ok(_)) => continue, // dashboards only listen
             },
             () = app.shutdown.cancelled() => break,
@@ -150,7 +200,7 @@ async fn write_loop(
     client: ClientId,
     mut sink: SplitSink<WebSocket, Message>,
     done: CancellationToken,
-) {
+) -> Option<SplitSink<WebSocket, Message>> {
     // What `write_batch` fetched but did not write (a lag or the end) is handled next.
     let mut pending = None;
     loop {
@@ -166,7 +216,7 @@ async fn write_loop(
                 Ok(next) => pending = next,
                 Err(_) => {
                     done.cancel();
-                    return;
+                    return None;
                 }
             },
             Fetch::Lagged => {
@@ -186,11 +236,13 @@ async fn write_loop(
                 }
                 let frame = CloseFrame { code: 1000, reason: Utf8Bytes::from_static("Session closed") };
                 let _ = sink.send(Message::Close(Some(frame))).await;
-                break;
+                done.cancel();
+                return None;
             }
         }
     }
     done.cancel();
+    Some(sink)
 }
 
 /// Writes `frames` and whatever follows right behind them, then flushes once.
@@ -235,14 +287,15 @@ async fn read_loop(
     client: ClientId,
     mut stream: SplitStream<WebSocket>,
     done: &CancellationToken,
-) {
+) -> Option<CloseFrame> {
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
-            () = done.cancelled() => return,
+            () = done.cancelled() => return None,
         };
         let reply = match msg {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+            Some(Err(e)) => return read_error_close(&e, app.config.limits.ws_message),
+            None | Some(Ok(Message::Close(_))) => return None,
             Some(Ok(Message::Text(t))) => handle_text(app, id, hub, client, t.as_str()).await.err(),
             Some(Ok(Message::Binary(_))) => {
                 Some("Binary frames are not supported on this socket; send JSON text".to_string())

@@ -684,10 +684,9 @@ async fn an_agent_in_another_network_namespace_survives_its_link_going_down() {
 
 #[tokio::test]
 async fn dashboards_see_agents_and_sessions_change() {
-    use piface_test_support::piface::WsClient;
     let llm = spawn_fake_llm().await.unwrap();
     let (server, _env) = coordinator(&llm).await;
-    let mut dash = WsClient::connect(&server.ws_url("/ws/dashboard")).await.unwrap();
+    let mut dash = server.ws("/ws/dashboard").await.unwrap();
     let first = dash.next().await.unwrap();
     assert_eq!(first["type"], "piface_dashboard");
     assert_eq!(first["agents"], json!([]));
@@ -797,7 +796,7 @@ async fn host_tools_go_to_the_agent_that_holds_the_files() {
     assert!(diff["diff"].as_str().unwrap().contains("+changed on B"), "{diff}");
 
     // The terminal runs on b, and outlives a 3 s cut of b's link (past its 2 s timeout).
-    let url = server.ws_url(&format!("/ws/sessions/{id}/terminal"));
+    let url = server.ws_request(&format!("/ws/sessions/{id}/terminal"));
     let (mut term, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     term.send(TMessage::Binary("echo on-$((40+2))\n".into())).await.unwrap();
     term_until(&mut term, "on-42").await;

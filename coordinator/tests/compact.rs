@@ -3,7 +3,7 @@
 //! partial message from the patches and ends with the same message, for a fraction of the bytes.
 
 use piface_shared::compact::{apply, Op};
-use piface_test_support::piface::{git_repo, Options, Piface, WsClient};
+use piface_test_support::piface::{git_repo, Options, Piface};
 use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
 use serde_json::{json, Value};
 
@@ -19,7 +19,7 @@ async fn a_compact_client_rebuilds_every_partial_for_under_one_percent_of_the_by
     let repo = git_repo();
     let id = server.new_session(&json!({"working_dir": repo.path(), "provider": "fake", "model": "fake-model"})).await;
     let (mut full, _) = server.connect(&id).await.unwrap();
-    let mut compact = WsClient::connect(&server.ws_url(&format!("/ws/sessions/{id}?mode=compact"))).await.unwrap();
+    let mut compact = server.ws(&format!("/ws/sessions/{id}?mode=compact")).await.unwrap();
     let state = compact.next().await.unwrap();
     assert_eq!(state["type"], "piface_session_state");
     let (full_start, compact_start) = (full.bytes, compact.bytes);
@@ -79,7 +79,7 @@ async fn a_compact_client_rebuilds_every_partial_for_under_one_percent_of_the_by
             break;
         }
     }
-    let mut late = WsClient::connect(&server.ws_url(&format!("/ws/sessions/{id}?mode=compact"))).await.unwrap();
+    let mut late = server.ws(&format!("/ws/sessions/{id}?mode=compact")).await.unwrap();
     late.next().await.unwrap();
     let mut late_base: Option<Value> = None;
     loop {

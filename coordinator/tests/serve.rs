@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use piface_test_support::piface::{
-    assistant_text, git_repo, transcript, types, workspace_bin, Frame, Options, Piface, WsClient,
-};
+use piface_test_support::piface::{assistant_text, git_repo, transcript, types, workspace_bin, Frame, Options, Piface};
 use piface_test_support::{pi_bin, spawn_fake_llm, FakeLlm, PiEnv};
 use serde_json::{json, Value};
 
@@ -342,10 +340,7 @@ async fn bad_requests_get_clear_errors() {
         .await
         .unwrap();
     assert_eq!(same.status().as_u16(), 200);
-    let mut req = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        server.ws_url(&format!("/ws/sessions/{id}")),
-    )
-    .unwrap();
+    let mut req = server.ws_request(&format!("/ws/sessions/{id}"));
     req.headers_mut().insert("origin", "http://evil.example".parse().unwrap());
     match tokio_tungstenite::connect_async(req).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
@@ -353,7 +348,7 @@ async fn bad_requests_get_clear_errors() {
     }
 
     // The socket of an unknown session is closed with 4004.
-    let mut ws = WsClient::connect(&server.ws_url(&format!("/ws/sessions/{unknown}"))).await.unwrap();
+    let mut ws = server.ws(&format!("/ws/sessions/{unknown}")).await.unwrap();
     match ws.next_frame().await.unwrap() {
         Frame::Closed(code, reason) => {
             assert_eq!((code, reason.as_str()), (Some(4004), "Session not found or not alive"))
@@ -429,7 +424,7 @@ async fn a_pending_extension_dialog_raises_attention_until_answered() {
     let server = with_fake_pi().await;
     let dir = tempfile::tempdir().unwrap();
     let id = server.new_session(&json!({"working_dir": dir.path()})).await;
-    let mut dash = WsClient::connect(&server.ws_url("/ws/dashboard")).await.unwrap();
+    let mut dash = server.ws("/ws/dashboard").await.unwrap();
     assert_eq!(dash.next().await.unwrap()["sessions"][0]["attention_required"], false);
     let (mut a, _) = server.connect(&id).await.unwrap();
     a.send(&json!({"type": "prompt", "message": "ask"})).await.unwrap();
@@ -595,9 +590,13 @@ async fn models_come_from_pi_and_sigterm_stops_every_pi() {
 /// headers alone, as a client that is still sending would see it.
 async fn oversized_post(server: &Piface, path: &str, len: usize) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
-    let head =
-        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n");
+    let authority = server.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let token = server.token.as_deref().unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+    );
     tcp.write_all(head.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 64];
     let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))

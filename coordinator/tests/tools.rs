@@ -240,7 +240,7 @@ async fn terminal(
     server: &Piface,
     id: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let url = server.ws_url(&format!("/ws/sessions/{id}/terminal"));
+    let url = server.ws_request(&format!("/ws/sessions/{id}/terminal"));
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 

@@ -83,7 +83,7 @@ async fn speech_is_synthesised_once_cached_and_served_immutable() {
     assert!(server.data_dir.join(format!("tts-cache/{key}.mp3")).is_file());
 
     // The audio: immutable, with an ETag, ranges, and the voice's length.
-    let http = reqwest::Client::new();
+    let http = server.http.clone();
     let audio_url = server.url(a["audio_url"].as_str().unwrap());
     let resp = http.get(&audio_url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -146,8 +146,26 @@ async fn without_a_voice_tts_is_a_clear_503() {
     assert_eq!(server.get("/api/health").await.unwrap().1["tts"], false);
     let repo = git_repo();
     let id = server.new_session(&json!({"working_dir": repo.path()})).await;
-    let (status, body) = server.post(&format!("/api/sessions/{id}/tts"), &json!({"text": "hi"})).await.unwrap();
-    assert_eq!((status, body["detail"].as_str()), (503, Some("Text-to-speech is not configured on this server")));
+    // The input is checked first: a bad request is a 400/413 whether or not a voice exists.
+    let tts = format!("/api/sessions/{id}/tts");
+    assert_eq!(server.post(&tts, &json!({"text": "  \r\n "})).await.unwrap().0, 400);
+    assert_eq!(server.post(&tts, &json!({"text": "a".repeat(12_001)})).await.unwrap().0, 413);
+    assert_eq!(server.post("/api/sessions/nope/tts", &json!({"text": "hi"})).await.unwrap().0, 404);
+    // Then the 503, which says how to get the service.
+    let (status, body) = server.post(&tts, &json!({"text": "hi"})).await.unwrap();
+    let detail = body["detail"].as_str().unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(detail.starts_with("Text-to-speech is not configured on this server"), "{detail}");
+    assert!(detail.contains("--tts") && detail.contains("espeak-ng"), "{detail}");
+    // /transcribe likewise: bad base64, empty audio, then the service.
+    let stt = format!("/api/sessions/{id}/transcribe");
+    let (status, body) = server.post(&stt, &json!({"audio_base64": "%%%"})).await.unwrap();
+    assert_eq!((status, body["detail"].as_str()), (400, Some("Invalid base64 audio payload")));
+    let (status, body) = server.post(&stt, &json!({"audio_base64": ""})).await.unwrap();
+    assert_eq!((status, body["detail"].as_str()), (400, Some("Audio payload is empty")));
+    let (status, body) = server.post(&stt, &json!({"audio_base64": "AAAA"})).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("--speech"), "{body}");
     let (status, _) = server.get(&format!("/api/audio/tts/{}.mp3", "a".repeat(64))).await.unwrap();
     assert_eq!(status, 503);
 }

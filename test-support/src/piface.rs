@@ -32,6 +32,9 @@ pub struct Piface {
     pub data_dir: PathBuf,
     /// Where agents connect, for `piface coordinator`.
     pub quic_addr: Option<String>,
+    /// The login token (from the `login:` line), sent by [`Piface::http`] and the WebSocket
+    /// helpers; `None` with `--auth none`.
+    pub token: Option<String>,
     _data: Option<TempDir>,
 }
 
@@ -107,6 +110,16 @@ impl Piface {
             .ok_or_else(|| anyhow!("piface exited before listening; stderr:\n{}", stderr.lock().unwrap()))?;
         let base =
             first.strip_prefix("listening on ").ok_or_else(|| anyhow!("unexpected first line: {first}"))?.to_string();
+        let auth_none = opts.args.windows(2).any(|w| w[0] == "--auth" && w[1] == "none")
+            || opts.args.iter().any(|a| a == "--auth=none");
+        let mut token = None;
+        if !auth_none {
+            let line =
+                tokio::time::timeout(WAIT, out_lines.next_line()).await.context("no login line")??.unwrap_or_default();
+            let url = line.strip_prefix("login: ").ok_or_else(|| anyhow!("expected the login line, got: {line}"))?;
+            let (_, t) = url.split_once("?token=").ok_or_else(|| anyhow!("no token in the login URL {url}"))?;
+            token = Some(t.to_string());
+        }
         let mut quic_addr = None;
         if subcommand == "coordinator" {
             let line = tokio::time::timeout(WAIT, out_lines.next_line())
@@ -117,7 +130,23 @@ impl Piface {
             quic_addr = Some(addr.ok_or_else(|| anyhow!("unexpected second line: {line}"))?.to_string());
         }
         tokio::spawn(async move { while let Ok(Some(_)) = out_lines.next_line().await {} });
-        Ok(Piface { child, base, stderr, http: reqwest::Client::new(), data_dir, quic_addr, _data: data })
+        let http = authorized_client(token.as_deref())?;
+        Ok(Piface { child, base, stderr, http, data_dir, quic_addr, token, _data: data })
+    }
+
+    /// A WebSocket request for `path` carrying the login token.
+    pub fn ws_request(&self, path: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = self.ws_url(path).into_client_request().expect("a valid URL");
+        if let Some(token) = &self.token {
+            req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("ASCII"));
+        }
+        req
+    }
+
+    /// Opens a WebSocket on `path` with the login token.
+    pub async fn ws(&self, path: &str) -> anyhow::Result<WsClient> {
+        WsClient::connect(self.ws_request(path)).await
     }
 
     /// The server's process id.
@@ -164,7 +193,7 @@ impl Piface {
 
     /// Opens the chat relay of a session and reads its first frame (`piface_session_state`).
     pub async fn connect(&self, session_id: &str) -> anyhow::Result<(WsClient, Value)> {
-        let mut ws = WsClient::connect(&self.ws_url(&format!("/ws/sessions/{session_id}"))).await?;
+        let mut ws = self.ws(&format!("/ws/sessions/{session_id}")).await?;
         let state = ws.next().await?;
         Ok((ws, state))
     }
@@ -183,6 +212,15 @@ impl Piface {
         }
         Ok(tokio::time::timeout(WAIT, self.child.wait()).await??)
     }
+}
+
+/// An HTTP client that sends `Authorization: Bearer <token>` on every request.
+pub fn authorized_client(token: Option<&str>) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    }
+    Ok(reqwest::Client::builder().default_headers(headers).build()?)
 }
 
 /// Sends a signal with the `kill` command (keeps this crate free of libc).
@@ -214,14 +252,16 @@ pub enum Frame {
 }
 
 impl WsClient {
-    /// Connects.
-    pub async fn connect(url: &str) -> anyhow::Result<WsClient> {
+    /// Connects (`request`: a URL, or a request with headers such as [`Piface::ws_request`]).
+    pub async fn connect(
+        request: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+    ) -> anyhow::Result<WsClient> {
         // pi lines may be 64 MiB; the library's default limit is 16 MiB.
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(80 << 20))
             .max_frame_size(Some(80 << 20));
         let (inner, _) =
-            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async_with_config(url, Some(config), false))
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async_with_config(request, Some(config), false))
                 .await??;
         Ok(WsClient { inner, bytes: 0 })
     }

@@ -1,0 +1,31 @@
+//! The route table: every API and WebSocket route of the coordinator, as (path, handlers).
+//!
+//! Modules list their routes here instead of building routers of their own, so the table is
+//! one value a test can walk: every route must answer 401 without credentials unless
+//! `auth::is_public` names it (`tests` below, and `coordinator/tests/front_door.rs`).
+
+use std::sync::Arc;
+
+use axum::routing::MethodRouter;
+
+use crate::App;
+
+/// Routes of one module.
+pub type Routes = Vec<(&'static str, MethodRouter<Arc<App>>)>;
+
+/// Every route.
+pub fn table(app: &Arc<App>) -> Routes {
+    let mut all = Vec::new();
+    all.extend(crate::api::routes(app));
+    all.extend(crate::auth::routes());
+    all.extend(crate::tools::routes(app));
+    all.extend(crate::speech::routes());
+    all.extend(crate::tts::routes());
+    all.extend(crate::ws::routes());
+    all
+}
+
+/// The paths of [`table`], for tests and docs.
+pub fn paths(app: &Arc<App>) -> Vec<&'static str> {
+    table(app).into_iter().map(|(path, _)| path).collect()
+}
