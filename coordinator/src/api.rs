@@ -21,8 +21,8 @@ type AppState = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The `/api` routes of sessions and agents.
-pub fn routes(app: &Arc<App>) -> crate::routes::Routes {
-    let limit = |m| body_limit(m, app.config.max_body);
+pub fn routes(config: &crate::Config) -> crate::routes::Routes {
+    let limit = |m| body_limit(m, config.max_body);
     vec![
         ("/api/health", limit(get(health))),
         ("/api/models", limit(get(models))),

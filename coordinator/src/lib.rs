@@ -269,7 +269,7 @@ pub fn import_state(store: &dyn StateStore, path: &std::path::Path) -> anyhow::R
 /// front door (Host, Origin, login, hardening headers) before all of it.
 pub fn app_router(app: Arc<App>) -> axum::Router {
     let mut router = axum::Router::new();
-    for (path, method) in routes::table(&app) {
+    for (path, method) in routes::table(&app.config) {
         router = router.route(path, method);
     }
     router

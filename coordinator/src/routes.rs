@@ -8,17 +8,17 @@ use std::sync::Arc;
 
 use axum::routing::MethodRouter;
 
-use crate::App;
+use crate::{App, Config};
 
 /// Routes of one module.
 pub type Routes = Vec<(&'static str, MethodRouter<Arc<App>>)>;
 
 /// Every route.
-pub fn table(app: &Arc<App>) -> Routes {
+pub fn table(config: &Config) -> Routes {
     let mut all = Vec::new();
-    all.extend(crate::api::routes(app));
+    all.extend(crate::api::routes(config));
     all.extend(crate::auth::routes());
-    all.extend(crate::tools::routes(app));
+    all.extend(crate::tools::routes(config));
     all.extend(crate::speech::routes());
     all.extend(crate::tts::routes());
     all.extend(crate::ws::routes());
@@ -26,6 +26,6 @@ pub fn table(app: &Arc<App>) -> Routes {
 }
 
 /// The paths of [`table`], for tests and docs.
-pub fn paths(app: &Arc<App>) -> Vec<&'static str> {
-    table(app).into_iter().map(|(path, _)| path).collect()
+pub fn paths(config: &Config) -> Vec<&'static str> {
+    table(config).into_iter().map(|(path, _)| path).collect()
 }

@@ -36,9 +36,9 @@ const MAX_FILES: usize = 8;
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
 /// The host-tool routes.
-pub fn routes(app: &Arc<App>) -> crate::routes::Routes {
+pub fn routes(config: &crate::Config) -> crate::routes::Routes {
     use crate::api::body_limit;
-    let limit = |m| body_limit(m, app.config.max_body);
+    let limit = |m| body_limit(m, config.max_body);
     vec![
         ("/api/fs/list", limit(get(fs_list))),
         ("/api/fs/complete", limit(get(fs_complete))),
@@ -49,7 +49,7 @@ pub fn routes(app: &Arc<App>) -> crate::routes::Routes {
         ("/api/workspace/config", limit(get(workspace_get).put(workspace_put))),
         ("/api/direnv/allow", limit(post(direnv_allow))),
         ("/api/directories/remove", limit(post(directories_remove))),
-        ("/api/sessions/{id}/uploads", body_limit(post(upload), upload_body(app.config.max_upload))),
+        ("/api/sessions/{id}/uploads", body_limit(post(upload), upload_body(config.max_upload))),
     ]
 }
 

@@ -187,9 +187,13 @@ async fn synthesise(app: &App, worker: crate::agents::Worker, key: &str, text: S
     let cache = &app.tts;
     let path = cache.path(key);
     let write = async {
-        tokio::fs::create_dir_all(&cache.dir).await?;
+        crate::private::dir(&cache.dir).map_err(std::io::Error::other)?;
         let tmp = cache.dir.join(format!(".{key}.{}.part", std::process::id()));
-        tokio::fs::write(&tmp, &mp3).await?;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        // Private, and never through a link left in its place.
+        let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).await?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, &mp3).await?;
+        file.sync_all().await?;
         tokio::fs::rename(&tmp, &path).await
     };
     write.await.map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("storing the audio: {e}")))?;

@@ -83,8 +83,12 @@ impl AgentProc {
     ) -> AgentProc {
         let env = PiEnv::new(&llm.base_url()).unwrap();
         let data = tempfile::tempdir().unwrap();
+        // The join token from a file, as a deployment passes it (not on the command line).
+        let token_file = data.path().join("join-token");
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+        let token_file = token_file.display().to_string();
         let mut args: Vec<String> =
-            ["agent", "--coordinator", quic, "--token", token, "--name", name].map(String::from).to_vec();
+            ["agent", "--coordinator", quic, "--token-file", &token_file, "--name", name].map(String::from).to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
         let extra_env: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let (child, log, reader) = spawn_agent(&args, &env, &extra_env, data.path(), name);
@@ -564,50 +568,7 @@ async fn a_restarted_agent_gets_its_sessions_back_with_their_history() {
     assert_eq!(server.get(&format!("/api/sessions/{eph}")).await.unwrap().0, 404, "the ephemeral session is dropped");
 }
 
-/// A network namespace joined to this host by a veth pair: a second "machine" whose link can
-/// be taken down. Removed on drop.
-struct NetNs {
-    name: String,
-    host_if: String,
-    /// The host's address on the link; the namespace is `.2`.
-    host_ip: String,
-}
-
-fn ip(args: &[&str]) {
-    let out = std::process::Command::new("ip").args(args).output().expect("ip (iproute2) is installed");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-impl NetNs {
-    fn new() -> NetNs {
-        let id = std::process::id() % 10_000;
-        let (name, host_if, ns_if) = (format!("pfns{id}"), format!("pfh{id}"), format!("pfn{id}"));
-        let net = format!("10.213.{}", id % 250);
-        let (host_ip, ns_ip) = (format!("{net}.1"), format!("{net}.2"));
-        let _ = std::process::Command::new("ip").args(["netns", "del", &name]).output();
-        let _ = std::process::Command::new("ip").args(["link", "del", &host_if]).output();
-        ip(&["netns", "add", &name]);
-        ip(&["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if]);
-        ip(&["link", "set", &ns_if, "netns", &name]);
-        ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
-        ip(&["link", "set", &host_if, "up"]);
-        ip(&["netns", "exec", &name, "ip", "addr", "add", &format!("{ns_ip}/30"), "dev", &ns_if]);
-        ip(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"]);
-        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
-        NetNs { name, host_if, host_ip }
-    }
-
-    fn set_link(&self, up: bool) {
-        ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }]);
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.host_if]).output();
-        let _ = std::process::Command::new("ip").args(["netns", "del", &self.name]).output();
-    }
-}
+use piface_test_support::netns::NetNs;
 
 #[tokio::test]
 async fn an_agent_in_another_network_namespace_survives_its_link_going_down() {

@@ -78,9 +78,11 @@ impl Piface {
             }
         };
         let mut cmd = Command::new(&opts.bin);
-        cmd.arg(subcommand)
-            .args(["--port", "0", "--host", "127.0.0.1", "--no-direnv"])
-            .arg("--data-dir")
+        cmd.arg(subcommand).args(["--port", "0", "--no-direnv"]);
+        if !opts.args.iter().any(|a| a == "--host") {
+            cmd.args(["--host", "127.0.0.1"]);
+        }
+        cmd.arg("--data-dir")
             .arg(&data_dir)
             .arg("--pi-bin")
             .arg(&opts.pi_bin)

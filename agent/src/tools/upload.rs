@@ -70,9 +70,11 @@ async fn write(path: PathBuf, max: u64, mut rx: mpsc::UnboundedReceiver<Piece>) 
         return Err(ToolError::new(400, format!("Not an upload blob path: {}", path.display())));
     }
     let dir = path.parent().expect("blob paths have a parent");
-    tokio::fs::create_dir_all(dir).await.map_err(fail)?;
+    // Uploads are the user's files: private (0700/0600), whatever the umask.
+    tokio::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).await.map_err(fail)?;
     let tmp = dir.join(format!(".partial-{}", path.file_name().expect("blob paths have a name").to_string_lossy()));
-    let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).await.map_err(fail)?;
+    let mut file =
+        tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).await.map_err(fail)?;
     let mut size = 0u64;
     let outcome = loop {
         match rx.recv().await {
@@ -137,6 +139,9 @@ mod tests {
         let FromAgent::ToolDone { req: 1, result: Ok(body) } = replies.recv().await.unwrap() else { panic!() };
         assert_eq!(body, r#"{"size":9}"#);
         assert_eq!(std::fs::read(&good).unwrap(), b"hello you");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(&good), mode(&store)), (0o600, 0o700), "uploads are private");
 
         let big = store.join("2_b.bin");
         table.begin(2, big.display().to_string(), 4, out.clone());

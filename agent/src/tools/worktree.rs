@@ -276,9 +276,16 @@ fn bootstrap_log_path(workspace_id: &str) -> PathBuf {
 
 async fn run_bootstrap(shell: &str, script: &str, root: &Path, timeout: Duration, log: &Path) -> Result<(), ToolError> {
     if let Some(parent) = log.parent() {
-        let _ = std::fs::create_dir_all(parent);
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent);
     }
-    let file = std::fs::File::create(log).map_err(|e| ToolError::new(500, format!("{}: {e}", log.display())))?;
+    // Logs may hold secrets a bootstrap printed: private, and not through a planted link.
+    let _ = std::fs::remove_file(log);
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(log)
+    }
+    .map_err(|e| ToolError::new(500, format!("{}: {e}", log.display())))?;
     let err = file.try_clone().map_err(|e| ToolError::new(500, e.to_string()))?;
     let mut child = tokio::process::Command::new(shell)
         .arg("-lc")
