@@ -230,7 +230,8 @@ export async function guardedContext(browser, options = {}, { login = null, host
 		document.addEventListener(
 			'securitypolicyviolation',
 			(e) => {
-				window.__pifaceCspViolation?.({ directive: e.effectiveDirective, blocked: e.blockedURI, document: e.documentURI, sample: e.sample, source: `${e.sourceFile}:${e.lineNumber}` });
+				const where = e.target instanceof Element ? e.target.outerHTML.slice(0, 200) : '';
+				window.__pifaceCspViolation?.({ directive: e.effectiveDirective, blocked: e.blockedURI, document: e.documentURI, sample: e.sample || where, source: `${e.sourceFile}:${e.lineNumber}` });
 			},
 			true
 		);

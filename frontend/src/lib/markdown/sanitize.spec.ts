@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { renderMarkdown } from './render';
-import { isLocalUrl, sanitize, stripUnsafeLinks } from './sanitize';
+import { disarmHandlers, isLocalUrl, sanitize, stripUnsafeLinks } from './sanitize';
 
 /** Sanitises `html` and parses the result, for querying. */
 function clean(html: string): HTMLElement {
@@ -190,5 +190,26 @@ describe('stripUnsafeLinks', () => {
 		stripUnsafeLinks(root);
 		const hrefs = [...root.querySelectorAll('a')].map((a) => a.getAttribute('href') ?? a.getAttribute('xlink:href'));
 		expect(hrefs).toEqual([null, null, null, 'https://ok.example/', '#n']);
+	});
+});
+
+describe('disarmHandlers', () => {
+	it.each([
+		['<img src=x onerror="window.__pwned=2">', '<img src=x>'],
+		["<img src='a>b' onerror='x()' alt=c>", "<img src='a>b' alt=c>"],
+		['<img src=x onerror=alert(1)>', '<img src=x>'],
+		['<img/onerror=alert(1)/src=x alt=y>', '<img alt=y>'],
+		// The unquoted value runs to the blank, as browsers read it: no handler here.
+		['<img/src=x/onerror=alert(1)>', '<img/src=x/onerror=alert(1)>'],
+		['<svg onload="a()"><animate onbegin=b() attributeName="x"></animate></svg>', '<svg><animate attributeName="x"></animate></svg>'],
+		['<a href="#" ONCLICK="x()" title="on=1">t</a>', '<a href="#" title="on=1">t</a>'],
+		['<p data-x="a onclick=b">keep quoted text</p>', '<p data-x="a onclick=b">keep quoted text</p>']
+	])('%s → %s', (input, output) => {
+		expect(disarmHandlers(input)).toBe(output);
+	});
+
+	it('leaves text, escaped code and attribute-like words outside tags alone', () => {
+		const text = 'online onerror=1 and <code>&lt;img onerror=x&gt;</code> or a < b onx=1 c';
+		expect(disarmHandlers(text)).toBe(text);
 	});
 });
