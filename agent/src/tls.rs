@@ -197,13 +197,13 @@ impl AgentIdentity {
         Ok(Some(identity))
     }
 
-    /// Writes the identity to `dir` (created if needed), the key with mode 0600. Each file is
+    /// Writes the identity to `dir` (created if needed, 0700), every file 0600. Each file is
     /// replaced atomically; the key goes last, so a crash leaves an identity `load` reports
     /// as incomplete rather than a key beside a stale certificate.
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_file_atomic(&dir.join(CA_CERT_FILE), self.ca_pem.as_bytes(), 0o644)?;
-        write_file_atomic(&dir.join(AGENT_CERT_FILE), self.cert_pem.as_bytes(), 0o644)?;
+        private_dir(dir)?;
+        write_file_atomic(&dir.join(CA_CERT_FILE), self.ca_pem.as_bytes(), 0o600)?;
+        write_file_atomic(&dir.join(AGENT_CERT_FILE), self.cert_pem.as_bytes(), 0o600)?;
         write_file_atomic(&dir.join(AGENT_KEY_FILE), self.key_pem.as_bytes(), 0o600)?;
         Ok(())
     }
@@ -299,6 +299,18 @@ pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     pairs.map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+}
+
+/// Creates `path` (and missing parents) as 0700 and makes an existing one 0700.
+pub fn private_dir(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private", path.display()))
 }
 
 /// Writes `path` through a temporary file renamed over it, created with `mode`, so readers

@@ -245,11 +245,14 @@ fn admit(app: &App, req: &Request, seen: &Seen) -> Result<crate::auth::Identity,
 
 /// Browser hardening on every response: no framing, no referrer, no sniffing, and a Content
 /// Security Policy that allows only the app's own scripts (and the shell's inline bootstrap, by
-/// hash) and no remote sources at all.
+/// hash) and no remote sources at all. A handler that set a policy of its own keeps it (a raw
+/// file from the project is served sandboxed, as an origin of its own).
 pub fn harden(headers: &mut HeaderMap) {
-    let csp = HeaderValue::from_str(crate::frontend::content_security_policy())
-        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"));
-    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        let csp = HeaderValue::from_str(crate::frontend::content_security_policy())
+            .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"));
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

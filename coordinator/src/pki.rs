@@ -276,7 +276,7 @@ fn create_ca(crt_path: &Path, key_path: &Path) -> anyhow::Result<(CertificateDer
     // The key first: a crash in between leaves a key without certificate, which
     // `load_or_create` reports instead of making a second CA.
     write_file_atomic(key_path, key.serialize_pem().as_bytes(), 0o600)?;
-    write_file_atomic(crt_path, cert.pem().as_bytes(), 0o644)?;
+    write_file_atomic(crt_path, cert.pem().as_bytes(), 0o600)?;
     info!(path = %crt_path.display(), fingerprint = %fingerprint(cert.der()), "created the cluster CA");
     Ok((cert.der().clone(), cert.pem(), key))
 }

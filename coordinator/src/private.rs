@@ -3,20 +3,14 @@
 //! The data directory holds the login token, the cluster CA's key, the state and the speech
 //! cache; nobody else on the machine has any business reading them.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::Context;
 
 /// Creates `path` (and missing parents) as 0700 and makes an existing one 0700.
 pub fn dir(path: &Path) -> anyhow::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("making {} private", path.display()))
+    piface_agent::tls::private_dir(path)
 }
 
 /// Makes an existing file 0600.

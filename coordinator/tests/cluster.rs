@@ -779,20 +779,6 @@ async fn host_tools_go_to_the_agent_that_holds_the_files() {
     }
 }
 
-/// Announces a JSON body of `len` bytes and reads the status line (the server answers from the
-/// headers alone, as a client still sending would see it).
-async fn announce_body(server: &Piface, path: &str, len: usize) -> u16 {
-    use tokio::io::AsyncWriteExt;
-    let mut tcp = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
-    let head =
-        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n");
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    let mut reader = BufReader::new(tcp);
-    let mut status = String::new();
-    tokio::time::timeout(Duration::from_secs(30), reader.read_line(&mut status)).await.unwrap().unwrap();
-    status.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
 /// Runs a command and returns its stdout, failing the test on a non-zero exit.
 fn run_tool(program: &str, args: &[&str]) -> Vec<u8> {
     let out = std::process::Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
@@ -947,7 +933,7 @@ async fn speech_runs_on_the_agent_that_has_the_model_for_a_session_on_another() 
     let (status, body) = server.post(&url, &json!({"audio_base64": b64(&over)})).await.unwrap();
     assert_eq!((status, body["detail"].as_str()), (413, Some("Audio payload too large. Max 26214400 bytes.")));
     // An hour of silence as 16 kHz 16-bit PCM (115 MB, 154 MB as base64) is refused from its headers.
-    assert_eq!(announce_body(&server, &url, 154_000_000).await, 413);
+    assert_eq!(server.announce_body(&url, 154_000_000).await, 413);
     let (status, _) = server.post(&url, &json!({"audio_base64": b64(&webm)})).await.unwrap();
     assert_eq!(status, 200, "still serving");
     // Text-to-speech for the same session goes to the same remote agent; the MP3 crosses QUIC.
@@ -961,7 +947,8 @@ async fn speech_runs_on_the_agent_that_has_the_model_for_a_session_on_another() 
         .await
         .unwrap();
     assert_eq!((status, spoken["cached"].as_bool()), (200, Some(false)), "{spoken}");
-    let mp3 = reqwest::get(server.url(spoken["audio_url"].as_str().unwrap())).await.unwrap().bytes().await.unwrap();
+    let audio = server.http.get(server.url(spoken["audio_url"].as_str().unwrap())).send().await.unwrap();
+    let mp3 = audio.bytes().await.unwrap();
     assert!(mp3.len() > 1000, "an MP3 of {} bytes", mp3.len());
 
     // The worker counts its jobs (the hello after the last one may take a second).

@@ -353,17 +353,7 @@ async fn one_past_each_limit_gets_a_clear_error_and_the_server_stays_healthy() {
     assert!(healthy().await);
 
     // The JSON upload path is bounded like the multipart one: refused from its length.
-    let mut tcp = tokio::net::TcpStream::connect(authority(&server)).await.unwrap();
-    let head = format!(
-        "POST /api/sessions/{id}/uploads HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        authority(&server),
-        server.token.as_deref().unwrap(),
-        64 << 20
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 413"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert_eq!(server.announce_body(&format!("/api/sessions/{id}/uploads"), 64 << 20).await, 413);
     assert!(healthy().await);
     let _ = again.next().await;
     drop(chat);

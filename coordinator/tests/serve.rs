@@ -307,7 +307,7 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(resp.status().as_u16(), 422);
     let (status, body) = server.post("/api/sessions", &json!({"provider": "x"})).await.unwrap();
     assert_eq!(status, 422, "{body}");
-    assert_eq!(oversized_post(&server, "/api/sessions", 3 * 1024 * 1024).await, 413);
+    assert_eq!(server.announce_body("/api/sessions", 3 * 1024 * 1024).await, 413);
 
     // PATCH rules.
     let id = server.new_session(&json!({"working_dir": dir.path()})).await;
@@ -584,27 +584,6 @@ async fn models_come_from_pi_and_sigterm_stops_every_pi() {
     let status = t.server.stop().await.unwrap();
     assert!(status.success(), "{status:?}");
     assert!(pids_with_env(&needle, server).is_empty(), "pi left running after shutdown");
-}
-
-/// Announces a body of `len` bytes and reads the status line: the server answers from the
-/// headers alone, as a client that is still sending would see it.
-async fn oversized_post(server: &Piface, path: &str, len: usize) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = server.base.trim_start_matches("http://");
-    let mut tcp = tokio::net::TcpStream::connect(authority).await.unwrap();
-    let token = server.token.as_deref().unwrap_or_default();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    let mut buf = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
-        .await
-        .expect("no answer to an oversized body")
-        .unwrap();
-    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
-    line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad answer {line:?}"))
 }
 
 fn make_executable(path: &PathBuf) {

@@ -392,6 +392,8 @@ fn cluster_files_are_private_and_corruption_is_an_error() {
     let agent_dir = dir.path().join("agent");
     AgentIdentity { key_pem, cert_pem, ca_pem: ca.ca_pem() }.save(&agent_dir).unwrap();
     assert_eq!(mode(&agent_dir.join(tls::AGENT_KEY_FILE)), 0o600);
+    assert_eq!(mode(&agent_dir.join(tls::AGENT_CERT_FILE)), 0o600);
+    assert_eq!(mode(&agent_dir), 0o700);
 
     let load_err = |path: &Path| format!("{:#}", ClusterCa::load_or_create(path).unwrap_err());
     let key_path = cluster.join(pki::CA_KEY_FILE);

@@ -136,6 +136,27 @@ impl Piface {
         Ok(Piface { child, base, stderr, http, data_dir, quic_addr, token, _data: data })
     }
 
+    /// Sends only the head of a `POST path` announcing a JSON body of `len` bytes (with the
+    /// login) and returns the status the server answers before any body byte arrives.
+    pub async fn announce_body(&self, path: &str, len: usize) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let authority = self.base.trim_start_matches("http://");
+        let mut tcp = tokio::net::TcpStream::connect(authority).await.unwrap();
+        let login = self.token.as_deref().map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\n{login}Content-Type: application/json\r\n\
+             Content-Length: {len}\r\n\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
+            .await
+            .expect("no answer to an announced body")
+            .unwrap();
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("bad answer {line:?}"))
+    }
+
     /// A WebSocket request for `path` carrying the login token.
     pub fn ws_request(&self, path: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
