@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_CLIENT_MESSAGE_BYTES, closeNotice, messageBytes, oversizeMessage } from './limits';
-
-describe('oversizeMessage', () => {
-	it('lets a message up to the limit through, counting UTF-8 bytes of the JSON', () => {
-		expect(messageBytes({ m: 'é' })).toBe(10);
-		const fits = { type: 'prompt', message: 'x'.repeat(MAX_CLIENT_MESSAGE_BYTES - 30) };
-		expect(messageBytes(fits)).toBeLessThanOrEqual(MAX_CLIENT_MESSAGE_BYTES);
-		expect(oversizeMessage(fits)).toBeNull();
-	});
-
-	it('refuses one past it and says how big it was', () => {
-		const big = { type: 'prompt', message: 'é'.repeat(MAX_CLIENT_MESSAGE_BYTES / 2) };
-		expect(oversizeMessage(big)).toMatch(/^This message is 1\.0 MiB; the server takes at most 1\.0 MiB per message\. It was kept/);
-		expect(oversizeMessage({ message: 'x'.repeat(3 << 20) })).toMatch(/^This message is 3\.0 MiB/);
-	});
-});
+import { closeNotice } from './limits';
 
 describe('closeNotice', () => {
 	it('explains a message-too-big close, with or without the server reason', () => {
-		expect(closeNotice(1009, 'message over 1 MiB')).toBe('The server closed the connection: message over 1 MiB. Reconnecting…');
-		expect(closeNotice(1009, '')).toBe('The server closed the connection: a message was too large. Reconnecting…');
+		expect(closeNotice(1009, 'message over 1 MiB')).toBe('The server closed the connection: message over 1 MiB.');
+		expect(closeNotice(1009, '')).toBe('The server closed the connection: a message was too large.');
 	});
 
 	it('passes on any other reason the server gave', () => {

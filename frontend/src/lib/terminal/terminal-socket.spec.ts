@@ -35,6 +35,7 @@ class FakeSocket implements SocketLike {
 let sockets: FakeSocket[];
 let timers: { fn: () => void; ms: number; cleared: boolean }[];
 let statuses: TerminalStatus[];
+let details: (string | undefined)[];
 let output: number[][];
 let opens: number;
 let visible: boolean;
@@ -64,7 +65,10 @@ function make() {
 	return new TerminalSocket('ws://h/ws/sessions/s/terminal', {
 		data: (b) => output.push([...b]),
 		open: () => opens++,
-		status: (s) => statuses.push(s)
+		status: (s, d) => {
+			statuses.push(s);
+			details.push(d);
+		}
 	}, env);
 }
 
@@ -75,6 +79,7 @@ beforeEach(() => {
 	sockets = [];
 	timers = [];
 	statuses = [];
+	details = [];
 	output = [];
 	opens = 0;
 	visible = true;
@@ -120,6 +125,19 @@ describe('TerminalSocket', () => {
 		// The attempt counter starts over after an open.
 		last().drop();
 		expect(pending().at(-1)!.ms).toBe(2000);
+	});
+
+	it('says why the server closed for a message over its limit, and reconnects', () => {
+		const t = make();
+		t.start();
+		last().open();
+		last().drop(1009, 'message over 1 MiB');
+		expect(statuses.at(-1)).toBe('reconnecting');
+		expect(details.at(-1)).toBe('The server closed the connection: message over 1 MiB.');
+		expect(pending()).toHaveLength(1);
+		pending()[0]!.fn();
+		last().drop();
+		expect(details.at(-1)).toBeUndefined();
 	});
 
 	it('stops on 4004 (session not live) until asked to reconnect', () => {

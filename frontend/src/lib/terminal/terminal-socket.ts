@@ -4,6 +4,7 @@
 // specs drive it with fakes. Not here: xterm.js, which the view owns.
 
 import { reportSocketFailure } from '../auth/signals';
+import { closeNotice } from '../connection/limits';
 import { backoffDelay, shouldLifecycleReconnect, shouldRetryAfterClose } from '../connection/reconnect';
 import { closeMeaning, resizeMessage } from './protocol';
 
@@ -181,19 +182,20 @@ export class TerminalSocket {
 			}
 			// Perhaps the upgrade was refused for want of a login (a browser cannot tell): the gate asks.
 			reportSocketFailure();
-			this.#scheduleRetry();
+			this.#scheduleRetry(closeNotice(ev.code, ev.reason) ?? undefined);
 		};
 	}
 
-	#scheduleRetry(): void {
+	/** `why`: what the server said when it closed (a message over its limit), for the status line. */
+	#scheduleRetry(why?: string): void {
 		if (!shouldRetryAfterClose({ live: this.#live, visible: this.env.visible(), closedByUs: this.#stopped }) || !this.env.online()) {
 			// A hidden tab or a lost network waits for `lifecycle()`.
-			this.handlers.status('reconnecting');
+			this.handlers.status('reconnecting', why);
 			return;
 		}
 		this.#clearTimer();
 		this.#attempt += 1;
-		this.handlers.status('reconnecting');
+		this.handlers.status('reconnecting', why);
 		this.#timer = this.env.setTimeout(() => {
 			this.#timer = null;
 			this.#connect();
