@@ -231,6 +231,12 @@ impl SessionStreams for LocalStreams {
 /// the relay exactly-once across streams: an event already delivered is skipped, and a hole
 /// (events lost with a dead link) gives the clients a notice and a fresh replay.
 pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionId, mut rx: mpsc::Receiver<FromAgent>) {
+    // Only the agent a session's record names may feed it (re-checked here for every kind of
+    // link; the QUIC side refuses such streams before decoding anything).
+    if app.registry.agent_of(&session).as_deref() != Some(agent.as_str()) {
+        warn!(session_id = %session, agent = %agent, "events for a session this agent does not run; dropping its stream");
+        return;
+    }
     let Some(hub) = app.registry.hub(&session).or_else(|| app.reattach(&agent, &session)) else {
         warn!(session_id = %session, agent = %agent, "events for an unknown session; dropping its stream");
         return;

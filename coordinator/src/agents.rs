@@ -15,6 +15,18 @@ use crate::agent_link::AgentHandle;
 use crate::dashboard::Dashboard;
 use crate::store::{AgentRecord, StateStore};
 
+/// A pending connection admitted by [`Agents::admit`]; dropping it forgets the connection.
+pub struct Admitted {
+    id: u64,
+    pending: Arc<Mutex<Vec<(u64, String, quinn::Connection)>>>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.pending.lock().unwrap().retain(|(id, _, _)| *id != self.id);
+    }
+}
+
 /// Name of the in-process agent of `piface serve`.
 pub const LOCAL: &str = "local";
 
@@ -73,10 +85,17 @@ impl AgentInfo {
 }
 
 /// See the module docs.
+///
+/// Revocation reaches a connection in every phase: `enrolled` is locked (always before
+/// `inner`) while an agent is removed, while a connection is admitted ([`Agents::admit`]) and
+/// while it comes up ([`Agents::up`]), so a removal either happens before (and the connection
+/// is refused) or after (and the connection, pending or up, is closed).
 pub struct Agents {
     inner: Mutex<BTreeMap<String, Entry>>,
     /// Agents allowed to connect, with the certificate each was enrolled with.
     enrolled: Mutex<BTreeMap<String, AgentRecord>>,
+    /// Connections of enrolled agents that are not up yet (waiting for the control stream).
+    pending: Arc<Mutex<Vec<(u64, String, quinn::Connection)>>>,
     /// Told when an agent comes up, goes down or is removed.
     dashboard: Arc<Dashboard>,
 }
@@ -84,7 +103,7 @@ pub struct Agents {
 impl Agents {
     /// The registry, with the agents enrolled so far (listed as down until they connect).
     pub fn new(enrolled: BTreeMap<String, AgentRecord>, dashboard: Arc<Dashboard>) -> Agents {
-        let agents = Agents { inner: Mutex::default(), enrolled: Mutex::default(), dashboard };
+        let agents = Agents { inner: Mutex::default(), enrolled: Mutex::default(), pending: Arc::default(), dashboard };
         {
             let mut inner = agents.inner.lock().unwrap();
             for (name, record) in &enrolled {
@@ -116,10 +135,32 @@ impl Agents {
         }
     }
 
-    /// Removes an agent: forgets its certificate and closes its connection. False if unknown.
+    /// A connection presenting `name`'s certificate (of this fingerprint), until it is up or
+    /// gone: `None` (and the connection closed) when that certificate is not enrolled; a
+    /// removal while the guard lives closes the connection.
+    pub fn admit(&self, name: &str, fingerprint: &str, conn: &quinn::Connection) -> Option<Admitted> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let enrolled = self.enrolled.lock().unwrap();
+        if !enrolled.get(name).is_some_and(|a| a.cert_fingerprint == fingerprint) {
+            conn.close(crate::quic::close::REFUSED.into(), b"unknown or removed agent certificate");
+            return None;
+        }
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.pending.lock().unwrap().push((id, name.to_string(), conn.clone()));
+        Some(Admitted { id, pending: self.pending.clone() })
+    }
+
+    /// Removes an agent: forgets its certificate and closes its connection, up or pending.
+    /// False if unknown.
     pub fn revoke(&self, store: &dyn StateStore, name: &str) -> Result<bool, String> {
         let existed = store.delete_agent(name).map_err(|e| e.to_string())?;
-        let known = self.enrolled.lock().unwrap().remove(name).is_some();
+        let mut enrolled = self.enrolled.lock().unwrap();
+        let known = enrolled.remove(name).is_some();
+        for (_, pending_name, conn) in self.pending.lock().unwrap().iter() {
+            if pending_name == name {
+                conn.close(crate::quic::close::REMOVED.into(), b"agent removed");
+            }
+        }
         if let Some(mut entry) = self.inner.lock().unwrap().remove(name) {
             if let Some(conn) = entry.conn {
                 conn.close(crate::quic::close::REMOVED.into(), b"agent removed");
@@ -130,14 +171,24 @@ impl Agents {
         Ok(existed || known)
     }
 
-    /// An agent connected (again).
-    pub fn up(&self, name: &str, handle: Arc<AgentHandle>, conn: Option<quinn::Connection>) {
+    /// An agent connected (again). A remote agent must still be enrolled (it may have been
+    /// removed since it was admitted): false, and its connection closed, when it is not.
+    pub fn up(&self, name: &str, handle: Arc<AgentHandle>, conn: Option<quinn::Connection>) -> bool {
+        let enrolled = self.enrolled.lock().unwrap();
+        if let Some(c) = &conn {
+            if !enrolled.contains_key(name) {
+                c.close(crate::quic::close::REMOVED.into(), b"agent removed");
+                return false;
+            }
+        }
         let info = AgentInfo::new(name);
         self.dashboard.agent(&info);
         self.inner
             .lock()
             .unwrap()
             .insert(name.to_string(), Entry { handle: Some(handle), in_flight: Arc::default(), conn, info });
+        drop(enrolled);
+        true
     }
 
     /// Records an agent's hello.

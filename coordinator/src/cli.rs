@@ -78,6 +78,28 @@ pub struct CoordinatorArgs {
     /// Also run an agent in this process, as `serve` does.
     #[arg(long)]
     pub local_agent: bool,
+    /// Connections to the agents' port not yet identified as an enrolled agent (handshaking or
+    /// enrolling), in all; past it new ones are refused.
+    #[arg(long, default_value_t = 64, env = "PIFACE_MAX_UNENROLLED", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unenrolled: u32,
+    /// The same, per source address.
+    #[arg(long, default_value_t = 8, env = "PIFACE_MAX_UNENROLLED_PER_ADDRESS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_unenrolled_per_address: u32,
+    /// Seconds a peer has from its first packet to an agent's control stream or the end of its
+    /// enrollment.
+    #[arg(long, default_value_t = 10, env = "PIFACE_ENROLL_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub enroll_timeout: u64,
+}
+
+impl CoordinatorArgs {
+    /// The agents' port limits from the flags.
+    pub fn link_limits(&self) -> crate::quic::LinkLimits {
+        crate::quic::LinkLimits {
+            unidentified: self.max_unenrolled as usize,
+            unidentified_per_address: self.max_unenrolled_per_address as usize,
+            handshake: std::time::Duration::from_secs(self.enroll_timeout),
+        }
+    }
 }
 
 /// Options of `piface agent`.

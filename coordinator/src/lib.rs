@@ -70,6 +70,8 @@ pub struct Config {
     pub local_agent: bool,
     /// Listen for agents on other machines (QUIC) at this address.
     pub quic: Option<std::net::SocketAddr>,
+    /// Limits of the agents' port before a peer is identified.
+    pub link_limits: quic::LinkLimits,
     /// What the local agent's file endpoints may reach (`--fs-root`; default: home).
     pub fs_roots: Vec<PathBuf>,
     /// Largest uploaded file (bytes).
@@ -101,6 +103,7 @@ impl Config {
             probe_models_at_start: true,
             local_agent: true,
             quic: None,
+            link_limits: quic::LinkLimits::default(),
             fs_roots: std::env::var_os("HOME").map(PathBuf::from).into_iter().collect(),
             max_upload: 10 * 1024 * 1024,
             speech: None,

@@ -26,7 +26,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => runtime()?.block_on(serve(args, None)),
         None => runtime()?.block_on(serve(cli.serve, None)),
-        Some(Command::Coordinator(c)) => runtime()?.block_on(serve(c.serve, Some((c.quic, c.local_agent)))),
+        Some(Command::Coordinator(c)) => {
+            let limits = c.link_limits();
+            runtime()?.block_on(serve(c.serve, Some((c.quic, c.local_agent, limits))))
+        }
         Some(Command::ImportState(args)) => import_state(args),
         Some(Command::Agent(args)) => runtime()?.block_on(agent(args)),
         Some(Command::Token { action: TokenAction::Create { ttl, data_dir } }) => {
@@ -179,7 +182,10 @@ fn import_state(args: ImportArgs) -> anyhow::Result<()> {
 
 /// `serve`, or `coordinator` when `cluster` gives its QUIC address and whether to run a local
 /// agent too.
-async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -> anyhow::Result<()> {
+async fn serve(
+    args: ServeArgs,
+    cluster: Option<(std::net::SocketAddr, bool, piface_coordinator::quic::LinkLimits)>,
+) -> anyhow::Result<()> {
     for notice in args.notices() {
         info!("{notice}");
     }
@@ -209,14 +215,15 @@ async fn serve(args: ServeArgs, cluster: Option<(std::net::SocketAddr, bool)>) -
     }
     config.max_upload = args.max_upload_mib << 20;
     config.tts_cache_max = args.tts_cache_mib << 20;
-    if cluster.is_none_or(|(_, local_agent)| local_agent) {
+    if cluster.is_none_or(|(_, local_agent, _)| local_agent) {
         let gpus = piface_agent::gpu::discover();
         config.speech = args.audio.speech_service(&gpus, piface_agent::speech::in_cache).map_err(anyhow::Error::msg)?;
         config.tts = args.audio.tts_service(&gpus, piface_agent::tts::in_cache).map_err(anyhow::Error::msg)?;
     }
-    if let Some((quic, local_agent)) = cluster {
+    if let Some((quic, local_agent, limits)) = cluster {
         config.quic = Some(quic);
         config.local_agent = local_agent;
+        config.link_limits = limits;
     }
 
     let listener = tokio::net::TcpListener::bind((args.host, args.port))

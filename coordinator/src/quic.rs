@@ -7,8 +7,10 @@
 //! link, and each session's events come on a stream of their own, so the rest of the
 //! coordinator does not know how an agent is connected.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context};
@@ -30,6 +32,92 @@ pub mod close {
     pub const REMOVED: u32 = 2;
     /// Protocol violation (bad first frame, unexpected stream).
     pub const PROTOCOL: u32 = 3;
+    /// Enrollment took longer than its deadline.
+    pub const TIMEOUT: u32 = 4;
+}
+
+/// Limits of the agents' port before a peer is known to be an agent.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkLimits {
+    /// Connections not yet identified as an enrolled agent (handshaking or enrolling), in all.
+    pub unidentified: usize,
+    /// The same, per source address.
+    pub unidentified_per_address: usize,
+    /// Time from the first packet to an enrolled agent's control stream, or to the end of an
+    /// enrollment.
+    pub handshake: Duration,
+}
+
+impl Default for LinkLimits {
+    fn default() -> LinkLimits {
+        LinkLimits { unidentified: 64, unidentified_per_address: 8, handshake: Duration::from_secs(10) }
+    }
+}
+
+/// Largest frame on each kind of stream. Only session streams carry pi's lines (up to 64 MiB);
+/// the control stream carries replies such as synthesised audio.
+mod frame_max {
+    use piface_shared::codec::MAX_FRAME_LEN;
+    /// Stream header and enrollment request or reply (a CSR, a token, two certificates).
+    pub const ENROLL: usize = 16 * 1024;
+    /// Control stream.
+    pub const CONTROL: usize = MAX_FRAME_LEN;
+    /// A session's events.
+    pub const SESSION: usize = MAX_FRAME_LEN;
+    /// Terminal output (the agent reads the PTY in small chunks).
+    pub const TERMINAL: usize = 1 << 20;
+    /// Pieces of a streamed reply (file contents, history).
+    pub const REPLY: usize = 4 << 20;
+}
+
+/// Connections not yet identified, counted in all and per source address.
+#[derive(Default)]
+struct Unidentified {
+    counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
+}
+
+/// One unidentified connection's place; dropping it frees the place.
+struct Slot {
+    gate: Arc<Unidentified>,
+    ip: IpAddr,
+}
+
+impl Unidentified {
+    fn take(self: &Arc<Self>, ip: IpAddr, limits: &LinkLimits) -> Option<Slot> {
+        let mut counts = self.counts.lock().unwrap();
+        let (total, per) = &mut *counts;
+        let mine = per.entry(ip).or_default();
+        if *total >= limits.unidentified || *mine >= limits.unidentified_per_address {
+            return None;
+        }
+        *mine += 1;
+        *total += 1;
+        Some(Slot { gate: self.clone(), ip })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.gate.counts.lock().unwrap();
+        let (total, per) = &mut *counts;
+        *total -= 1;
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// `s` fit for a log line: at most 64 characters, control characters escaped.
+fn printable(s: &str) -> String {
+    let cut: String = s.chars().take(64).collect();
+    let mut out: String = cut.escape_debug().collect();
+    if s.chars().count() > 64 {
+        out.push('…');
+    }
+    out
 }
 
 /// Binds the QUIC endpoint.
@@ -39,7 +127,16 @@ pub mod close {
 /// verify, so the agent learns at once that the old connection is gone (instead of after its
 /// idle timeout) and reconnects.
 pub fn bind(ca: &ClusterCa, cluster_dir: &std::path::Path, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
-    let server = ca.server_config(&piface_agent::tls::Transport::default())?;
+    let mut server = ca.server_config(&piface_agent::tls::Transport::default())?;
+    // Until a peer is known to be an agent it may open one bidirectional stream (enrollment or
+    // control) and no other, and have little data in flight; agents get more once identified.
+    let mut transport = piface_agent::tls::Transport::default().quinn_config()?;
+    transport
+        .max_concurrent_bidi_streams(1u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window((256u32 * 1024).into())
+        .receive_window((512u32 * 1024).into());
+    server.transport_config(Arc::new(transport));
     let path = cluster_dir.join("reset.key");
     let secret = match std::fs::read(&path) {
         Ok(bytes) if bytes.len() == 32 => bytes,
@@ -66,14 +163,30 @@ pub fn bind(ca: &ClusterCa, cluster_dir: &std::path::Path, addr: SocketAddr) -> 
     quinn::Endpoint::new(config, Some(server), socket, runtime).with_context(|| format!("binding QUIC on {addr}"))
 }
 
-/// Accepts agents until the endpoint closes.
+/// Accepts agents until the endpoint closes. A peer is "unidentified" from its first packet
+/// until it shows an enrolled agent's certificate: such connections are capped in all and per
+/// address (past the cap they are refused at once) and have [`LinkLimits::handshake`] to
+/// finish, enrollment included.
 pub async fn serve(app: Arc<App>, ca: Arc<ClusterCa>, endpoint: quinn::Endpoint) {
+    let gate = Arc::new(Unidentified::default());
+    let limits = app.config.link_limits;
+    let refused_logged = Arc::new(AtomicBool::new(false));
     while let Some(incoming) = endpoint.accept().await {
+        let remote = incoming.remote_address();
+        let Some(slot) = gate.take(remote.ip().to_canonical(), &limits) else {
+            // Logged once per burst: a flood must not flood the log too.
+            if !refused_logged.swap(true, Ordering::Relaxed) {
+                warn!(%remote, "too many unidentified connections to the agents' port; refusing new ones");
+            }
+            incoming.refuse();
+            continue;
+        };
+        refused_logged.store(false, Ordering::Relaxed);
         let (app, ca) = (app.clone(), ca.clone());
-        let span = tracing::info_span!("agent_conn", remote = %incoming.remote_address());
+        let span = tracing::info_span!("agent_conn", %remote);
         tokio::spawn(
             async move {
-                if let Err(e) = handle_connection(app, ca, incoming).await {
+                if let Err(e) = handle_connection(app, ca, incoming, slot, limits.handshake).await {
                     warn!("agent connection: {e:#}");
                 }
             }
@@ -82,36 +195,64 @@ pub async fn serve(app: Arc<App>, ca: Arc<ClusterCa>, endpoint: quinn::Endpoint)
     }
 }
 
-async fn handle_connection(app: Arc<App>, ca: Arc<ClusterCa>, incoming: quinn::Incoming) -> anyhow::Result<()> {
-    let conn = incoming.await.context("handshake")?;
+async fn handle_connection(
+    app: Arc<App>,
+    ca: Arc<ClusterCa>,
+    incoming: quinn::Incoming,
+    slot: Slot,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let started = tokio::time::Instant::now();
+    let conn =
+        tokio::time::timeout(deadline, incoming).await.context("handshake took too long")?.context("handshake")?;
     let Some(cert) = pki::peer_certificate(&conn) else {
-        return enroll(&app, &ca, conn).await;
+        let outcome = tokio::time::timeout_at(started + deadline, enroll(&app, &ca, &conn)).await;
+        drop(slot);
+        return match outcome {
+            Ok(result) => result,
+            Err(_) => {
+                conn.close(close::TIMEOUT.into(), b"enrollment took too long");
+                Err(anyhow!("enrollment did not finish within {} s", deadline.as_secs()))
+            }
+        };
     };
     let fingerprint = pki::cert_fingerprint(&cert);
     let name = pki::cert_common_name(&cert).unwrap_or_default();
-    if !app.agents.is_enrolled(&name, &fingerprint) {
-        conn.close(close::REFUSED.into(), b"unknown or removed agent certificate");
-        return Err(anyhow!("refused agent {name:?}: its certificate is not enrolled (removed?)"));
-    }
-    serve_agent(app, name, conn).instrument(tracing::info_span!("agent")).await
+    // From here a removal closes this connection, whatever it is waiting for.
+    let Some(admitted) = app.agents.admit(&name, &fingerprint, &conn) else {
+        return Err(anyhow!("refused agent {:?}: its certificate is not enrolled (removed?)", printable(&name)));
+    };
+    drop(slot);
+    // An agent opens streams of its own: one per session and per streamed reply.
+    conn.set_max_concurrent_uni_streams(4096u32.into());
+    conn.set_receive_window(quinn::VarInt::MAX);
+    serve_agent(app, name, conn, admitted, started + deadline).instrument(tracing::info_span!("agent")).await
 }
 
-async fn enroll(app: &Arc<App>, ca: &ClusterCa, conn: quinn::Connection) -> anyhow::Result<()> {
-    let (mut send, recv) =
-        tokio::time::timeout(Duration::from_secs(10), conn.accept_bi()).await.context("no enrollment stream")??;
-    let mut reader = FrameReader::new(recv);
+async fn enroll(app: &Arc<App>, ca: &ClusterCa, conn: &quinn::Connection) -> anyhow::Result<()> {
+    let (mut send, recv) = conn.accept_bi().await.context("no enrollment stream")?;
+    let mut reader = FrameReader::with_limit(recv, frame_max::ENROLL);
     if reader.next::<StreamHeader>().await? != Some(StreamHeader::Enroll) {
         conn.close(close::PROTOCOL.into(), b"enroll first: this connection has no certificate");
         return Err(anyhow!("a connection without a certificate tried something else than enrolling"));
     }
-    let req: EnrollRequest = reader.next().await?.ok_or_else(|| anyhow!("empty enrollment"))?;
+    let req: EnrollRequest = match reader.next().await {
+        Ok(Some(req)) => req,
+        Ok(None) => return Err(anyhow!("empty enrollment")),
+        Err(e) => {
+            conn.close(close::PROTOCOL.into(), b"bad enrollment request");
+            return Err(anyhow!("bad enrollment request: {e}"));
+        }
+    };
+    // The name is the peer's until checked: logged escaped and cut.
+    let name = printable(&req.name);
     let reply = match check_enrollment(app, ca, &req) {
         Ok(cert_pem) => {
-            info!(agent = %req.name, "agent enrolled");
+            info!(agent = %name, "agent enrolled");
             EnrollReply::Enrolled { cert_pem, ca_pem: ca.ca_pem() }
         }
         Err(reason) => {
-            warn!(agent = %req.name, "enrollment refused: {reason}");
+            warn!(agent = %name, "enrollment refused: {reason}");
             EnrollReply::Refused { reason }
         }
     };
@@ -150,10 +291,21 @@ fn pem_to_der(pem: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Runs an enrolled agent's connection: its control stream and its session streams.
-async fn serve_agent(app: Arc<App>, name: String, conn: quinn::Connection) -> anyhow::Result<()> {
-    let (mut send, recv) =
-        tokio::time::timeout(Duration::from_secs(10), conn.accept_bi()).await.context("no control stream")??;
-    let mut reader = FrameReader::new(recv);
+async fn serve_agent(
+    app: Arc<App>,
+    name: String,
+    conn: quinn::Connection,
+    admitted: crate::agents::Admitted,
+    deadline: tokio::time::Instant,
+) -> anyhow::Result<()> {
+    let (mut send, recv) = match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
+        Ok(stream) => stream.context("no control stream")?,
+        Err(_) => {
+            conn.close(close::TIMEOUT.into(), b"no control stream in time");
+            return Err(anyhow!("agent {name}: no control stream in time"));
+        }
+    };
+    let mut reader = FrameReader::with_limit(recv, frame_max::CONTROL);
     if reader.next::<StreamHeader>().await? != Some(StreamHeader::Control) {
         conn.close(close::PROTOCOL.into(), b"expected the control stream first");
         return Err(anyhow!("agent {name}: first stream is not the control stream"));
@@ -185,7 +337,12 @@ async fn serve_agent(app: Arc<App>, name: String, conn: quinn::Connection) -> an
             }
         }
     });
-    app.agents.up(&name, handle.clone(), Some(conn.clone()));
+    if !app.agents.up(&name, handle.clone(), Some(conn.clone())) {
+        writer.abort();
+        reader_task.abort();
+        return Err(anyhow!("agent {name} was removed while connecting"));
+    }
+    drop(admitted);
     handle.send(ToAgent::Hello(piface_agent::hello(None))).await?;
     info!(agent = %name, remote = %conn.remote_address(), "agent link up");
     let control = tokio::spawn(run_control(app.clone(), name.clone(), handle.clone(), from_rx));
@@ -200,6 +357,8 @@ async fn serve_agent(app: Arc<App>, name: String, conn: quinn::Connection) -> an
         }
     });
 
+    // Streams for sessions this agent does not run are refused; the first is logged.
+    let warned = Arc::new(AtomicBool::new(false));
     loop {
         let recv = tokio::select! {
             r = conn.accept_uni() => match r {
@@ -211,9 +370,9 @@ async fn serve_agent(app: Arc<App>, name: String, conn: quinn::Connection) -> an
             },
             _ = app.shutdown.cancelled() => break,
         };
-        let (app, handle, agent) = (app.clone(), handle.clone(), name.clone());
+        let (app, handle, agent, warned) = (app.clone(), handle.clone(), name.clone(), warned.clone());
         tokio::spawn(async move {
-            if let Err(e) = serve_stream(app, agent, handle, recv).await {
+            if let Err(e) = serve_stream(app, agent, handle, recv, &warned).await {
                 debug!("agent stream: {e:#}");
             }
         });
@@ -224,15 +383,34 @@ async fn serve_agent(app: Arc<App>, name: String, conn: quinn::Connection) -> an
     Ok(())
 }
 
-/// One unidirectional stream from an agent: a session's events or a streamed reply.
+/// One unidirectional stream from an agent: a session's events, its terminal, or a streamed
+/// reply. Session and terminal streams are accepted only for sessions whose record belongs to
+/// this agent: another agent's session or an unknown id gets the stream stopped and creates
+/// nothing.
 async fn serve_stream(
     app: Arc<App>,
     agent: String,
     handle: Arc<AgentHandle>,
     recv: quinn::RecvStream,
+    warned: &AtomicBool,
 ) -> anyhow::Result<()> {
-    let mut reader = FrameReader::new(recv);
+    let mut reader = FrameReader::with_limit(recv, frame_max::ENROLL);
     let header: StreamHeader = reader.next().await?.ok_or_else(|| anyhow!("empty stream"))?;
+    if let StreamHeader::Session { session } | StreamHeader::Terminal { session } = &header {
+        if app.registry.agent_of(session).as_deref() != Some(agent.as_str()) {
+            let _ = reader.into_inner().stop(close::PROTOCOL.into());
+            if !warned.swap(true, Ordering::Relaxed) {
+                warn!(agent = %agent, session_id = %printable(session), "refusing a stream for a session this agent does not run (further ones are not logged)");
+            }
+            return Ok(());
+        }
+    }
+    let limit = match &header {
+        StreamHeader::Terminal { .. } => frame_max::TERMINAL,
+        StreamHeader::Reply { .. } => frame_max::REPLY,
+        _ => frame_max::SESSION,
+    };
+    reader.set_limit(limit);
     let (tx, rx) = mpsc::channel::<FromAgent>(4);
     match header {
         StreamHeader::Session { session } => {
