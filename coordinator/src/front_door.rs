@@ -221,7 +221,12 @@ fn admit(app: &App, req: &Request, seen: &Seen) -> Result<crate::auth::Identity,
     let policy = &app.config.front_door;
     policy.check_host(seen).map_err(|e| {
         tracing::warn!(host = ?seen.host, forwarded_host = ?seen.forwarded_host, path = %req.uri().path(), "request for a host that is not allowed refused");
-        e.into_response()
+        // A person who typed the address sees a page that says what to do; clients get JSON.
+        let wants_html = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+        match (wants_html, e.detail.as_str()) {
+            (true, Some(detail)) => refusal_page(detail),
+            _ => e.into_response(),
+        }
     })?;
     if acts(req) {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
@@ -241,6 +246,18 @@ fn admit(app: &App, req: &Request, seen: &Seen) -> Result<crate::auth::Identity,
         }
     }
     app.auth.admit(req, seen)
+}
+
+/// A minimal HTML page for a refused request, with `detail` escaped.
+fn refusal_page(detail: &str) -> Response {
+    let escaped = detail.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" \
+         content=\"width=device-width, initial-scale=1\"><title>Piface: not allowed</title></head><body \
+         style=\"font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5\">\
+         <h1>Not allowed</h1><p>{escaped}</p></body></html>"
+    );
+    (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
 /// Browser hardening on every response: no framing, no referrer, no sniffing, and a Content
@@ -313,6 +330,10 @@ mod tests {
         // A trusted proxy's forwarded host must be allowed too.
         let s = seen(&policy, &[("host", "127.0.0.1:7832"), ("x-forwarded-host", "evil.example")], "127.0.0.1");
         assert!(policy.check_host(&s).is_err());
+        // A browser gets a page saying the same.
+        let page = refusal_page("Host \"a<b\" is not allowed");
+        assert_eq!(page.status(), StatusCode::FORBIDDEN);
+        assert_eq!(page.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
         // From an untrusted peer the forwarded host is ignored (and so is not checked).
         let s = seen(&policy, &[("host", "10.1.2.3:7832"), ("x-forwarded-host", "evil.example")], "10.9.9.9");
         assert!(policy.check_host(&s).is_ok());
