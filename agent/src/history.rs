@@ -32,6 +32,12 @@ use crate::child::MAX_LINE;
 /// enough that a file of short lines never holds much more than this in memory.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Most entries indexed from one file. The index costs about 100 bytes per entry, while an entry line
+/// can be 11 bytes (`{"id":"a"}`), so without a cap a large file of tiny lines would cost ten times its size.
+/// Real sessions have thousands of entries; a file with more than this is refused.
+/// (Small in unit tests, to test the refusal cheaply.)
+const MAX_ENTRIES: usize = if cfg!(test) { 4096 } else { 1 << 20 };
+
 /// Output is handed to the caller in pieces of about this size, so a socket writer gets few large writes
 /// rather than one per message; a single larger message goes out as one piece of its own.
 const OUT_CHUNK: usize = 256 * 1024;
@@ -92,7 +98,15 @@ pub fn stream_history(
     path: &Path,
     out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<HistorySummary, HistoryError> {
-    let (file, index, buf) = open_indexed(path)?;
+    stream_history_from(open(path)?, out)
+}
+
+/// [`stream_history`] of a session file already open (or in memory).
+pub fn stream_history_from<R: Read + Seek>(
+    file: R,
+    out: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> Result<HistorySummary, HistoryError> {
+    let (file, index, buf) = index_source(file)?;
     let branch = index.branch();
     let mut sink = Sink { out, buf: Vec::with_capacity(OUT_CHUNK) };
     sink.write(b"[")?;
@@ -119,7 +133,12 @@ pub fn stream_history(
 /// Unlike pi's own `get_fork_messages`, which lists the user messages of every branch in file order, this
 /// keeps to the branch being shown.
 pub fn fork_messages(path: &Path) -> Result<Vec<ForkMessage>, HistoryError> {
-    let (file, index, buf) = open_indexed(path)?;
+    fork_messages_from(open(path)?)
+}
+
+/// [`fork_messages`] of a session file already open (or in memory).
+pub fn fork_messages_from<R: Read + Seek>(file: R) -> Result<Vec<ForkMessage>, HistoryError> {
+    let (file, index, buf) = index_source(file)?;
     let branch = index.branch();
     let mut found = Vec::new();
     read_branch(file, &index, &branch, buf, |node, message| {
@@ -137,20 +156,29 @@ pub fn fork_messages(path: &Path) -> Result<Vec<ForkMessage>, HistoryError> {
 // Opening and the first pass
 // ---------------------------------------------------------------------------------------------------------
 
-/// Opens and indexes the file; also returns the line buffer of the first pass, for the second to reuse.
-fn open_indexed(path: &Path) -> Result<(File, Index, Vec<u8>), HistoryError> {
+/// Opens a session file. Only a regular file: a FIFO would block the open, and a device such as
+/// `/dev/zero` would be read for ever.
+fn open(path: &Path) -> Result<File, HistoryError> {
     let path = expand_home(path, std::env::var_os("HOME").as_deref());
-    let file = File::open(&path).map_err(|e| match e.kind() {
+    let not_found = |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => HistoryError::NotFound,
         _ => unreadable(e),
-    })?;
-    let mut lines = LineReader::new(&file);
-    let index = Index::build(&mut lines).map_err(unreadable)?;
+    };
+    if !std::fs::metadata(&path).map_err(not_found)?.is_file() {
+        return Err(HistoryError::Unreadable("not a regular file".into()));
+    }
+    File::open(&path).map_err(not_found)
+}
+
+/// Indexes `src`; also returns the line buffer of the first pass, for the second to reuse.
+fn index_source<R: Read>(mut src: R) -> Result<(R, Index, Vec<u8>), HistoryError> {
+    let mut lines = LineReader::new(&mut src);
+    let index = Index::build(&mut lines)?;
     if index.valid_lines == 0 && lines.offset > 0 {
         return Err(HistoryError::Unreadable("not a pi session file".into()));
     }
     let buf = lines.buf;
-    Ok((file, index, buf))
+    Ok((src, index, buf))
 }
 
 /// `path` with a leading `~/` replaced by `home` (the original Piface stored such paths).
@@ -252,9 +280,9 @@ struct Index {
 }
 
 impl Index {
-    fn build(lines: &mut LineReader<&File>) -> io::Result<Index> {
+    fn build<R: Read>(lines: &mut LineReader<R>) -> Result<Index, HistoryError> {
         let mut index = Index::default();
-        while let Some(piece) = lines.next_piece()? {
+        while let Some(piece) = lines.next_piece().map_err(unreadable)? {
             let (offset, range, terminated) = match piece {
                 Piece::TooLong => {
                     index.skipped_lines += 1;
@@ -291,6 +319,9 @@ impl Index {
             let id = EntryId::from_raw(entry.id);
             if id.is_none() && message.is_none() {
                 continue;
+            }
+            if index.nodes.len() == MAX_ENTRIES {
+                return Err(HistoryError::Unreadable(format!("more than {MAX_ENTRIES} entries")));
             }
             index.nodes.push(Node {
                 offset,
@@ -430,13 +461,6 @@ fn user_text(message: &[u8]) -> Option<String> {
         #[serde(borrow)]
         content: Option<&'a RawValue>,
     }
-    #[derive(Deserialize)]
-    struct Part<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Option<&'a RawValue>,
-        #[serde(borrow)]
-        text: Option<&'a RawValue>,
-    }
     let message: Message = serde_json::from_slice(message).ok()?;
     if json_str(message.role?)? != "user" {
         return None;
@@ -445,15 +469,46 @@ fn user_text(message: &[u8]) -> Option<String> {
     if let Some(text) = json_str(content) {
         return Some(text.into_owned());
     }
-    // Image parts are skipped unread (their data is never copied).
-    let parts: Vec<Part> = serde_json::from_str(content.get()).ok()?;
-    let mut texts = parts.into_iter().filter(|p| p.kind.and_then(json_str).as_deref() == Some("text"));
-    // The usual single part is moved out, not copied again: a pasted file can make it megabytes.
-    let mut text = texts.next().and_then(|p| p.text.and_then(json_str)).unwrap_or_default().into_owned();
-    for part in texts {
-        text.extend(part.text.and_then(json_str));
-    }
+    // Parts are looked at one by one, never collected (a list of many tiny parts would cost more than the
+    // line); image parts are skipped unread (their data is never copied).
+    let mut de = serde_json::Deserializer::from_str(content.get());
+    let text = de.deserialize_seq(TextParts).ok()?;
+    de.end().ok()?;
     Some(text)
+}
+
+/// Concatenates the `text` of a JSON array's `{"type":"text"}` parts.
+struct TextParts;
+
+impl<'de> Visitor<'de> for TextParts {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of content parts")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut parts: A) -> Result<String, A::Error> {
+        #[derive(Deserialize)]
+        struct Part<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Option<&'a RawValue>,
+            #[serde(borrow)]
+            text: Option<&'a RawValue>,
+        }
+        let mut text = String::new();
+        while let Some(part) = parts.next_element::<Part>()? {
+            if part.kind.and_then(json_str).as_deref() != Some("text") {
+                continue;
+            }
+            match part.text.and_then(json_str) {
+                // The usual single part is moved out, not copied again: a pasted file can make it megabytes.
+                Some(Cow::Owned(t)) if text.is_empty() => text = t,
+                Some(t) => text.push_str(&t),
+                None => {}
+            }
+        }
+        Ok(text)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -566,8 +621,8 @@ impl<R: Read> LineReader<R> {
 /// The message was validated by the first pass and is not parsed again; but a pi migrating an old file
 /// rewrites it in place, and then the offsets of the first pass point at other bytes. So each line must
 /// still have its length and [`fingerprint`], or the read fails.
-fn read_branch(
-    file: File,
+fn read_branch<R: Read + Seek>(
+    file: R,
     index: &Index,
     branch: &[usize],
     mut buf: Vec<u8>,
@@ -801,6 +856,22 @@ mod tests {
 
         let err = stream_history(dir.path(), &mut sink).unwrap_err();
         assert!(matches!(err, HistoryError::Unreadable(_)), "{err:?}");
+        // A device or a FIFO is never read (one would never end, the other never open).
+        let err = stream_history(Path::new("/dev/zero"), &mut sink).unwrap_err();
+        assert_eq!(err.to_string(), "cannot read session file: not a regular file");
+        let fifo = dir.path().join("fifo");
+        let c_fifo = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0);
+        assert!(matches!(fork_messages(&fifo), Err(HistoryError::Unreadable(_))));
+
+        // Too many entries: refused, not indexed without end.
+        let many = (0..=MAX_ENTRIES).map(|i| format!("{{\"id\":\"{i}\"}}\n")).collect::<String>();
+        std::fs::write(&garbage, many).unwrap();
+        let err = stream_history(&garbage, &mut sink).unwrap_err();
+        assert_eq!(err.to_string(), format!("cannot read session file: more than {MAX_ENTRIES} entries"));
+        std::fs::write(&garbage, "{\"id\":\"a\"}\n".repeat(MAX_ENTRIES)).unwrap();
+        assert_eq!(stream_history(&garbage, &mut sink).unwrap().messages, 0);
 
         // An output error stops the stream.
         let file = dir.path().join("s.jsonl");
@@ -819,7 +890,7 @@ mod tests {
             lines(&[HEADER.to_string(), entry("zz", None, user("first"))]),
             lines(&[HEADER.replace("\"s1\"", "\"s1-longer\""), entry("a1", None, user("first"))]),
         ] {
-            let (file, index, buf) = open_indexed(&path).unwrap();
+            let (file, index, buf) = index_source(open(&path).unwrap()).unwrap();
             std::fs::write(&path, content).unwrap();
             let err = read_branch(file, &index, &index.branch(), buf, |_, _| Ok(())).unwrap_err();
             assert_eq!(err.to_string(), "cannot read session file: the session file changed while it was read");

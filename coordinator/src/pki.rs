@@ -61,6 +61,14 @@ const BACKDATE: Duration = Duration::from_secs(3600);
 /// Longest agent name: the X.509 upper bound of a common name.
 const MAX_AGENT_NAME: usize = 64;
 
+/// Longest join token looked at. A real one is 158 characters (`PIFACE1.`, 64 + 16 hex digits,
+/// the expiry, 64 hex digits); anything much longer is refused before it is split or copied.
+pub const MAX_TOKEN_LEN: usize = 512;
+
+/// Longest CSR (PEM) parsed. An agent's (ECDSA P-256) is under 600 bytes, an RSA-4096 one under
+/// 2 KiB; the limit leaves room for either while keeping a hostile request's parse small.
+pub const MAX_CSR_PEM: usize = 16 * 1024;
+
 /// Why a join token is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -152,6 +160,9 @@ impl ClusterCa {
     /// CSR asked for. Names are 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
     pub fn sign_agent_csr(&self, csr_pem: &str, name: &str) -> anyhow::Result<String> {
         check_agent_name(name)?;
+        if csr_pem.len() > MAX_CSR_PEM {
+            bail!("the agent's CSR is {} bytes, more than {MAX_CSR_PEM}", csr_pem.len());
+        }
         let csr = CertificateSigningRequestParams::from_pem(csr_pem).context("parsing the agent's CSR")?;
         let mut params = self.leaf_params(name)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
@@ -201,6 +212,9 @@ impl ClusterCa {
     /// Checks a join token against this cluster at `now`; returns its id, which the caller
     /// must record to refuse a second use.
     pub fn verify_token(&self, token: &str, now: SystemTime) -> Result<String, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Malformed(format!("longer than {MAX_TOKEN_LEN} bytes")));
+        }
         let token = JoinToken::parse(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
         if token.ca_fingerprint != self.fingerprint {
             return Err(TokenError::WrongCluster);
@@ -366,6 +380,28 @@ fn datetime(t: SystemTime) -> anyhow::Result<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversized_tokens_and_csrs_are_refused_unparsed() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = ClusterCa::load_or_create(&dir.path().join("cluster")).unwrap();
+        let now = SystemTime::now();
+        let token = ca.create_token(Duration::from_secs(60), now);
+        assert!(token.len() <= MAX_TOKEN_LEN - 300, "{}", token.len());
+        ca.verify_token(&token, now).unwrap();
+        let padded = format!("{token}{}", " ".repeat(MAX_TOKEN_LEN));
+        assert!(matches!(ca.verify_token(&padded, now), Err(TokenError::Malformed(m)) if m.contains("longer than")));
+        let dots = ".".repeat(1 << 20);
+        assert!(matches!(ca.verify_token(&dots, now), Err(TokenError::Malformed(_))));
+
+        let key = KeyPair::generate().unwrap();
+        let csr = CertificateParams::default().serialize_request(&key).unwrap().pem().unwrap();
+        assert!(csr.len() < 1024, "{}", csr.len());
+        ca.sign_agent_csr(&csr, "box").unwrap();
+        let err = ca.sign_agent_csr(&format!("{csr}{}", "\n".repeat(MAX_CSR_PEM)), "box").unwrap_err();
+        assert!(err.to_string().contains("more than"), "{err}");
+        assert!(ca.sign_agent_csr("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "box").is_err());
+    }
 
     #[test]
     fn agent_names() {

@@ -315,7 +315,22 @@ async fn request_replay(app: &Arc<App>, id: &str, hub: &Hub, client: ClientId) -
 }
 
 /// Handles one client message; `Err` is the `piface_error` text for this client.
-async fn handle_text(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId, text: &str) -> Result<(), String> {
+/// A client's text message once validated, before anything is done with it.
+#[derive(Debug)]
+pub struct ClientMessage {
+    /// Its `type` (empty when it has none).
+    pub kind: String,
+    /// The message as it will be forwarded; a prompt's `piface_upload_ids` are taken out.
+    pub msg: Map<String, Value>,
+    /// For `prompt`, `steer` and `follow_up`: the upload ids of its attachments.
+    pub uploads: Vec<String>,
+    /// For the same: a `!` or `!!` shortcut in its text.
+    shortcut: Option<Shortcut>,
+}
+
+/// Validates a client's text message without any I/O (JSON object, reserved ids, a prompt's
+/// text, shortcut and upload ids); the error is what the client is told.
+pub fn parse_client_text(text: &str) -> Result<ClientMessage, String> {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return Err("Invalid JSON".into());
     };
@@ -328,10 +343,18 @@ async fn handle_text(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId,
         }
     }
     let kind = msg.get("type").and_then(Value::as_str).unwrap_or_default().to_string();
+    let (shortcut, uploads) = match kind.as_str() {
+        "prompt" | "steer" | "follow_up" => prepare_prompt(&mut msg)?,
+        _ => (None, Vec::new()),
+    };
+    Ok(ClientMessage { kind, msg, uploads, shortcut })
+}
+
+async fn handle_text(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId, text: &str) -> Result<(), String> {
+    let ClientMessage { kind, mut msg, uploads, shortcut } = parse_client_text(text)?;
     match kind.as_str() {
         "piface_get_history" => return request_replay(app, id, hub, client).await,
         "prompt" | "steer" | "follow_up" => {
-            let (shortcut, uploads) = prepare_prompt(&mut msg)?;
             if let Some(shortcut) = shortcut {
                 return run_shortcut(app, id, hub, &mut msg, shortcut).await;
             }

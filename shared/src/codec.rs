@@ -4,22 +4,36 @@
 //! Framing is separate from decoding on purpose: a frame whose length is sane but whose payload
 //! does not decode (a message type added by a newer peer, a corrupt payload) is consumed and
 //! reported as [`CodecError::Undecodable`], so the reader can log it and go on with the next
-//! frame. Only a length over [`MAX_FRAME_LEN`] is fatal for the stream, since nothing after it
-//! can be trusted.
+//! frame. Only a length over the limit is fatal for the stream, since nothing after it can be
+//! trusted.
+//!
+//! Nothing a peer sends is allocated on its word: a frame's buffer grows only as its bytes
+//! arrive (see [`decode_frame_limited`]), and every length inside a payload (a string, a byte
+//! buffer) is checked against the bytes that are really there before it is copied
+//! (`borrowing.rs`). A reader that expects small frames on a stream passes its own limit.
 
 use bytes::{Buf, BufMut, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
+
+mod borrowing;
 
 /// Largest payload accepted: pi lines may be 64 MiB, plus room for the envelope.
 pub const MAX_FRAME_LEN: usize = 64 * 1024 * 1024 + 64 * 1024;
 
 const LEN_PREFIX: usize = 4;
 
+/// While a frame is incomplete, [`decode_frame_limited`] makes room for at most this much, or
+/// for as much as the buffer already holds when that is more: the buffer at most doubles per
+/// step, so it stays within about twice what the peer really sent (a frame that announces
+/// 64 MiB and sends nothing costs 64 KiB), and a large frame still costs few reallocations.
+pub const GROW_STEP: usize = 64 * 1024;
+
 /// Errors of [`encode_frame`] and [`decode_frame`].
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    /// The announced frame length is over [`MAX_FRAME_LEN`]; the stream must be closed.
-    #[error("frame of {len} bytes exceeds the limit of {MAX_FRAME_LEN} bytes")]
+    /// The announced frame length is over the stream's limit (at most [`MAX_FRAME_LEN`]); the
+    /// stream must be closed.
+    #[error("frame of {len} bytes exceeds the stream's limit")]
     FrameTooLarge {
         /// The announced or attempted length.
         len: usize,
@@ -65,28 +79,52 @@ pub fn encode_frame<T: Serialize>(msg: &T, dst: &mut BytesMut) -> Result<(), Cod
     Ok(())
 }
 
-/// Takes one frame off the front of `src`.
+/// Takes one frame of up to [`MAX_FRAME_LEN`] bytes off the front of `src`; see
+/// [`decode_frame_limited`].
+pub fn decode_frame<T: DeserializeOwned>(src: &mut BytesMut) -> Result<Option<T>, CodecError> {
+    decode_frame_limited(src, MAX_FRAME_LEN)
+}
+
+/// Takes one frame off the front of `src`, refusing a frame whose payload is over `max` bytes
+/// (capped at [`MAX_FRAME_LEN`]) from its length prefix alone: `FrameTooLarge` is fatal for
+/// the stream.
 ///
 /// Returns `Ok(None)` when `src` does not yet hold a whole frame (read more and call again).
-pub fn decode_frame<T: DeserializeOwned>(src: &mut BytesMut) -> Result<Option<T>, CodecError> {
+/// It then makes room in `src` for the next bytes, at most [`GROW_STEP`] or `src.len()`,
+/// whichever is more, never the announced length. A complete frame whose payload does not
+/// decode is consumed and reported as `Undecodable`: the stream can go on.
+pub fn decode_frame_limited<T: DeserializeOwned>(src: &mut BytesMut, max: usize) -> Result<Option<T>, CodecError> {
     if src.len() < LEN_PREFIX {
         return Ok(None);
     }
     let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-    if len > MAX_FRAME_LEN {
+    if len > max.min(MAX_FRAME_LEN) {
         return Err(CodecError::FrameTooLarge { len });
     }
     if src.len() < LEN_PREFIX + len {
-        src.reserve(LEN_PREFIX + len - src.len());
+        let missing = LEN_PREFIX + len - src.len();
+        src.reserve(missing.min(src.len().max(GROW_STEP)));
         return Ok(None);
     }
     src.advance(LEN_PREFIX);
     let payload = src.split_to(len);
-    match bincode::serde::decode_from_slice::<T, _>(&payload, config()) {
+    match decode_payload::<T>(&payload) {
         Ok((msg, used)) if used == len => Ok(Some(msg)),
         Ok((_, used)) => Err(CodecError::Undecodable { len, reason: format!("{} trailing bytes", len - used) }),
         Err(e) => Err(CodecError::Undecodable { len, reason: e.to_string() }),
     }
+}
+
+/// Decodes one payload; returns the message and the bytes it used.
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
+    struct Owned<T>(std::marker::PhantomData<T>, usize);
+    impl<'de, T: DeserializeOwned> serde::de::DeserializeSeed<'de> for Owned<T> {
+        type Value = T;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+            T::deserialize(borrowing::Borrowing(d, self.1))
+        }
+    }
+    bincode::serde::seed_decode_from_slice(Owned(std::marker::PhantomData, payload.len()), payload, config())
 }
 
 #[cfg(test)]
@@ -231,6 +269,76 @@ mod tests {
         let mut buf = BytesMut::new();
         buf.put_u32(u32::MAX);
         assert!(matches!(decode_frame::<FromAgent>(&mut buf), Err(CodecError::FrameTooLarge { .. })));
+    }
+
+    /// A frame holding `msg` with its last byte (a zero length) replaced by the varint `len`.
+    fn with_last_length<T: Serialize>(msg: &T, len: u64) -> BytesMut {
+        let mut whole = BytesMut::new();
+        encode_frame(msg, &mut whole).unwrap();
+        assert_eq!(whole.last(), Some(&0), "the message ends with an empty string or buffer");
+        let mut payload = whole[4..whole.len() - 1].to_vec();
+        payload.push(253); // bincode's varint marker for a u64 that follows, little-endian
+        payload.extend_from_slice(&len.to_le_bytes());
+        let mut buf = BytesMut::new();
+        buf.put_u32(payload.len() as u32);
+        buf.put_slice(&payload);
+        buf
+    }
+
+    #[test]
+    fn lengths_inside_a_frame_are_checked_before_they_are_allocated() {
+        let cases = [
+            // An owned string announcing 32 TiB: bincode alone allocates it (the process aborts).
+            with_last_length(&FromAgent::Notice { session: None, message: String::new() }, 1 << 45),
+            // A byte buffer (`Bytes`), and lengths past isize::MAX.
+            with_last_length(&ToAgent::Input { session: "s".into(), line: Bytes::new() }, 1 << 45),
+            with_last_length(&ToAgent::Input { session: "s".into(), line: Bytes::new() }, u64::MAX),
+            // A sequence announcing 2^60 elements (serde alone reserves 1 MiB for it).
+            with_last_length(&FromAgent::Events { session: "s".into(), events: Vec::new() }, 1 << 60),
+        ];
+        for mut buf in cases {
+            let peak = crate::alloc_count::Peak::start();
+            let got = decode_frame::<FromAgent>(&mut buf.clone());
+            assert!(matches!(got, Err(CodecError::Undecodable { .. })), "{got:?}");
+            let _ = decode_frame::<ToAgent>(&mut buf);
+            assert!(peak.bytes() < 64 << 10, "allocated {} bytes", peak.bytes());
+        }
+    }
+
+    #[test]
+    fn a_frame_announcing_64_mib_holds_only_what_arrived() {
+        let peak = crate::alloc_count::Peak::start();
+        let mut buf = BytesMut::new();
+        buf.put_u32(64 << 20);
+        assert!(decode_frame::<FromAgent>(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() <= GROW_STEP + 4, "{}", buf.capacity());
+        assert!(peak.bytes() <= 2 * GROW_STEP, "allocated {} bytes", peak.bytes());
+        // As bytes trickle in, room grows with them, never towards the announced 64 MiB.
+        for _ in 0..256 {
+            buf.put_slice(&[0; 4096]);
+            assert!(decode_frame::<FromAgent>(&mut buf).unwrap().is_none());
+            assert!(buf.capacity() <= 4 * buf.len() + 2 * GROW_STEP, "{} for {}", buf.capacity(), buf.len());
+        }
+        // A stream's own limit refuses it from the prefix alone.
+        let mut buf = BytesMut::new();
+        buf.put_u32(64 << 20);
+        assert!(
+            matches!(decode_frame_limited::<FromAgent>(&mut buf, 4096), Err(CodecError::FrameTooLarge { len }) if len == 64 << 20)
+        );
+        // And a limit over MAX_FRAME_LEN is MAX_FRAME_LEN.
+        let mut buf = BytesMut::new();
+        buf.put_u32(MAX_FRAME_LEN as u32 + 1);
+        assert!(decode_frame_limited::<FromAgent>(&mut buf, usize::MAX).is_err());
+    }
+
+    #[test]
+    fn a_frame_within_a_stream_limit_decodes() {
+        let mut buf = BytesMut::new();
+        encode_frame(&samples()[1], &mut buf).unwrap();
+        let len = buf.len() - 4;
+        let got: FromAgent = decode_frame_limited(&mut buf.clone(), len).unwrap().unwrap();
+        assert_eq!(got, samples()[1]);
+        assert!(decode_frame_limited::<FromAgent>(&mut buf, len - 1).is_err());
     }
 
     #[test]

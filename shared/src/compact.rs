@@ -166,6 +166,11 @@ pub fn apply(value: &mut Value, ops: &[Op]) -> Result<(), String> {
             (Op::Delete(_), Some(Key::Field(f))) => {
                 at.as_object_mut().ok_or("delete from a non-object")?.remove(f);
             }
+            // `diff` of two strings, the second extending the first, is an append at `[]`.
+            (Op::Append(_, s), None) => match at {
+                Value::String(t) => t.push_str(s),
+                _ => return Err("append to a non-string".into()),
+            },
             (Op::Append(_, s), Some(last)) => {
                 let target = match (last, at) {
                     (Key::Field(f), Value::Object(m)) => m.get_mut(f),
@@ -428,6 +433,20 @@ mod tests {
         ));
         assert!(c.push("message_update", &spaced).is_none());
         assert!(c.push("message_update", &spaced).is_none(), "not laid out as pi writes it");
+    }
+
+    #[test]
+    fn a_diff_always_applies_even_at_the_root() {
+        for (a, b) in [
+            (serde_json::json!("ab"), serde_json::json!("abc")),
+            (serde_json::json!(""), serde_json::json!(" ")),
+            (serde_json::json!([1]), serde_json::json!("x")),
+            (serde_json::json!({"a": "b"}), serde_json::json!({"a": "bc", "d": [1, 2]})),
+        ] {
+            let mut v = a.clone();
+            apply(&mut v, &diff(&a, &b)).unwrap();
+            assert_eq!(v, b);
+        }
     }
 
     #[test]

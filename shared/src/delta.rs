@@ -175,33 +175,50 @@ impl Encoder {
     }
 }
 
-/// The value of `cut` given the slots before it and the value of the cut before it.
-fn value_of(slots: &Slots, cut: &Cut, last: Option<&Bytes>) -> Result<Bytes, DeltaError> {
-    if cut.slot as usize >= SLOTS {
-        return Err(DeltaError("unknown slot"));
+/// The longest line a delta may decode to: the agent's cap on a pi line
+/// (`piface_agent::child::MAX_LINE`). Cuts are checked against it before anything is built, so
+/// a delta whose cuts repeat a large value thousands of times is an error, not gigabytes.
+pub const MAX_LINE_LEN: usize = 64 * 1024 * 1024;
+
+/// The value of `cut` given the slots before it and the value of the cut before it (checked
+/// by [`value_len`]).
+fn value_of(slots: &Slots, cut: &Cut, last: Option<&Bytes>) -> Bytes {
+    match last {
+        Some(last) if cut.same_as_previous_cut => last.clone(),
+        _ => {
+            let prev = slots[cut.slot as usize].as_deref().unwrap_or_default();
+            let (p, s) = (cut.keep_prefix as usize, cut.keep_suffix as usize);
+            let mut v = BytesMut::with_capacity(p + cut.insert.len() + s);
+            v.extend_from_slice(&prev[..p]);
+            v.extend_from_slice(&cut.insert);
+            v.extend_from_slice(&prev[prev.len() - s..]);
+            v.freeze()
+        }
     }
-    if cut.same_as_previous_cut {
-        return last.cloned().ok_or(DeltaError("no earlier cut to repeat"));
-    }
-    let prev = slots[cut.slot as usize].as_deref().unwrap_or_default();
-    let (p, s) = (cut.keep_prefix as usize, cut.keep_suffix as usize);
-    if p.checked_add(s).is_none_or(|keep| keep > prev.len()) {
-        return Err(DeltaError("keeps more than the previous value has"));
-    }
-    let mut v = BytesMut::with_capacity(p + cut.insert.len() + s);
-    v.extend_from_slice(&prev[..p]);
-    v.extend_from_slice(&cut.insert);
-    v.extend_from_slice(&prev[prev.len() - s..]);
-    Ok(v.freeze())
 }
 
 /// The values of `delta`'s cuts, in order; `slots` move to the state after the line (and are
-/// left as they were on an error).
-fn values(slots: &mut Slots, delta: &Delta) -> Result<Vec<Bytes>, DeltaError> {
+/// left as they were on an error). The values together may hold at most `budget` bytes, which
+/// is checked, with every cut, before anything is built.
+fn values(slots: &mut Slots, delta: &Delta, budget: usize) -> Result<Vec<Bytes>, DeltaError> {
+    // First the lengths alone: a value's length depends only on the lengths before it.
+    let mut lens: [usize; SLOTS] = std::array::from_fn(|i| slots[i].as_ref().map_or(0, Bytes::len));
+    let mut last = None;
+    let mut total = 0usize;
+    for cut in &delta.cuts {
+        let len = value_len(&lens, cut, last)?;
+        total = total
+            .checked_add(len)
+            .filter(|t| *t <= budget)
+            .ok_or(DeltaError("decodes to more than a line may hold"))?;
+        lens[cut.slot as usize] = len;
+        last = Some(len);
+    }
     let mut next = slots.clone();
     let mut values: Vec<Bytes> = Vec::with_capacity(delta.cuts.len());
     for cut in &delta.cuts {
-        let v = value_of(&next, cut, values.last())?;
+        // Checked above, against the same states in the same order.
+        let v = value_of(&next, cut, values.last());
         next[cut.slot as usize] = Some(v.clone());
         values.push(v);
     }
@@ -209,10 +226,26 @@ fn values(slots: &mut Slots, delta: &Delta) -> Result<Vec<Bytes>, DeltaError> {
     Ok(values)
 }
 
+/// The length of `cut`'s value when the slots' values have lengths `lens` and the cut before
+/// it has length `last`; an error when the cut does not fit them. Nothing is allocated.
+fn value_len(lens: &[usize; SLOTS], cut: &Cut, last: Option<usize>) -> Result<usize, DeltaError> {
+    if cut.slot as usize >= SLOTS {
+        return Err(DeltaError("unknown slot"));
+    }
+    if cut.same_as_previous_cut {
+        return last.ok_or(DeltaError("no earlier cut to repeat"));
+    }
+    let prev = lens[cut.slot as usize];
+    match (cut.keep_prefix as usize).checked_add(cut.keep_suffix as usize) {
+        Some(keep) if keep <= prev => Ok(keep + cut.insert.len()),
+        _ => Err(DeltaError("keeps more than the previous value has")),
+    }
+}
+
 /// Moves `slots` past a line with `delta`, without building the line (a journal dropping its
 /// oldest update).
 pub fn advance(slots: &mut Slots, delta: &Delta) -> Result<(), DeltaError> {
-    values(slots, delta).map(|_| ())
+    values(slots, delta, MAX_LINE_LEN).map(|_| ())
 }
 
 /// The coordinator's side.
@@ -227,18 +260,26 @@ impl Decoder {
         self.slots = slots;
     }
 
-    /// The line pi wrote.
+    /// The line pi wrote. A delta that does not fit the previous values, or whose line would
+    /// be over [`MAX_LINE_LEN`], is an error (the decoder's state is then unchanged), found
+    /// before the line is built.
     pub fn decode(&mut self, skeleton: &[u8], delta: &Delta) -> Result<Bytes, DeltaError> {
+        let budget = MAX_LINE_LEN.checked_sub(skeleton.len()).ok_or(DeltaError("skeleton longer than a line"))?;
+        let mut at = 0;
+        for cut in &delta.cuts {
+            let cut_at = cut.at as usize;
+            if cut_at < at || cut_at > skeleton.len() {
+                return Err(DeltaError("cut position outside the skeleton"));
+            }
+            at = cut_at;
+        }
         let mut slots = self.slots.clone();
-        let values = values(&mut slots, delta)?;
+        let values = values(&mut slots, delta, budget)?;
         let total = skeleton.len() + values.iter().map(Bytes::len).sum::<usize>();
         let mut line = BytesMut::with_capacity(total);
         let mut copied = 0;
         for (cut, value) in delta.cuts.iter().zip(&values) {
             let at = cut.at as usize;
-            if at < copied || at > skeleton.len() {
-                return Err(DeltaError("cut position outside the skeleton"));
-            }
             line.extend_from_slice(&skeleton[copied..at]);
             line.extend_from_slice(value);
             copied = at;
@@ -325,6 +366,41 @@ mod tests {
                 assert_eq!(common_suffix(b, b), b.len());
             }
         }
+    }
+
+    #[test]
+    fn cuts_that_add_up_to_gigabytes_are_refused_before_anything_is_built() {
+        let mib = Bytes::from(vec![b'x'; 1 << 20]);
+        let keep_all = |slot| Cut {
+            at: 0,
+            slot,
+            same_as_previous_cut: false,
+            keep_prefix: 1 << 20,
+            keep_suffix: 0,
+            insert: Bytes::new(),
+        };
+        let repeat = Cut { same_as_previous_cut: true, ..keep_all(1) };
+        // 4096 copies of a 1 MiB value: 4 GiB, repeated by reference or rebuilt cut after cut.
+        let by_reference = Delta { cuts: std::iter::once(keep_all(0)).chain(vec![repeat.clone(); 4095]).collect() };
+        let rebuilt = Delta { cuts: (0..4096u32).map(|i| keep_all((i % 2) as u8)).collect() };
+        let huge_keep = Delta { cuts: vec![Cut { keep_prefix: u32::MAX, keep_suffix: u32::MAX, ..keep_all(0) }] };
+        for delta in [by_reference, rebuilt, huge_keep] {
+            let mut dec = Decoder::default();
+            dec.reset([Some(mib.clone()), Some(mib.clone())]);
+            let peak = crate::alloc_count::Peak::start();
+            assert!(dec.decode(b"{}", &delta).is_err());
+            let mut slots = [Some(mib.clone()), Some(mib.clone())];
+            assert!(advance(&mut slots, &delta).is_err());
+            assert!(peak.bytes() < 64 << 10, "allocated {} bytes", peak.bytes());
+            assert_eq!(slots, [Some(mib.clone()), Some(mib.clone())], "state unchanged");
+        }
+        // Up to the limit it decodes.
+        let mut dec = Decoder::default();
+        dec.reset([Some(mib.clone()), None]);
+        let delta = Delta { cuts: std::iter::once(keep_all(0)).chain(vec![repeat; 63]).collect() };
+        assert_eq!(dec.decode(b"", &delta).unwrap().len(), MAX_LINE_LEN);
+        dec.reset([Some(mib.clone()), None]);
+        assert!(dec.decode(b"!", &delta).is_err(), "one byte over");
     }
 
     #[test]

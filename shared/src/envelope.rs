@@ -6,6 +6,7 @@
 //! message) is skipped by serde's `IgnoredAny`, which checks the syntax without allocating.
 //! The line itself is then forwarded as the bytes pi wrote.
 
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
 
@@ -24,12 +25,70 @@ struct Envelope<'a> {
 }
 
 /// pi echoes whatever `id` a command carried; clients normally send strings, but a number
-/// must not make the line unreadable.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// must not make the line unreadable. Anything but a string is skipped in place: not through
+/// `#[serde(untagged)]`, which would first copy the value into a tree (about 16 bytes of
+/// memory per byte of `[0,0,…]`).
 enum IdValue<'a> {
-    Str(#[serde(borrow)] Cow<'a, str>),
-    Other(serde::de::IgnoredAny),
+    Str(Cow<'a, str>),
+    Other,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for IdValue<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(IdVisitor(std::marker::PhantomData))
+    }
+}
+
+struct IdVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for IdVisitor<'a> {
+    type Value = IdValue<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_borrowed_str<E>(self, s: &'de str) -> Result<IdValue<'a>, E> {
+        Ok(IdValue::Str(Cow::Borrowed(s)))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<IdValue<'a>, E> {
+        Ok(IdValue::Str(Cow::Owned(s.to_owned())))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<IdValue<'a>, E> {
+        Ok(IdValue::Str(Cow::Owned(s)))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<IdValue<'a>, E> {
+        Ok(IdValue::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<IdValue<'a>, E> {
+        Ok(IdValue::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<IdValue<'a>, E> {
+        Ok(IdValue::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<IdValue<'a>, E> {
+        Ok(IdValue::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<IdValue<'a>, E> {
+        Ok(IdValue::Other)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<IdValue<'a>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(IdValue::Other)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<IdValue<'a>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(IdValue::Other)
+    }
 }
 
 /// Why a line was not accepted as a pi event.
@@ -89,6 +148,9 @@ mod tests {
             None,
         );
         check(r#"{}"#, "", None, None, None);
+        check(r#"{"id":[1,{"a":[]}],"type":"x"}"#, "x", None, None, None);
+        check(r#"{"id":null,"type":"x","id2":{}}"#, "x", None, None, None);
+        check(r#"{"id":"\u0041","type":"x"}"#, "x", Some("A"), None, None);
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - [`compact`]: the same updates for clients in compact mode, as structural patches.
 #![warn(missing_docs)]
 
+#[cfg(test)]
+mod alloc_count;
 pub mod codec;
 pub mod compact;
 pub mod delta;
