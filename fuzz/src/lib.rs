@@ -27,6 +27,10 @@ use serde_json::Value;
 
 pub mod alloc;
 
+// See Cargo.toml: the libFuzzer runtime for the lib's own test binary in a fuzzing build.
+#[cfg(fuzzing)]
+use bolero as _;
+
 /// Reads structured values off the fuzzer's bytes; past the end everything is zero or empty,
 /// so every input is a valid program.
 struct Input<'a>(&'a [u8]);
