@@ -267,3 +267,55 @@ async fn an_agent_cannot_feed_another_agents_session_nor_make_hubs_for_unknown_i
     let b_entry: Vec<&Value> = agents["agents"].as_array().unwrap().iter().filter(|a| a["name"] == "b").collect();
     assert_eq!(b_entry[0]["status"], "up");
 }
+
+#[tokio::test]
+async fn a_delta_whose_cuts_add_up_to_gigabytes_is_refused_and_other_sessions_keep_streaming() {
+    use piface_shared::delta::{Cut, Delta};
+    let server = coordinator(&[]).await;
+    let addr = quic_addr(&server);
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let a = sim_agent::enroll(&endpoint, addr, &token(&server), "a").await.unwrap();
+    let b = sim_agent::enroll(&endpoint, addr, &token(&server), "b").await.unwrap();
+    let (go_tx, go) = tokio::sync::watch::channel(false);
+    let _a = sim_agent::connect(&endpoint, addr, &a, SimConfig { rate: 200.0, pad: 4 }, go).await.unwrap();
+    let b = raw_agent(&endpoint, addr, &b).await;
+    wait_up(&server, &["a", "b"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let on_a = server.new_session(&json!({"working_dir": dir.path(), "agent": "a"})).await;
+    let on_b = server.new_session(&json!({"working_dir": dir.path(), "agent": "b"})).await;
+    let (mut ws, _) = server.connect(&on_a).await.unwrap();
+    let before = rss_kib(server.pid());
+
+    // b's own session: a base of 1 MiB, then one update whose 3,000 cuts each keep all of it.
+    let cut =
+        Cut { at: 0, slot: 0, same_as_previous_cut: false, keep_prefix: 1 << 20, keep_suffix: 0, insert: Bytes::new() };
+    let bomb = PiEvent {
+        seq: 0,
+        meta: EventMeta { kind: "message_update".into(), ..EventMeta::default() },
+        line: Bytes::from_static(br#"{"type":"message_update"}"#),
+        delta: Some(Delta { cuts: vec![cut; 3000] }),
+    };
+    let mut uni = b.open_uni().await.unwrap();
+    write_frame(&mut uni, &StreamHeader::Session { session: on_b.clone() }).await.unwrap();
+    write_frame(&mut uni, &FromAgent::DeltaBase { slots: vec![Some(Bytes::from(vec![b'x'; 1 << 20])), None] })
+        .await
+        .unwrap();
+    write_frame(&mut uni, &FromAgent::Events { session: on_b.clone(), events: vec![bomb] }).await.unwrap();
+
+    // a's session streams on, in order; the coordinator did not build gigabytes.
+    go_tx.send(true).unwrap();
+    let mut next = 0u64;
+    while next < 40 {
+        if let Frame::Json(v) = ws.next_frame().await.unwrap() {
+            if v["type"] == "message_update" {
+                assert_eq!(v["i"], next, "{v}");
+                next += 1;
+            }
+        }
+    }
+    let after = rss_kib(server.pid());
+    assert!(after < before + 256 * 1024, "RSS {before} → {after} KiB");
+    let log = server.stderr.lock().unwrap().clone();
+    assert!(log.contains(&on_b) && log.contains("compact update"), "the refusal is logged for b's session: {log}");
+    assert_eq!(server.get("/api/health").await.unwrap().0, 200);
+}
