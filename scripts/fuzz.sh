@@ -46,7 +46,7 @@ for t in "${targets[@]}"; do
   seeds="fuzz/tests/__fuzz__/$t/corpus"
   corpus="target/fuzz-corpus/$t"
   crashes="fuzz/tests/__fuzz__/$t/crashes"
-  mkdir -p "$seeds" "$corpus"
+  mkdir -p "$seeds" "$corpus" "$crashes"
   before=$(find "$crashes" -type f 2>/dev/null | wc -l)
   echo "== $t: ${secs} s" >&2
   if ! cargo bolero test "$t" -p piface-fuzz --sanitizer NONE -T "${secs}sec" \
@@ -54,9 +54,10 @@ for t in "${targets[@]}"; do
     status=1
   fi
   after=$(find "$crashes" -type f 2>/dev/null | wc -l)
-  runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "target/fuzz-logs/$t.log" | tail -1 | grep -o '[0-9]*$' || echo '?')
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "target/fuzz-logs/$t.log" | tail -1 | grep -o '[0-9]*$' || echo '?')
-  cov=$(grep -o 'cov: [0-9]*' "target/fuzz-logs/$t.log" | tail -1 | grep -o '[0-9]*$' || echo '?')
+  stat() { grep -oE "$1 *[0-9]+" "target/fuzz-logs/$t.log" | tail -1 | grep -oE '[0-9]+$' || echo '?'; }
+  runs=$(stat 'stat::number_of_executed_units:')
+  rate=$(stat 'stat::average_exec_per_sec:')
+  cov=$(stat 'cov:')
   summary+=("$(printf '%-20s %12s runs %8s exec/s  cov %6s  new crashes %s' "$t" "$runs" "$rate" "$cov" "$((after - before))")")
 done
 
