@@ -81,7 +81,8 @@ impl PiProcess {
         sink: Option<EventSink>,
     ) -> Result<PiProcess, SpawnError> {
         let direnv = direnv_available(spec.use_direnv);
-        let launch = crate::tools::workspace::launch_for(spec.project_dir.as_deref(), "pi");
+        let launch = crate::tools::workspace::launch_for(&config.trust(), spec.project_dir.as_deref(), "pi")
+            .map_err(SpawnError::Untrusted)?;
         let (program, args) = wrapped(command_line(&config.pi_bin, spec, false), launch.as_ref(), direnv, &spec.cwd);
         let mut cmd = Command::new(&program);
         cmd.args(&args)

@@ -49,8 +49,14 @@ pub struct AgentConfig {
     pub shell_timeout: Duration,
     /// Working directory of the throw-away pi that lists models.
     pub probe_dir: PathBuf,
-    /// Directories the file endpoints may reach (`--fs-root`).
+    /// Directories the file endpoints may reach (`--fs-root`); also where sessions, worktrees
+    /// and `direnv allow` may be.
     pub fs_roots: Vec<PathBuf>,
+    /// Piface's own directories (data dirs, the agent's identity): never listed or served, even
+    /// inside a root (their `worktrees/` subdirectory excepted).
+    pub private_dirs: Vec<PathBuf>,
+    /// The agent's own state (the trusted workspace files); private like `private_dirs`.
+    pub state_dir: PathBuf,
     /// The speech-to-text model to serve to the cluster, if any.
     pub speech: Option<ServiceConfig>,
     /// The text-to-speech model to serve to the cluster, if any.
@@ -94,10 +100,30 @@ impl AgentConfig {
             shell_timeout: Duration::from_secs(600),
             probe_dir: std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/".into()),
             fs_roots: std::env::var_os("HOME").map(PathBuf::from).into_iter().collect(),
+            private_dirs: default_private_dirs(),
+            state_dir: default_data_home().join("piface-agent"),
             speech: None,
             tts: None,
         }
     }
+
+    /// The record of trusted workspace files, in [`AgentConfig::state_dir`].
+    pub fn trust(&self) -> tools::trust::TrustStore {
+        tools::trust::TrustStore::new(&self.state_dir)
+    }
+}
+
+/// `~/.local/share` (where both Piface data dirs live by default).
+fn default_data_home() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/".into()).join(".local/share")
+}
+
+/// The default data dirs of a coordinator (`~/.local/share/piface`, also the original's) and of
+/// an agent (`~/.local/share/piface-agent`): private on every machine, whatever this process
+/// was told, since another Piface of the same user may keep its keys there.
+pub fn default_private_dirs() -> Vec<PathBuf> {
+    let base = default_data_home();
+    vec![base.join("piface"), base.join("piface-agent")]
 }
 
 /// Depth of the agent's control queue (replies and notices; events have their own streams).
@@ -136,7 +162,9 @@ pub trait SessionStreams: Send + Sync + 'static {
 pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink {
     let (to_tx, to_rx) = mpsc::channel(64);
     let (from_tx, from_rx) = mpsc::channel(OUTBOUND_DEPTH);
-    let roots = tools::fs::Roots::new(&config.fs_roots);
+    let mut private = config.private_dirs.clone();
+    private.push(config.state_dir.clone());
+    let roots = tools::fs::Roots::new(&config.fs_roots, &private);
     if let Some(service) = config.speech.clone() {
         // Loading takes a while (seconds to minutes for the real model, longer when it must be
         // downloaded first): the agent serves meanwhile and says hello as loading goes on.
@@ -343,7 +371,27 @@ impl Agent {
             ToAgent::UploadChunk { req, data } => self.uploads.chunk(req, data),
             ToAgent::UploadEnd { req, ok } => self.uploads.end(req, ok),
             ToAgent::PtyOpen { session, cwd, project_dir, cols, rows } => {
-                let launch = tools::workspace::launch_for(project_dir.as_deref(), "pty");
+                // A running shell was started under trusted content: it is only resized.
+                let launch = if self.terminals.is_open(&session) {
+                    Ok(None)
+                } else {
+                    tools::workspace::launch_for(&self.config.trust(), project_dir.as_deref(), "pty")
+                };
+                let launch = match launch {
+                    Ok(l) => l,
+                    Err(detail) => {
+                        // The coordinator checks first (and refuses the viewer with 4409); this is
+                        // for a file changed in between: say why, and end the terminal.
+                        warn!(session_id = %session, "terminal refused: untrusted workspace file");
+                        let out = self.streams.open_terminal(&session);
+                        tokio::spawn(async move {
+                            let data = Bytes::from(format!("\r\n[piface] {detail}\r\n"));
+                            let _ = out.send(FromAgent::PtyOutput { session: session.clone(), offset: 0, data }).await;
+                            let _ = out.send(FromAgent::PtyExited { session }).await;
+                        });
+                        return;
+                    }
+                };
                 if let Err(e) = self.terminals.open(&session, &cwd, launch.as_ref(), cols, rows) {
                     warn!(session_id = %session, "terminal: {e}");
                     let out = self.out.clone();

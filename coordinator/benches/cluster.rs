@@ -63,7 +63,8 @@ async fn main() {
         bin: PIFACE.into(),
         pi_bin: fake_pi,
         envs: vec![],
-        args: vec!["--local-agent".into()],
+        // The local sessions run in `/`, which must be a file root.
+        args: vec!["--local-agent".into(), "--fs-root".into(), "/".into()],
         data_dir: None,
     };
     let server = Piface::start_coordinator(opts).await.unwrap();

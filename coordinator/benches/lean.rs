@@ -210,6 +210,8 @@ async fn main() {
     let agent_data = tempfile::tempdir().unwrap();
     let mut agent = tokio::process::Command::new(PIFACE)
         .args(["agent", "--coordinator", &proxy.addr.to_string(), "--token", &token(&server), "--name", "far"])
+        .arg("--fs-root")
+        .arg(std::env::temp_dir())
         .arg("--data-dir")
         .arg(agent_data.path())
         .arg("--pi-bin")

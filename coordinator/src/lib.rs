@@ -162,6 +162,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
         agent_config.start_timeout = config.start_timeout;
         agent_config.fs_roots.clone_from(&config.fs_roots);
+        // Never served, even inside a root; the local agent keeps its own state in there.
+        agent_config.private_dirs.push(config.data_dir.clone());
+        agent_config.state_dir = config.data_dir.join("agent");
         agent_config.speech.clone_from(&config.speech);
         agent_config.tts.clone_from(&config.tts);
         piface_agent::spawn(agent_config, streams.clone())

@@ -136,7 +136,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 coordinator,
                 token,
                 name,
-                data_dir,
+                data_dir: data_dir.clone(),
                 transport: piface_agent::tls::Transport {
                     idle_timeout: std::time::Duration::from_secs(args.link_timeout.max(1)),
                     keep_alive: std::time::Duration::from_secs(args.link_timeout.max(1))
@@ -151,6 +151,9 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             if !args.fs_roots.is_empty() {
                 agent.fs_roots = args.fs_roots;
             }
+            // The identity dir holds the agent's key and its trusted workspace files.
+            agent.private_dirs.push(data_dir.clone());
+            agent.state_dir = data_dir;
             let gpus = piface_agent::gpu::discover();
             agent.speech =
                 args.audio.speech_service(&gpus, piface_agent::speech::in_cache).map_err(anyhow::Error::msg)?;

@@ -23,6 +23,9 @@ pub const SCROLLBACK: usize = 256 * 1024;
 /// the scrollback).
 const VIEWER_LAG: usize = 1024;
 
+/// Close code of a terminal whose workspace `[launch]` script is not trusted yet.
+pub const WORKSPACE_UNTRUSTED: u16 = 4409;
+
 /// What viewers receive.
 #[derive(Clone, Debug)]
 enum Out {
@@ -132,7 +135,12 @@ fn parse_resize(text: &str) -> Option<(u16, u16)> {
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame { code, reason: reason.into() };
+    // A close reason is at most 123 bytes; cut at a character boundary.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame { code, reason: reason[..end].into() };
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
@@ -155,6 +163,13 @@ pub async fn serve(app: Arc<App>, id: String, mut socket: WebSocket) {
             }
         }
     };
+    // A `[launch]` for the terminal from an untrusted workspace file: the viewer is told (4409,
+    // like the 409 of the REST API), and the UI asks the user to review and trust it.
+    if let Some(project) = record.project_dir.as_deref() {
+        if let Some(reason) = crate::tools::terminal_refusal(&agent, project).await {
+            return close(socket, WORKSPACE_UNTRUSTED, &reason).await;
+        }
+    }
     let hub = app.terminals.hub(&id);
     let (scrollback, mut rx) = hub.subscribe();
     let open = ToAgent::PtyOpen {

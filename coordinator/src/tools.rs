@@ -47,6 +47,7 @@ pub fn routes(config: &crate::Config) -> crate::routes::Routes {
         ("/api/sessions/{id}/git/status", limit(get(git_status))),
         ("/api/sessions/{id}/git/diff", limit(get(git_diff))),
         ("/api/workspace/config", limit(get(workspace_get).put(workspace_put))),
+        ("/api/workspace/trust", limit(get(workspace_trust_get).post(workspace_trust_set))),
         ("/api/direnv/allow", limit(post(direnv_allow))),
         ("/api/directories/remove", limit(post(directories_remove))),
         ("/api/sessions/{id}/uploads", body_limit(post(upload), upload_body(config.max_upload))),
@@ -249,6 +250,52 @@ async fn workspace_put(State(app): AppState, body: Result<Json<Value>, JsonRejec
     };
     let (_, agent) = pick_agent(&app, body.get("agent").and_then(Value::as_str))?;
     call_tool(&agent, ToolCall::WorkspacePut { path, config: config.to_string() }).await.map(Json)
+}
+
+/// `GET /api/workspace/trust?path=…[&agent=…]`: what the project's workspace file would run,
+/// the SHA-256 of its bytes and whether that content is trusted (see the agent's `trust.rs`).
+async fn workspace_trust_get(
+    State(app): AppState,
+    q: Result<Query<PathQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(q) = q.map_err(query_error)?;
+    let (_, agent) = pick_agent(&app, q.agent.as_deref())?;
+    call_tool(&agent, ToolCall::WorkspaceTrustGet { path: q.path }).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct TrustBody {
+    path: String,
+    /// The hash the user reviewed: a file changed since is not trusted blindly (409).
+    sha256: String,
+    agent: Option<String>,
+}
+
+/// `POST /api/workspace/trust` `{"path", "sha256", "agent"?}`: trusts that exact content.
+async fn workspace_trust_set(
+    State(app): AppState,
+    body: Result<Json<TrustBody>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(body) = body?;
+    let (_, agent) = pick_agent(&app, body.agent.as_deref())?;
+    call_tool(&agent, ToolCall::WorkspaceTrustSet { path: body.path, sha256: body.sha256 }).await.map(Json)
+}
+
+/// Why the terminal of a session in `project_dir` may not open: its workspace file has a
+/// `[launch]` for the terminal whose content is not trusted. `None` when it may (or when the
+/// agent cannot say: the agent checks again itself).
+pub(crate) async fn terminal_refusal(agent: &AgentHandle, project_dir: &str) -> Option<String> {
+    let info = call_tool(agent, ToolCall::WorkspaceTrustGet { path: project_dir.to_string() }).await.ok()?;
+    let for_pty = info["commands"]
+        .as_array()?
+        .iter()
+        .any(|c| c["section"] == "launch" && c["apply_to"].as_array().is_some_and(|a| a.iter().any(|t| t == "pty")));
+    (for_pty && info["trusted"] != true).then(|| {
+        format!(
+            "Workspace not trusted: {} has a [launch] for the terminal; review and trust it",
+            info["config_path"].as_str().unwrap_or(project_dir)
+        )
+    })
 }
 
 #[derive(Deserialize)]

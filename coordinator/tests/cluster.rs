@@ -90,6 +90,10 @@ impl AgentProc {
         let mut args: Vec<String> =
             ["agent", "--coordinator", quic, "--token-file", &token_file, "--name", name].map(String::from).to_vec();
         args.extend(extra.iter().map(|s| s.to_string()));
+        if !extra.contains(&"--fs-root") {
+            // Sessions must lie in the agent's file roots; the tests' projects are temporary.
+            args.extend(["--fs-root".to_string(), std::env::temp_dir().display().to_string()]);
+        }
         let extra_env: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let (child, log, reader) = spawn_agent(&args, &env, &extra_env, data.path(), name);
         AgentProc { child, log, reader: Some(reader), _env: env, _data: data, args, extra_env, name: name.to_string() }
@@ -605,7 +609,9 @@ async fn an_agent_in_another_network_namespace_survives_its_link_going_down() {
         .arg(token(&server.data_dir, "10m"))
         // A link timeout longer than the outage: QUIC keeps the connection and retransmits, and
         // until then every write to it stalls, silently.
-        .args(["--name", "netns", "--link-timeout", "30", "--data-dir"])
+        .args(["--name", "netns", "--link-timeout", "30", "--fs-root"])
+        .arg(std::env::temp_dir())
+        .arg("--data-dir")
         .arg(data.path())
         .arg("--pi-bin")
         .arg(pi_bin().unwrap())

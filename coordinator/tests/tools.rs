@@ -453,6 +453,9 @@ skin_override = "winamp"
     let server = serve(pi_bin().unwrap(), env.envs(), &[]).await;
     let body = json!({"working_dir": d.join("sub"), "provider": "fake", "model": "fake-model",
                       "session_name": "Fix the Bug", "shared": false});
+    let (status, refused) = server.post("/api/sessions", &body).await.unwrap();
+    assert_eq!(status, 409, "the file's commands wait for trust: {refused}");
+    trust_workspace(&server, &d.join("sub")).await;
     let record = server.create_session(&body).await.unwrap();
     assert_eq!(record["workspace_mode"], "git_worktree", "{record}");
     assert_eq!(record["project_dir"].as_str().map(Path::new), Some(std::fs::canonicalize(d).unwrap().as_path()));
@@ -491,4 +494,227 @@ skin_override = "winamp"
     let (status, err) = server.post("/api/sessions", &json!({"working_dir": d, "shared": false})).await.unwrap();
     assert_eq!(status, 400, "{err}");
     assert!(err["detail"].as_str().unwrap().contains("cannot both be true"), "{err}");
+}
+
+/// Reviews and trusts the workspace file of `dir`'s project through the API; its trust info.
+async fn trust_workspace(server: &Piface, dir: &Path) -> Value {
+    let (status, info) = server.get(&format!("/api/workspace/trust?path={}", enc(dir))).await.unwrap();
+    assert_eq!(status, 200, "{info}");
+    let (status, trusted) =
+        server.post("/api/workspace/trust", &json!({"path": dir, "sha256": info["sha256"]})).await.unwrap();
+    assert_eq!((status, trusted["trusted"].as_bool()), (200, Some(true)), "{trusted}");
+    trusted
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Waits for the terminal socket to close; its code and reason.
+async fn terminal_close<S>(ws: &mut S) -> (u16, String)
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(frame))))) => return (u16::from(frame.code), frame.reason.to_string()),
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_committed_workspace_file_runs_nothing_until_trusted_and_asks_again_after_a_change() {
+    let markers = tempfile::tempdir().unwrap();
+    let (boot, launch) = (markers.path().join("bootstrap-ran"), markers.path().join("launch-ran"));
+    let repo = git_repo();
+    let d = repo.path();
+    std::fs::create_dir_all(d.join(".piface")).unwrap();
+    let file = format!(
+        "version = 1\n[bootstrap]\nscript = \"touch {}\"\n[launch]\nscript = \"touch {}\"\napply_to = [\"pi\", \"pty\"]\n",
+        boot.display(),
+        launch.display()
+    );
+    std::fs::write(d.join(".piface/workspace.toml"), &file).unwrap();
+    git(d, &["add", "."]);
+    git(d, &["commit", "-qm", "a hostile workspace file"]);
+    // Worktrees go under HOME: a temporary one, inside the harness's file root.
+    let home = tempfile::tempdir().unwrap();
+    let envs = vec![("HOME".to_string(), home.path().display().to_string())];
+    let server = serve(workspace_bin("fake-pi").unwrap(), envs, &[]).await;
+    let worktrees = || {
+        let out = std::process::Command::new("git").args(["worktree", "list"]).current_dir(d).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+
+    // Nothing runs: not in a worktree (bootstrap, launch), not in place (launch), no worktree made.
+    for shared in [false, true] {
+        let (status, err) = server.post("/api/sessions", &json!({"working_dir": d, "shared": shared})).await.unwrap();
+        assert_eq!(status, 409, "{err}");
+        let detail = err["detail"].as_str().unwrap();
+        assert!(detail.starts_with("Workspace not trusted") && detail.contains("[launch]"), "{detail}");
+        assert!(detail.contains(&sha256_hex(file.as_bytes())) && detail.contains("/api/workspace/trust"), "{detail}");
+        assert_eq!(detail.contains("[bootstrap]"), !shared, "{detail}");
+    }
+    assert!(!boot.exists() && !launch.exists(), "no workspace command ran");
+    assert_eq!(worktrees(), 1, "no worktree was made");
+    assert_eq!(server.get("/api/sessions").await.unwrap().1["sessions"], json!([]));
+
+    // The API shows the commands and the hash of the file's bytes.
+    let (status, info) = server.get(&format!("/api/workspace/trust?path={}", enc(d))).await.unwrap();
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["sha256"], sha256_hex(file.as_bytes()));
+    assert_eq!((info["needs_trust"].as_bool(), info["trusted"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(info["trusted_sha256"], Value::Null);
+    assert_eq!(info["commands"][0]["section"], "bootstrap");
+    assert_eq!(info["commands"][0]["script"], format!("touch {}", boot.display()));
+    assert_eq!(
+        (info["commands"][1]["section"].as_str(), info["commands"][1]["shell"].as_str()),
+        (Some("launch"), Some("bash"))
+    );
+    assert_eq!(info["project_dir"].as_str().map(Path::new), Some(std::fs::canonicalize(d).unwrap().as_path()));
+    // Trust needs the hash of what is there now.
+    let (status, err) =
+        server.post("/api/workspace/trust", &json!({"path": d, "sha256": "0".repeat(64)})).await.unwrap();
+    assert_eq!(status, 409, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("changed since it was shown"), "{err}");
+    assert_eq!(server.post("/api/workspace/trust", &json!({"path": d, "sha256": "nope"})).await.unwrap().0, 400);
+    assert!(!boot.exists() && !launch.exists());
+
+    trust_workspace(&server, d).await;
+    let record = server.create_session(&json!({"working_dir": d, "shared": false})).await.unwrap();
+    assert!(boot.exists(), "bootstrap ran once trusted");
+    assert!(launch.exists(), "launch ran once trusted");
+    let id = record["piface_id"].as_str().unwrap().to_string();
+
+    // A change to the file asks again, for sessions and for the terminal.
+    std::fs::remove_file(&boot).unwrap();
+    std::fs::remove_file(&launch).unwrap();
+    let changed = format!("{file}# one more line\n");
+    std::fs::write(d.join(".piface/workspace.toml"), &changed).unwrap();
+    let (_, info) = server.get(&format!("/api/workspace/trust?path={}", enc(d))).await.unwrap();
+    assert_eq!(
+        (info["trusted"].as_bool(), info["sha256"].as_str()),
+        (Some(false), Some(&*sha256_hex(changed.as_bytes())))
+    );
+    assert_eq!(info["trusted_sha256"], sha256_hex(file.as_bytes()), "what was trusted before");
+    let (status, err) = server.post("/api/sessions", &json!({"working_dir": d, "shared": true})).await.unwrap();
+    assert_eq!(status, 409, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("changed since it was trusted"), "{err}");
+    let mut term = terminal(&server, &id).await;
+    let (code, reason) = terminal_close(&mut term).await;
+    assert_eq!(code, 4409, "{reason}");
+    assert!(reason.starts_with("Workspace not trusted"), "{reason}");
+    assert!(!boot.exists() && !launch.exists(), "nothing ran after the change");
+
+    trust_workspace(&server, d).await;
+    let mut term = terminal(&server, &id).await;
+    term.send(Message::Binary("echo trusted-$((40+2))\n".into())).await.unwrap();
+    read_until(&mut term, "trusted-42").await;
+    assert!(launch.exists(), "the terminal's launch ran once the new content was trusted");
+    assert!(!boot.exists(), "bootstrap runs for new worktrees only");
+}
+
+#[tokio::test]
+async fn sessions_direnv_and_worktrees_stay_inside_the_roots_and_saves_follow_no_link() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let server = serve(workspace_bin("fake-pi").unwrap(), vec![], &[r]).await;
+
+    // A session's working directory and direnv allow outside the roots.
+    let (status, err) =
+        server.post("/api/sessions", &json!({"working_dir": outside.path(), "shared": true})).await.unwrap();
+    assert_eq!(status, 403, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("Outside the allowed file roots"), "{err}");
+    std::os::unix::fs::symlink(outside.path(), r.join("out")).unwrap();
+    let (status, _) =
+        server.post("/api/sessions", &json!({"working_dir": r.join("out"), "shared": true})).await.unwrap();
+    assert_eq!(status, 403, "through a symlink too");
+    assert_eq!(server.get("/api/sessions").await.unwrap().1["sessions"], json!([]));
+    std::fs::write(outside.path().join(".envrc"), "export EVIL=1\n").unwrap();
+    let (status, err) = server.post("/api/direnv/allow", &json!({"working_dir": outside.path()})).await.unwrap();
+    assert_eq!(status, 403, "{err}");
+    let (status, _) = server.post("/api/direnv/allow", &json!({"working_dir": r.join("out")})).await.unwrap();
+    assert_eq!(status, 403);
+
+    // A committed workspace file may not put worktrees outside the roots (it runs nothing, so
+    // it needs no trust).
+    let repo = r.join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::create_dir(repo.join(".piface")).unwrap();
+    std::fs::write(
+        repo.join(".piface/workspace.toml"),
+        format!("version = 1\n[workspace]\nroot = \"{}/wt\"\n", outside.path().display()),
+    )
+    .unwrap();
+    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "init"]);
+    let (status, err) = server.post("/api/sessions", &json!({"working_dir": repo, "shared": false})).await.unwrap();
+    assert_eq!(status, 403, "{err}");
+    assert!(!outside.path().join("wt").exists(), "no worktree outside the roots");
+
+    // A committed `workspace.toml.tmp` symlink is not followed by a save.
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "keep me").unwrap();
+    std::os::unix::fs::symlink(&victim, repo.join(".piface/workspace.toml.tmp")).unwrap();
+    let (_, got) = server.get(&format!("/api/workspace/config?path={}", enc(&repo))).await.unwrap();
+    let mut config = got["config"].clone();
+    config["workspace"]["root"] = "~/.local/share/piface/worktrees/{project_slug}".into();
+    let resp = server
+        .http
+        .put(server.url("/api/workspace/config"))
+        .json(&json!({"path": repo, "config": config}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me", "the link was not followed");
+    let saved = std::fs::read_to_string(repo.join(".piface/workspace.toml")).unwrap();
+    assert!(saved.contains("worktrees/{project_slug}"), "{saved}");
+}
+
+#[tokio::test]
+async fn the_data_dir_inside_the_home_root_is_neither_listed_nor_served() {
+    let home = tempfile::tempdir().unwrap();
+    let h = std::fs::canonicalize(home.path()).unwrap();
+    let data = h.join(".local/share/piface");
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::symlink(data.join("auth/token"), h.join("token-link")).unwrap();
+    let server = Piface::start(Options {
+        bin: PIFACE.into(),
+        pi_bin: workspace_bin("fake-pi").unwrap(),
+        envs: vec![("HOME".into(), h.display().to_string())],
+        // The default root, the home directory, holds the default data dir.
+        args: vec!["--fs-root".into(), h.display().to_string()],
+        data_dir: Some(data.clone()),
+    })
+    .await
+    .unwrap();
+    let token = data.join("auth/token");
+    assert!(token.is_file(), "the login token is in the data dir");
+
+    let (status, listed) = server.get(&format!("/api/fs/list?path={}", enc(&h.join(".local/share")))).await.unwrap();
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["entries"], json!([]), "the data dir is not listed: {listed}");
+    for dir in [data.clone(), data.join("auth")] {
+        let (status, body) = server.get(&format!("/api/fs/list?path={}", enc(&dir))).await.unwrap();
+        assert_eq!(status, 403, "{}: {body}", dir.display());
+    }
+    for file in [token.clone(), data.join("state.redb"), h.join("token-link")] {
+        let (status, body) = server.get(&format!("/api/fs/file?path={}", enc(&file))).await.unwrap();
+        assert_eq!(status, 403, "{}: {body}", file.display());
+        let (status, _, bytes) = raw(&server, &format!("/api/fs/raw?path={}", enc(&file))).await;
+        assert_eq!(status, 403, "{}", file.display());
+        assert!(!String::from_utf8_lossy(&bytes).contains(server.token.as_deref().unwrap()));
+    }
+    let (_, done) = server.get(&format!("/api/fs/complete?prefix={}", enc(&h.join(".local/share/pi")))).await.unwrap();
+    assert_eq!(done["matches"], json!([]));
+    // The rest of home is served as before.
+    std::fs::write(h.join("notes.md"), "# mine\n").unwrap();
+    let (status, note) = server.get(&format!("/api/fs/file?path={}", enc(&h.join("notes.md")))).await.unwrap();
+    assert_eq!((status, note["content"].as_str()), (200, Some("# mine\n")));
 }

@@ -154,7 +154,8 @@ export async function startStack(seed, { serverArgs = [] } = {}) {
 	if (seed) await seed({ root, home, project, dataDir });
 	const server = await startListening(
 		bins.piface,
-		['serve', '--port', '0', '--host', '127.0.0.1', '--no-direnv', '--data-dir', dataDir, '--pi-bin', bins.pi, ...serverArgs],
+		// Sessions must lie inside the agent's file roots: home (the default, `root/home` here) and the project.
+		['serve', '--port', '0', '--host', '127.0.0.1', '--no-direnv', '--data-dir', dataDir, '--pi-bin', bins.pi, ...(serverArgs.includes('--fs-root') ? [] : ['--fs-root', home, '--fs-root', project]), ...serverArgs],
 		{ ...env, RUST_LOG: process.env.RUST_LOG ?? 'info' },
 		'piface'
 	);

@@ -411,6 +411,21 @@ pub enum ToolCall {
         /// Allow a new worktree's `.envrc`.
         use_direnv: bool,
     },
+    /// `GET /api/workspace/trust`: the commands the project's `.piface/workspace.toml` would
+    /// run (`[bootstrap]`, `[launch]`), the SHA-256 of the file's bytes and whether the agent's
+    /// user trusted that content.
+    WorkspaceTrustGet {
+        /// A directory of the project (its git top level, else the directory, is the project).
+        path: String,
+    },
+    /// `POST /api/workspace/trust`: trust the project's workspace file if its bytes still hash
+    /// to `sha256` (409 when the file changed since it was shown).
+    WorkspaceTrustSet {
+        /// A directory of the project.
+        path: String,
+        /// The SHA-256 (hex) of the content the user reviewed.
+        sha256: String,
+    },
 }
 
 /// Why a host tool failed: the HTTP status and `detail` to answer with.
@@ -498,6 +513,9 @@ pub enum SpawnError {
     AlreadyRunning,
     /// The working directory does not exist (or is not a directory) on the agent.
     NoSuchDirectory(String),
+    /// The project's workspace file would run a `[launch]` script its user has not trusted
+    /// (see [`ToolCall::WorkspaceTrustGet`]); the text says what and how to trust it.
+    Untrusted(String),
 }
 
 impl std::fmt::Display for SpawnError {
@@ -525,6 +543,7 @@ impl std::fmt::Display for SpawnError {
             }
             SpawnError::AlreadyRunning => write!(f, "Session is already live"),
             SpawnError::NoSuchDirectory(dir) => write!(f, "Directory does not exist: {dir}"),
+            SpawnError::Untrusted(detail) => write!(f, "{detail}"),
         }
     }
 }

@@ -82,6 +82,11 @@ impl Piface {
         if !opts.args.iter().any(|a| a == "--host") {
             cmd.args(["--host", "127.0.0.1"]);
         }
+        // Sessions must lie inside the agent's file roots (default: home); tests keep their
+        // projects in temporary directories.
+        if !opts.args.iter().any(|a| a == "--fs-root") {
+            cmd.arg("--fs-root").arg(std::env::temp_dir());
+        }
         cmd.arg("--data-dir")
             .arg(&data_dir)
             .arg("--pi-bin")

@@ -2,9 +2,11 @@
 //! (files, git, workspace config, direnv, upload blobs, the terminal). The coordinator only
 //! routes; these run here, next to the files.
 
+pub mod beneath;
 pub mod fs;
 pub mod git;
 pub mod pty;
+pub mod trust;
 pub mod upload;
 pub mod workspace;
 pub mod worktree;
@@ -26,11 +28,15 @@ pub async fn run(roots: &fs::Roots, config: &crate::AgentConfig, call: ToolCall)
             roots_check(roots, &path)?;
             tokio::task::spawn_blocking(move || workspace::get(&path)).await.map_err(internal)??
         }
-        ToolCall::WorkspacePut { path, config } => {
+        ToolCall::WorkspacePut { path, config: body } => {
             roots_check(roots, &path)?;
-            tokio::task::spawn_blocking(move || workspace::put(&path, &config)).await.map_err(internal)??
+            let trust = config.trust();
+            tokio::task::spawn_blocking(move || workspace::put(&path, &body, &trust)).await.map_err(internal)??
         }
-        ToolCall::DirenvAllow { dir } => direnv_allow(&dir).await?,
+        ToolCall::DirenvAllow { dir } => {
+            roots.check_dir(&dir)?;
+            direnv_allow(&dir).await?
+        }
         ToolCall::FilesExist { paths } => {
             let missing: Vec<_> = paths.into_iter().filter(|p| !Path::new(p).is_file()).collect();
             json!({ "missing": missing })
@@ -49,7 +55,18 @@ pub async fn run(roots: &fs::Roots, config: &crate::AgentConfig, call: ToolCall)
             crate::speech::clean(config, spec, &text).await?
         }
         ToolCall::PrepareSession { dir, shared, session_name, source_branch, use_direnv } => {
-            worktree::prepare(worktree::Request { dir, shared, session_name, source_branch, use_direnv }).await?
+            let req = worktree::Request { dir, shared, session_name, source_branch, use_direnv };
+            worktree::prepare(req, roots, &config.trust()).await?
+        }
+        ToolCall::WorkspaceTrustGet { path } => {
+            let project = worktree::project_of(&roots.check_dir(&path)?).await?;
+            let loaded = load_blocking(&project).await?;
+            trust::info(&config.trust(), &project, &loaded)
+        }
+        ToolCall::WorkspaceTrustSet { path, sha256 } => {
+            let project = worktree::project_of(&roots.check_dir(&path)?).await?;
+            let loaded = load_blocking(&project).await?;
+            trust::trust(&config.trust(), &project, &loaded, &sha256)?
         }
         ToolCall::DeleteFiles { paths } => {
             let mut deleted = 0;
@@ -69,6 +86,15 @@ pub async fn run(roots: &fs::Roots, config: &crate::AgentConfig, call: ToolCall)
     Ok(value.to_string())
 }
 
+/// The project's workspace file, read off the async threads; unreadable is 400.
+async fn load_blocking(project: &Path) -> Result<workspace::Loaded, ToolError> {
+    let project = project.to_path_buf();
+    tokio::task::spawn_blocking(move || workspace::load_file(&project))
+        .await
+        .map_err(internal)?
+        .map_err(|e| ToolError::new(400, e))
+}
+
 fn internal(e: impl std::fmt::Display) -> ToolError {
     ToolError::new(500, e.to_string())
 }
@@ -82,7 +108,8 @@ fn roots_check(roots: &fs::Roots, path: &str) -> Result<(), ToolError> {
     Ok(())
 }
 
-/// `POST /api/direnv/allow`: `direnv allow <dir>` as this agent's user.
+/// `POST /api/direnv/allow`: `direnv allow <dir>` as this agent's user (the caller checked
+/// that `dir` is inside the file roots).
 async fn direnv_allow(dir: &str) -> Result<serde_json::Value, ToolError> {
     if !Path::new(dir).is_dir() {
         return Err(ToolError::new(400, format!("Directory does not exist: {dir}")));

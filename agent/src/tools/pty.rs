@@ -147,6 +147,11 @@ impl Terminals {
         Ok(())
     }
 
+    /// Whether the session's terminal is running.
+    pub fn is_open(&self, session: &SessionId) -> bool {
+        self.map.lock().unwrap().contains_key(session)
+    }
+
     /// Keystrokes for the session's terminal (dropped when it has none).
     pub fn input(&self, session: &SessionId, data: Bytes) {
         if let Some(t) = self.map.lock().unwrap().get(session) {

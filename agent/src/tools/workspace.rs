@@ -220,32 +220,116 @@ impl WorkspaceConfig {
 }
 
 /// The `[launch]` section of `project_dir`'s config when it applies to `target` (`pi` or
-/// `pty`); an unreadable config is logged and ignored.
-pub fn launch_for(project_dir: Option<&str>, target: &str) -> Option<Launch> {
-    let dir = Path::new(project_dir?);
-    match load(dir) {
-        Ok((_, config)) => config.launch.filter(|l| l.apply_to.iter().any(|a| a == target)),
+/// `pty`); an unreadable config is logged and ignored. A launch script whose file is not
+/// trusted is an error: the text says what would run and how to trust it.
+pub fn launch_for(
+    trust: &super::trust::TrustStore,
+    project_dir: Option<&str>,
+    target: &str,
+) -> Result<Option<Launch>, String> {
+    let Some(dir) = project_dir.map(Path::new) else { return Ok(None) };
+    let loaded = match load_file(dir) {
+        Ok(l) => l,
         Err(e) => {
             tracing::warn!("workspace config ignored: {e}");
-            None
+            return Ok(None);
         }
-    }
+    };
+    let uses = if target == "pty" { super::trust::Use::Pty } else { super::trust::Use::Pi };
+    super::trust::check(trust, dir, &loaded, &[uses]).map_err(|e| e.detail)?;
+    Ok(loaded.config.launch.filter(|l| l.apply_to.iter().any(|a| a == target)))
 }
 
-fn config_path(dir: &Path) -> std::path::PathBuf {
+/// `dir`'s workspace file.
+pub fn config_path(dir: &Path) -> std::path::PathBuf {
     dir.join(".piface").join("workspace.toml")
+}
+
+/// Largest workspace file read; a longer one is refused from its size, before it is read.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// A project's workspace file as read once: the SHA-256 of its bytes and the config they hold.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Whether the file exists (else `config` is the defaults).
+    pub has_file: bool,
+    /// Hex SHA-256 of the bytes parsed; `None` without a file.
+    pub sha256: Option<String>,
+    /// The validated config.
+    pub config: WorkspaceConfig,
+}
+
+/// The bytes of `dir/.piface/workspace.toml`, `None` when there is none. Neither `.piface` nor
+/// the file is followed when it is a symlink (a committed link would make Piface read, and show
+/// in errors, a file outside the project).
+fn read_file(dir: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    let open_dir = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty());
+    let fd = open_dir.and_then(|d| {
+        let piface = rustix::fs::openat(
+            &d,
+            ".piface",
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        rustix::fs::openat(
+            &piface,
+            "workspace.toml",
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    });
+    let fd = match fd {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR) => {
+            return Err(std::io::Error::other("a symlink; workspace files are not read through links"))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!("larger than {MAX_FILE_BYTES} bytes")));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!("larger than {MAX_FILE_BYTES} bytes")));
+    }
+    Ok(Some(bytes))
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads project `dir`'s workspace file once: its hash and config; defaults without a file.
+pub fn load_file(dir: &Path) -> Result<Loaded, String> {
+    let path = config_path(dir);
+    let Some(bytes) = read_file(dir).map_err(|e| format!("reading {}: {e}", path.display()))? else {
+        return Ok(Loaded { has_file: false, sha256: None, config: WorkspaceConfig::default() });
+    };
+    let sha256 = sha256_hex(&bytes);
+    let text = std::str::from_utf8(&bytes).map_err(|e| format!("{}: not UTF-8: {e}", path.display()))?;
+    let config = parse(text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Loaded { has_file: true, sha256: Some(sha256), config })
 }
 
 /// Reads the config of project `dir`: `(has_file, config)`; defaults without a file.
 pub fn load(dir: &Path) -> Result<(bool, WorkspaceConfig), String> {
-    let path = config_path(dir);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((false, WorkspaceConfig::default())),
-        Err(e) => return Err(format!("reading {}: {e}", path.display())),
-    };
-    let config: WorkspaceConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok((true, config.normalize_and_validate().map_err(|e| format!("{}: {e}", path.display()))?))
+    load_file(dir).map(|l| (l.has_file, l.config))
+}
+
+/// Reads a config from the text of a workspace file and validates it.
+pub fn parse(text: &str) -> Result<WorkspaceConfig, String> {
+    let config: WorkspaceConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    config.normalize_and_validate()
 }
 
 /// `GET /api/workspace/config`.
@@ -258,8 +342,9 @@ pub fn get(path: &str) -> Result<serde_json::Value, ToolError> {
     Ok(json!({ "project_dir": path, "has_config_file": has_file, "config": config.to_json() }))
 }
 
-/// `PUT /api/workspace/config`: validates `config_json` and writes the file whole.
-pub fn put(path: &str, config_json: &str) -> Result<serde_json::Value, ToolError> {
+/// `PUT /api/workspace/config`: validates `config_json` and writes the file whole; what the
+/// user wrote is trusted (see `trust.rs`).
+pub fn put(path: &str, config_json: &str, trust: &super::trust::TrustStore) -> Result<serde_json::Value, ToolError> {
     let dir = Path::new(path);
     if !dir.is_dir() {
         return Err(ToolError::new(400, format!("Directory does not exist: {path}")));
@@ -278,16 +363,57 @@ pub fn put(path: &str, config_json: &str) -> Result<serde_json::Value, ToolError
     let config = config.normalize_and_validate().map_err(|e| ToolError::new(400, format!("Invalid config: {e}")))?;
     let text =
         toml::to_string_pretty(&config).map_err(|e| ToolError::new(500, format!("Failed to write config: {e}")))?;
-    let file = config_path(dir);
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(file.parent().expect("has a parent"))?;
-        // Whole or not at all: a crash mid-write leaves the old file.
-        let tmp = file.with_extension("toml.tmp");
-        std::fs::write(&tmp, text.as_bytes())?;
-        std::fs::rename(&tmp, &file)
-    };
-    write().map_err(|e| ToolError::new(500, format!("Failed to write config: {e}")))?;
+    write_atomic(dir, text.as_bytes()).map_err(|e| ToolError::new(500, format!("Failed to write config: {e}")))?;
+    // Trust what was written, keyed like every reader keys it: the canonical directory.
+    let project = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if let Err(e) = trust.trust(&project, &sha256_hex(text.as_bytes())) {
+        tracing::warn!(project = %project.display(), "saved config not recorded as trusted: {e}");
+    }
     Ok(json!({ "success": true, "project_dir": path, "config": config.to_json() }))
+}
+
+/// Replaces `dir/.piface/workspace.toml` with `bytes`, whole or not at all, without following
+/// a link: `.piface` is opened (or made) with `O_NOFOLLOW`, the bytes go to a fresh name made
+/// there with `O_CREAT | O_EXCL` (never an existing file or link, so a committed
+/// `workspace.toml.tmp` symlink is left alone), and that name is renamed over the file, which
+/// replaces a link of that name rather than writing through it. All relative to directory
+/// handles, so nothing can be swapped in between.
+fn write_atomic(dir: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Write;
+    let project = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir_flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let piface = match rustix::fs::openat(&project, ".piface", dir_flags, Mode::empty()) {
+        Err(rustix::io::Errno::NOENT) => {
+            match rustix::fs::mkdirat(&project, ".piface", Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            rustix::fs::openat(&project, ".piface", dir_flags, Mode::empty())?
+        }
+        other => other?,
+    };
+    let tmp_name = format!(".workspace.toml.{}.tmp", &sha256_hex(&random_bytes())[..16]);
+    let fd = rustix::fs::openat(
+        &piface,
+        tmp_name.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    let mut file = std::fs::File::from(fd);
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    let renamed =
+        written.and_then(|()| Ok(rustix::fs::renameat(&piface, tmp_name.as_str(), &piface, "workspace.toml")?));
+    if renamed.is_err() {
+        let _ = rustix::fs::unlinkat(&piface, tmp_name.as_str(), rustix::fs::AtFlags::empty());
+    }
+    renamed
+}
+
+fn random_bytes() -> [u8; 16] {
+    let mut buf = [0u8; 16];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf);
+    buf
 }
 
 #[cfg(test)]
@@ -297,6 +423,8 @@ mod tests {
     #[test]
     fn defaults_without_a_file_and_a_round_trip_through_put() {
         let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let trust = super::super::trust::TrustStore::new(state.path());
         let p = dir.path().to_str().unwrap();
         let got = get(p).unwrap();
         assert_eq!(got["has_config_file"], false);
@@ -308,7 +436,7 @@ mod tests {
         config["launch"] = json!({"script": "export A=1\nexport B=\"two\"", "apply_to": ["pty"]});
         config["bootstrap"] = json!({"script": "   "});
         config["files"] = json!({"copy_paths": [".env"]});
-        let put_reply = put(p, &config.to_string()).unwrap();
+        let put_reply = put(p, &config.to_string(), &trust).unwrap();
         assert_eq!(put_reply["config"]["bootstrap"], serde_json::Value::Null, "a blank script drops the section");
 
         let again = get(p).unwrap();
@@ -328,6 +456,8 @@ mod tests {
     #[test]
     fn invalid_configs_are_refused_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let trust = super::super::trust::TrustStore::new(state.path());
         let p = dir.path().to_str().unwrap();
         for (config, needle) in [
             (json!({"version": 2}), "version must be 1"),
@@ -338,7 +468,7 @@ mod tests {
             (json!({"ui": {"theme_override": "sepia"}}), "theme_override"),
             (json!({"env": {"use_direnv": "yes"}}), "Invalid config"),
         ] {
-            let e = put(p, &config.to_string()).unwrap_err();
+            let e = put(p, &config.to_string(), &trust).unwrap_err();
             assert_eq!(e.status, 400);
             assert!(e.detail.contains(needle), "{} lacks {needle}", e.detail);
         }
@@ -347,5 +477,49 @@ mod tests {
         std::fs::create_dir(dir.path().join(".piface")).unwrap();
         std::fs::write(dir.path().join(".piface/workspace.toml"), "version = [").unwrap();
         assert_eq!(get(p).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn saving_follows_no_committed_link_and_trusts_what_it_wrote() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let trust = super::super::trust::TrustStore::new(state.path());
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        std::fs::create_dir(dir.path().join(".piface")).unwrap();
+        // The old fixed temporary name, committed as a link out of the project.
+        symlink(&victim, dir.path().join(".piface/workspace.toml.tmp")).unwrap();
+        let p = dir.path().to_str().unwrap();
+        let config = json!({"launch": {"script": "export A=1"}});
+        put(p, &config.to_string(), &trust).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me", "the link was not followed");
+        let loaded = load_file(dir.path()).unwrap();
+        assert!(loaded.config.launch.is_some());
+        let project = std::fs::canonicalize(dir.path()).unwrap();
+        assert_eq!(trust.trusted(&project), loaded.sha256, "what the user saved is trusted");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(".piface"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".workspace.toml."))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        // A link at the file itself is replaced, not written through, and never read.
+        std::fs::remove_file(dir.path().join(".piface/workspace.toml")).unwrap();
+        symlink(&victim, dir.path().join(".piface/workspace.toml")).unwrap();
+        assert!(load_file(dir.path()).unwrap_err().contains("symlink"));
+        put(p, &config.to_string(), &trust).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert!(!std::fs::symlink_metadata(dir.path().join(".piface/workspace.toml")).unwrap().is_symlink());
+
+        // A `.piface` that is a link out of the project is neither read nor written through.
+        let other = tempfile::tempdir().unwrap();
+        symlink(outside.path(), other.path().join(".piface")).unwrap();
+        std::fs::write(outside.path().join("workspace.toml"), "version = 1\n").unwrap();
+        assert!(load_file(other.path()).is_err());
+        assert!(put(other.path().to_str().unwrap(), &config.to_string(), &trust).is_err());
+        assert_eq!(std::fs::read_to_string(outside.path().join("workspace.toml")).unwrap(), "version = 1\n");
     }
 }

@@ -1,6 +1,11 @@
 //! Where a new session runs: its project (the git top level, or the directory itself), and for
 //! worktree sessions a fresh `git worktree` made from the project's workspace config
 //! (`.piface/workspace.toml`), as the original does.
+//!
+//! Unlike the original: the directory and the worktree root must lie inside the file roots
+//! (and outside Piface's private directories); the file's `[bootstrap]` and `[launch]` run only
+//! once its content is trusted (`trust.rs`); a new worktree's `.envrc` is allowed for direnv only
+//! when the project's own `.envrc`, with the same content, is allowed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +15,8 @@ use std::time::Duration;
 use piface_shared::protocol::ToolError;
 use serde_json::json;
 
+use super::fs::Roots;
+use super::trust::{self, TrustStore, Use};
 use super::workspace::{self, WorkspaceConfig};
 
 /// What [`prepare`] is asked.
@@ -98,15 +105,30 @@ fn project_lock(project: &Path) -> Arc<tokio::sync::Mutex<()>> {
     LOCKS.get_or_init(Default::default).lock().unwrap().entry(project.to_path_buf()).or_default().clone()
 }
 
+/// The project of directory `dir` (resolved): its git top level, else itself.
+pub async fn project_of(dir: &Path) -> Result<PathBuf, ToolError> {
+    match git(dir, &["rev-parse", "--show-toplevel"]).await? {
+        (true, top, _) => Ok(std::fs::canonicalize(&top).unwrap_or_else(|_| PathBuf::from(&top))),
+        _ => Ok(dir.to_path_buf()),
+    }
+}
+
+/// Refuses (409) when `project`'s workspace file would run untrusted commands for `uses`; an
+/// unreadable file is left to whoever reads it next.
+fn check_trust(trust: &TrustStore, project: &Path, uses: &[Use]) -> Result<(), ToolError> {
+    match workspace::load_file(project) {
+        Ok(loaded) => trust::check(trust, project, &loaded, uses),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Resolves the project of `req.dir` and, for a non-shared session in a git repository, makes
 /// its worktree. Answers the record fields: `project_dir`, `project_subdir`, `execution_dir`,
-/// `workspace_mode` and the `workspace_*` fields of a worktree.
-pub async fn prepare(req: Request) -> Result<serde_json::Value, ToolError> {
+/// `workspace_mode` and the `workspace_*` fields of a worktree. The directory must lie inside
+/// `roots`; untrusted workspace commands are refused before anything is made.
+pub async fn prepare(req: Request, roots: &Roots, trust: &TrustStore) -> Result<serde_json::Value, ToolError> {
     let dir = Path::new(&req.dir);
-    if !dir.is_dir() {
-        return Err(ToolError::new(400, format!("Directory does not exist: {}", req.dir)));
-    }
-    let resolved = std::fs::canonicalize(dir).map_err(|e| ToolError::new(400, format!("{}: {e}", req.dir)))?;
+    let resolved = roots.check_dir(&req.dir)?;
     let shared = |project: &Path, subdir: &str| {
         json!({
             "project_dir": project.to_string_lossy(),
@@ -117,6 +139,7 @@ pub async fn prepare(req: Request) -> Result<serde_json::Value, ToolError> {
     };
     let (in_repo, top, _) = git(dir, &["rev-parse", "--show-toplevel"]).await?;
     if !in_repo {
+        check_trust(trust, &resolved, &[Use::Pi])?;
         return Ok(shared(&resolved, "."));
     }
     let project = std::fs::canonicalize(&top).unwrap_or_else(|_| PathBuf::from(&top));
@@ -125,12 +148,14 @@ pub async fn prepare(req: Request) -> Result<serde_json::Value, ToolError> {
         _ => ".".into(),
     };
     if req.shared {
+        check_trust(trust, &project, &[Use::Pi])?;
         return Ok(shared(&project, &subdir));
     }
-    let (_, config) = workspace::load(&project).map_err(|e| ToolError::new(400, e))?;
+    let loaded = workspace::load_file(&project).map_err(|e| ToolError::new(400, e))?;
+    trust::check(trust, &project, &loaded, &[Use::Worktree, Use::Pi])?;
     let lock = project_lock(&project);
     let _held = lock.lock().await;
-    make_worktree(&req, &project, &subdir, &config).await
+    make_worktree(&req, &project, &subdir, &loaded.config, roots).await
 }
 
 async fn make_worktree(
@@ -138,6 +163,7 @@ async fn make_worktree(
     project: &Path,
     subdir: &str,
     config: &WorkspaceConfig,
+    roots: &Roots,
 ) -> Result<serde_json::Value, ToolError> {
     let project_str = project.to_string_lossy().into_owned();
     let project_name = project.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -163,6 +189,8 @@ async fn make_worktree(
             format!("The worktree root {} overlaps the project {project_str}", root.display()),
         ));
     }
+    // The root comes from the (possibly committed) workspace file: it must stay in the roots.
+    roots.check_new(&root)?;
     let base = match &req.source_branch {
         Some(b) => b.clone(),
         None => match ws.default_base.as_str() {
@@ -224,9 +252,16 @@ async fn make_worktree(
         }
     }
     if req.use_direnv && root.join(".envrc").is_file() {
-        let allowed = tokio::process::Command::new("direnv").arg("allow").arg(&root).output().await;
-        if !allowed.is_ok_and(|o| o.status.success()) {
-            tracing::warn!(root = %root.display(), "direnv allow failed for the new worktree");
+        // Allowing it unasked would bypass direnv's own trust prompt: only what the user has
+        // allowed already, the same content in the project, is allowed in the worktree.
+        if direnv_allows_same(project, &root).await {
+            let allowed = tokio::process::Command::new("direnv").arg("allow").arg(&root).output().await;
+            if !allowed.is_ok_and(|o| o.status.success()) {
+                tracing::warn!(root = %root.display(), "direnv allow failed for the new worktree");
+            }
+        } else {
+            tracing::info!(root = %root.display(), "the new worktree's .envrc is not allowed: the project's is not \
+                allowed with the same content (allow it with POST /api/direnv/allow)");
         }
     }
     let mut bootstrap_log = None;
@@ -250,6 +285,36 @@ async fn make_worktree(
         "workspace_skin_override": config.ui.skin_override,
         "bootstrap_log_path": bootstrap_log,
     }))
+}
+
+/// Whether direnv allows `project`'s own `.envrc` and `worktree`'s has the same bytes.
+async fn direnv_allows_same(project: &Path, worktree: &Path) -> bool {
+    let (Ok(ours), Ok(theirs)) = (std::fs::read(project.join(".envrc")), std::fs::read(worktree.join(".envrc"))) else {
+        return false;
+    };
+    if ours != theirs {
+        return false;
+    }
+    let status = tokio::process::Command::new("direnv")
+        .arg("status")
+        .current_dir(project)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(Duration::from_secs(10), status).await {
+        Ok(Ok(out)) if out.status.success() => direnv_status_allows(&String::from_utf8_lossy(&out.stdout), project),
+        _ => false,
+    }
+}
+
+/// Reads `direnv status` run in `project`: its own `.envrc` was found and is allowed (direnv
+/// 2.32 prints `allowed true`, later versions the state's number, `0` for allowed).
+pub fn direnv_status_allows(status: &str, project: &Path) -> bool {
+    let want = project.join(".envrc");
+    let found = status.lines().filter_map(|l| l.strip_prefix("Found RC path ")).any(|p| Path::new(p.trim()) == want);
+    let allowed =
+        status.lines().filter_map(|l| l.strip_prefix("Found RC allowed ")).any(|v| matches!(v.trim(), "true" | "0"));
+    found && allowed
 }
 
 fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -328,5 +393,17 @@ mod tests {
             "fix-bug-a1b2c3"
         );
         assert_eq!(render("{unknown}", &[]), "{unknown}");
+    }
+
+    #[test]
+    fn direnv_status_is_read_for_the_project_s_own_file() {
+        let p = Path::new("/w/proj");
+        let allowed = "No .envrc or .env loaded\nFound RC path /w/proj/.envrc\nFound RC allowed true\n";
+        assert!(direnv_status_allows(allowed, p));
+        assert!(direnv_status_allows(&allowed.replace("allowed true", "allowed 0"), p));
+        assert!(!direnv_status_allows(&allowed.replace("allowed true", "allowed false"), p));
+        assert!(!direnv_status_allows(&allowed.replace("allowed true", "allowed 1"), p));
+        assert!(!direnv_status_allows(&allowed.replace("/w/proj/", "/w/"), p), "a parent's file");
+        assert!(!direnv_status_allows("No .envrc or .env found\n", p));
     }
 }

@@ -61,6 +61,18 @@ describe('cluster and workspace endpoints', () => {
 		expect(JSON.parse(String(calls[1]!.init.body))).toEqual({ path: '/p', config: { version: 1 } });
 	});
 
+	it('reads and gives workspace trust, sending the reviewed hash and the agent', async () => {
+		let calls = stubFetch(200, { project_dir: '/p', sha256: 'ab', needs_trust: true, trusted: false, commands: [] });
+		expect((await api.workspaceTrust('/p/sub', 'gpu')).project_dir).toBe('/p');
+		expect(calls[0]!.url).toBe('/api/workspace/trust?path=%2Fp%2Fsub&agent=gpu');
+		calls = stubFetch(200, { project_dir: '/p', sha256: 'ab', trusted: true });
+		await api.trustWorkspace('/p', 'ab', 'gpu');
+		expect(calls[0]!.init.method).toBe('POST');
+		expect(JSON.parse(String(calls[0]!.init.body))).toEqual({ path: '/p', sha256: 'ab', agent: 'gpu' });
+		await api.trustWorkspace('/p', 'ab');
+		expect(JSON.parse(String(calls[1]!.init.body))).toEqual({ path: '/p', sha256: 'ab' });
+	});
+
 	it('turns an error body into an ApiError with the detail', async () => {
 		stubFetch(400, { detail: 'Invalid config: version must be 1' });
 		const err = await api.saveWorkspaceConfig('/p', {}).catch((e: unknown) => e);

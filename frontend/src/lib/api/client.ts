@@ -17,6 +17,7 @@ import type {
 	WorkspaceConfigResponse
 } from './types';
 import { reportUnauthorized } from '../auth/signals';
+import type { WorkspaceTrustInfo } from '../trust/trust';
 
 /** An HTTP error with the server's human-readable `detail`. */
 export class ApiError extends Error {
@@ -112,6 +113,12 @@ export const api = {
 		(await request<{ entries?: DirEntry[] }>('GET', withQuery('/api/fs/list', { path, agent }), undefined, signal))?.entries ?? [],
 	workspaceConfig: (path: string, agent?: string | null) =>
 		request<WorkspaceConfigResponse>('GET', withQuery('/api/workspace/config', { path, agent })),
+	/** What the project's workspace file would run and whether its content is trusted (trust/trust.ts). */
+	workspaceTrust: (path: string, agent?: string | null) =>
+		request<WorkspaceTrustInfo>('GET', withQuery('/api/workspace/trust', { path, agent })),
+	/** Trusts exactly the content whose hash was shown (409 when the file changed since). */
+	trustWorkspace: (path: string, sha256: string, agent?: string | null) =>
+		request<WorkspaceTrustInfo>('POST', '/api/workspace/trust', { path, sha256, ...(agent ? { agent } : {}) }),
 	saveWorkspaceConfig: (path: string, config: WorkspaceConfig, agent?: string | null) =>
 		request<{ success: boolean; project_dir: string; config: WorkspaceConfig }>('PUT', '/api/workspace/config', {
 			path,

@@ -18,6 +18,7 @@ describe('terminal protocol', () => {
 	it('reads close codes', () => {
 		expect(closeMeaning(4004)).toBe('gone');
 		expect(closeMeaning(1011)).toBe('failed');
+		expect(closeMeaning(4409)).toBe('untrusted');
 		expect(closeMeaning(1006)).toBe('retry');
 		expect(closeMeaning(1000)).toBe('retry');
 	});

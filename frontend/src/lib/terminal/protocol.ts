@@ -20,13 +20,18 @@ export function resizeMessage(cols: number, rows: number): string | null {
 export const SESSION_GONE = 4004;
 /** Close code of the server when the PTY could not be started. */
 export const PTY_FAILED = 1011;
+/** Close code of the server when the project's workspace file has a `[launch]` for the terminal whose content
+ * is not trusted yet (the REST API's 409). */
+export const WORKSPACE_UNTRUSTED = 4409;
 
-export type CloseMeaning = 'gone' | 'failed' | 'retry';
+export type CloseMeaning = 'gone' | 'failed' | 'untrusted' | 'retry';
 
-/** What a close means: the session is not live (stop), the PTY failed (stop, say so), or retry with backoff. */
+/** What a close means: the session is not live (stop), the PTY failed (stop, say so), the workspace commands
+ * wait for the user's trust (stop, ask), or retry with backoff. */
 export function closeMeaning(code: number): CloseMeaning {
 	if (code === SESSION_GONE) return 'gone';
 	if (code === PTY_FAILED) return 'failed';
+	if (code === WORKSPACE_UNTRUSTED) return 'untrusted';
 	return 'retry';
 }
 

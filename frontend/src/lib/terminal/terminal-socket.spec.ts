@@ -180,6 +180,21 @@ describe('TerminalSocket', () => {
 		expect(sockets).toHaveLength(3);
 	});
 
+	it('stops on 4409 (untrusted workspace commands) until the trust is given and it is asked to reconnect', () => {
+		const t = make();
+		t.start();
+		last().drop(4409, 'Workspace not trusted: /p/.piface/workspace.toml has a [launch] for the terminal');
+		expect(statuses.at(-1)).toBe('untrusted');
+		expect(details.at(-1)).toMatch(/^Workspace not trusted/);
+		expect(pending()).toEqual([]);
+		t.lifecycle();
+		expect(sockets).toHaveLength(1);
+		t.reconnectNow();
+		expect(sockets).toHaveLength(2);
+		last().open();
+		expect(statuses.at(-1)).toBe('open');
+	});
+
 	it('closes for good on stop', () => {
 		const t = make();
 		t.start();

@@ -8,7 +8,7 @@ import { closeNotice } from '../connection/limits';
 import { backoffDelay, shouldLifecycleReconnect, shouldRetryAfterClose } from '../connection/reconnect';
 import { closeMeaning, resizeMessage } from './protocol';
 
-export type TerminalStatus = 'connecting' | 'open' | 'reconnecting' | 'gone' | 'failed' | 'stopped';
+export type TerminalStatus = 'connecting' | 'open' | 'reconnecting' | 'gone' | 'failed' | 'untrusted' | 'stopped';
 
 export interface TerminalHandlers {
 	/** PTY output (the scrollback first after each open). */
@@ -178,6 +178,12 @@ export class TerminalSocket {
 			if (meaning === 'failed') {
 				this.#live = false;
 				this.handlers.status('failed', ev.reason || 'The server could not start a terminal.');
+				return;
+			}
+			if (meaning === 'untrusted') {
+				// Retrying cannot help until the user trusts the workspace file; `reconnectNow` follows that.
+				this.#live = false;
+				this.handlers.status('untrusted', ev.reason);
 				return;
 			}
 			// Perhaps the upgrade was refused for want of a login (a browser cannot tell): the gate asks.
