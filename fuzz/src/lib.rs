@@ -21,7 +21,7 @@ use piface_agent::lines::{Line, LineSplitter};
 use piface_coordinator::pki::ClusterCa;
 use piface_shared::codec::{decode_frame_limited, encode_frame, CodecError, GROW_STEP, MAX_FRAME_LEN};
 use piface_shared::compact::{self, Compactor, Op};
-use piface_shared::delta::{self, Cut, Delta, Decoder, Encoder, MAX_LINE_LEN};
+use piface_shared::delta::{self, Cut, Decoder, Delta, Encoder, MAX_LINE_LEN};
 use piface_shared::protocol::{EnrollReply, EnrollRequest, FromAgent, StreamHeader, ToAgent};
 use serde_json::Value;
 
@@ -335,7 +335,14 @@ pub fn envelope_inspect(data: &[u8]) {
     let got = piface_shared::envelope::inspect(data);
     largest.check(64 * 1024 + 2 * data.len());
     let Ok(meta) = got else { return };
-    let value: Value = serde_json::from_slice(data).expect("inspect accepted what is not JSON");
+    assert!(std::str::from_utf8(data).is_ok(), "inspect accepted a line that is not UTF-8");
+    let value: Value = match serde_json::from_slice(data) {
+        Ok(value) => value,
+        // serde_json refuses a lone surrogate escape (`"\ud800"`) only when it builds a string;
+        // browsers' JSON.parse takes it, so a skipped one may pass.
+        Err(e) if e.to_string().contains("surrogate") => return,
+        Err(e) => panic!("inspect accepted what is not JSON: {e}"),
+    };
     let object = value.as_object().expect("inspect accepted what is not an object");
     assert_eq!(meta.kind, object.get("type").and_then(Value::as_str).unwrap_or_default());
     assert_eq!(meta.id.as_deref(), object.get("id").and_then(Value::as_str));
@@ -534,7 +541,8 @@ pub fn ws_client_message(data: &[u8]) {
 pub fn workspace_toml(data: &[u8]) {
     use piface_agent::tools::workspace::WorkspaceConfig;
     // What the agent does with a workspace file's text.
-    let parse = |text: &str| toml::from_str::<WorkspaceConfig>(text).map_err(|e| e.to_string())?.normalize_and_validate();
+    let parse =
+        |text: &str| toml::from_str::<WorkspaceConfig>(text).map_err(|e| e.to_string())?.normalize_and_validate();
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(config) = parse(text) else { return };
     let _ = config.to_json();

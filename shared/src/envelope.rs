@@ -98,7 +98,10 @@ pub struct NotJson(String);
 
 /// Validates `line` as one JSON object and returns its routing fields.
 pub fn inspect(line: &[u8]) -> Result<EventMeta, NotJson> {
-    let env: Envelope<'_> = serde_json::from_slice(line).map_err(|e| NotJson(e.to_string()))?;
+    // serde_json checks UTF-8 only in the strings it reads: a byte like 0xff inside a skipped
+    // member would pass, and the line could not go to a browser as a text frame.
+    let line = std::str::from_utf8(line).map_err(|e| NotJson(e.to_string()))?;
+    let env: Envelope<'_> = serde_json::from_str(line).map_err(|e| NotJson(e.to_string()))?;
     Ok(EventMeta {
         kind: env.kind.map(Cow::into_owned).unwrap_or_default(),
         id: match env.id {
@@ -159,5 +162,8 @@ mod tests {
             assert!(inspect(bad.as_bytes()).is_err(), "{bad:?}");
         }
         assert!(inspect(b"{\"type\":\"a\xff\"}").is_err());
+        // Found by the envelope_inspect fuzz target: invalid UTF-8 in a member that is skipped.
+        assert!(inspect(b"{\"\":{\"\":{\"\x80\":0}}}").is_err());
+        assert!(inspect(b"{\"type\":\"a\",\"x\":\"\xc3\"}").is_err());
     }
 }
