@@ -101,6 +101,11 @@ pub fn inspect(line: &[u8]) -> Result<EventMeta, NotJson> {
     // serde_json checks UTF-8 only in the strings it reads: a byte like 0xff inside a skipped
     // member would pass, and the line could not go to a browser as a text frame.
     let line = std::str::from_utf8(line).map_err(|e| NotJson(e.to_string()))?;
+    // A derived struct also reads from an array (`[]`, `["message_update"]`): only an object is
+    // an event (found by the envelope_inspect fuzz target).
+    if !line.trim_start().starts_with('{') {
+        return Err(NotJson("not a JSON object".into()));
+    }
     let env: Envelope<'_> = serde_json::from_str(line).map_err(|e| NotJson(e.to_string()))?;
     Ok(EventMeta {
         kind: env.kind.map(Cow::into_owned).unwrap_or_default(),
@@ -165,5 +170,7 @@ mod tests {
         // Found by the envelope_inspect fuzz target: invalid UTF-8 in a member that is skipped.
         assert!(inspect(b"{\"\":{\"\":{\"\x80\":0}}}").is_err());
         assert!(inspect(b"{\"type\":\"a\",\"x\":\"\xc3\"}").is_err());
+        assert!(inspect(b"\t[]").is_err());
+        assert!(inspect(br#"["message_update"]"#).is_err());
     }
 }
