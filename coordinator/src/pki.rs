@@ -400,7 +400,9 @@ mod tests {
         ca.sign_agent_csr(&csr, "box").unwrap();
         let err = ca.sign_agent_csr(&format!("{csr}{}", "\n".repeat(MAX_CSR_PEM)), "box").unwrap_err();
         assert!(err.to_string().contains("more than"), "{err}");
-        assert!(ca.sign_agent_csr("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "box").is_err());
+        assert!(ca
+            .sign_agent_csr("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "box")
+            .is_err());
     }
 
     #[test]
