@@ -54,7 +54,7 @@ async fn speech_is_synthesised_once_cached_and_served_immutable() {
         (Some("ready"), Some("cpu"), Some(0))
     );
     let repo = git_repo();
-    let id = server.new_session(&json!({"working_dir": repo.path()})).await;
+    let id = server.new_session(&json!({"working_dir": repo.path(), "shared": true})).await;
     let url = format!("/api/sessions/{id}/tts");
 
     // Two requests for the same text at once: one synthesis, one URL.
@@ -145,7 +145,7 @@ async fn without_a_voice_tts_is_a_clear_503() {
     .unwrap();
     assert_eq!(server.get("/api/health").await.unwrap().1["tts"], false);
     let repo = git_repo();
-    let id = server.new_session(&json!({"working_dir": repo.path()})).await;
+    let id = server.new_session(&json!({"working_dir": repo.path(), "shared": true})).await;
     // The input is checked first: a bad request is a 400/413 whether or not a voice exists.
     let tts = format!("/api/sessions/{id}/tts");
     assert_eq!(server.post(&tts, &json!({"text": "  \r\n "})).await.unwrap().0, 400);
