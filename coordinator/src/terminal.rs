@@ -201,6 +201,7 @@ pub async fn serve(app: Arc<App>, id: String, mut socket: WebSocket) {
                 Some(Err(e)) => {
                     if let Some(frame) = crate::ws::read_error_close(&e, app.config.limits.ws_message) {
                         let _ = socket.send(Message::Close(Some(frame))).await;
+                        crate::ws::linger().await;
                     }
                     return;
                 }

@@ -67,6 +67,14 @@ fn limited(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
     ws.read_buffer_size(CLIENT_READ_BUFFER).max_message_size(max).max_frame_size(max)
 }
 
+/// After a close for a message that was too big: the client may still be sending the rest of
+/// it. Closing the connection now, with its bytes unread, would make the kernel answer with a
+/// reset, which can reach the client before the close frame does; waiting a moment lets it
+/// finish sending and read why it was closed.
+pub async fn linger() {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
 /// What a client whose read failed is told, when it can still be told anything: a message over
 /// the limit gets 1009 with the limit.
 pub fn read_error_close(e: &axum::Error, max: usize) -> Option<CloseFrame> {
@@ -130,6 +138,7 @@ async fn serve_socket(app: Arc<App>, id: String, compact: bool, mut socket: WebS
         done.cancel();
         if let (Ok(Some(mut sink)), Some(frame)) = (writer.await, close) {
             let _ = sink.send(Message::Close(Some(frame))).await;
+            linger().await;
         }
     }
     hub.detach(client);
@@ -169,6 +178,7 @@ async fn serve_dashboard(app: Arc<App>, socket: WebSocket) {
                 Some(Err(e)) => {
                     if let Some(frame) = read_error_close(&e, app.config.limits.ws_message) {
                         let _ = sink.send(Message::Close(Some(frame))).await;
+                        linger().await;
                     }
                     break;
                 }

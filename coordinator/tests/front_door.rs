@@ -294,7 +294,13 @@ async fn one_past_each_limit_gets_a_clear_error_and_the_server_stays_healthy() {
         ],
     )
     .await;
-    let healthy = || async { server.get("/api/health").await.unwrap().0 == 200 };
+    // A fresh connection each time: with a 1 s header timeout, a pooled keep-alive connection
+    // may be closed by the server just as the client reuses it.
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let healthy = || {
+        let req = fresh.get(server.url("/api/health"));
+        async move { req.send().await.unwrap().status() == 200 }
+    };
     let dir = tempfile::tempdir().unwrap();
     let id = server.new_session(&json!({"working_dir": dir.path()})).await;
 
@@ -331,7 +337,16 @@ async fn one_past_each_limit_gets_a_clear_error_and_the_server_stays_healthy() {
         }
         other => panic!("expected a close, got {other:?}"),
     }
-    let (mut again, _) = server.connect(&id).await.unwrap();
+    // Its slot frees once the server has let it finish (about a second).
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok((ws, _)) = server.connect(&id).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut again = again.expect("the session accepts a new socket");
     again.send(&json!({"type": "get_state", "id": "s1"})).await.unwrap();
     assert!(healthy().await);
 
