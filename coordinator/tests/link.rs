@@ -187,17 +187,31 @@ async fn wait_up(server: &Piface, names: &[&str]) {
     panic!("agents {names:?} did not come up");
 }
 
-#[tokio::test]
-async fn an_agent_cannot_feed_another_agents_session_nor_make_hubs_for_unknown_ids() {
+/// A coordinator with agent "a" (simulated: its sessions emit numbered updates while `go` is
+/// true) and agent "b" (a raw connection the test writes with).
+struct TwoAgents {
+    server: Piface,
+    go: tokio::sync::watch::Sender<bool>,
+    b: quinn::Connection,
+    _a: sim_agent::SimAgent,
+}
+
+async fn two_agents() -> TwoAgents {
     let server = coordinator(&[]).await;
     let addr = quic_addr(&server);
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let a = sim_agent::enroll(&endpoint, addr, &token(&server), "a").await.unwrap();
     let b = sim_agent::enroll(&endpoint, addr, &token(&server), "b").await.unwrap();
     let (go_tx, go) = tokio::sync::watch::channel(false);
-    let _a = sim_agent::connect(&endpoint, addr, &a, SimConfig { rate: 200.0, pad: 4 }, go).await.unwrap();
+    let sim = sim_agent::connect(&endpoint, addr, &a, SimConfig { rate: 200.0, pad: 4 }, go).await.unwrap();
     let b = raw_agent(&endpoint, addr, &b).await;
     wait_up(&server, &["a", "b"]).await;
+    TwoAgents { server, go: go_tx, b, _a: sim }
+}
+
+#[tokio::test]
+async fn an_agent_cannot_feed_another_agents_session_nor_make_hubs_for_unknown_ids() {
+    let TwoAgents { server, go: go_tx, b, _a } = two_agents().await;
     let dir = tempfile::tempdir().unwrap();
     let id = server.new_session(&json!({"working_dir": dir.path(), "agent": "a"})).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
@@ -271,15 +285,7 @@ async fn an_agent_cannot_feed_another_agents_session_nor_make_hubs_for_unknown_i
 #[tokio::test]
 async fn a_delta_whose_cuts_add_up_to_gigabytes_is_refused_and_other_sessions_keep_streaming() {
     use piface_shared::delta::{Cut, Delta};
-    let server = coordinator(&[]).await;
-    let addr = quic_addr(&server);
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let a = sim_agent::enroll(&endpoint, addr, &token(&server), "a").await.unwrap();
-    let b = sim_agent::enroll(&endpoint, addr, &token(&server), "b").await.unwrap();
-    let (go_tx, go) = tokio::sync::watch::channel(false);
-    let _a = sim_agent::connect(&endpoint, addr, &a, SimConfig { rate: 200.0, pad: 4 }, go).await.unwrap();
-    let b = raw_agent(&endpoint, addr, &b).await;
-    wait_up(&server, &["a", "b"]).await;
+    let TwoAgents { server, go: go_tx, b, _a } = two_agents().await;
     let dir = tempfile::tempdir().unwrap();
     let on_a = server.new_session(&json!({"working_dir": dir.path(), "agent": "a"})).await;
     let on_b = server.new_session(&json!({"working_dir": dir.path(), "agent": "b"})).await;
