@@ -358,23 +358,9 @@ export async function freshUiProxy(base, dir = join(frontendDir, 'build')) {
 	// Upgraded sockets are not the server's any more: track them so `close` can end them too.
 	const tunnels = new Set();
 	server.on('upgrade', (req, socket, head) => {
-		const up = netConnect(Number(target.port), target.hostname, () => {
-			const lines = [`${req.method} ${req.url} HTTP/1.1`];
-			for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-			up.write(lines.join('\r\n') + '\r\n\r\n');
-			if (head?.length) up.write(head);
-			socket.pipe(up).pipe(socket);
-		});
-		const end = () => {
-			socket.destroy();
-			up.destroy();
-			tunnels.delete(end);
-		};
-		tunnels.add(end);
-		up.on('error', end);
-		socket.on('error', end);
-		up.on('close', end);
-		socket.on('close', end);
+		const headers = [];
+		for (let i = 0; i < req.rawHeaders.length; i += 2) headers.push([req.rawHeaders[i], req.rawHeaders[i + 1]]);
+		tunnel(req, socket, head, target, headers, tunnels);
 	});
 	await new Promise((r) => server.listen(0, '127.0.0.1', r));
 	const { port } = server.address();
@@ -391,6 +377,27 @@ export async function freshUiProxy(base, dir = join(frontendDir, 'build')) {
 
 /** The status piface answers a WebSocket upgrade of `path` with (101 when it accepts), sent from Node with
  * the bearer token unless `{ auth: false }`; the socket is closed right after. */
+/** Forwards a WebSocket upgrade to `target` (a URL) with `headers` ([name, value] pairs) and pipes the
+ * two sockets together; the tunnel's closer is kept in `tunnels` until either side ends. */
+export function tunnel(req, socket, head, target, headers, tunnels) {
+	const up = netConnect(Number(target.port), target.hostname, () => {
+		const lines = [`${req.method} ${req.url} HTTP/1.1`, ...headers.map(([k, v]) => `${k}: ${v}`)];
+		up.write(lines.join('\r\n') + '\r\n\r\n');
+		if (head?.length) up.write(head);
+		socket.pipe(up).pipe(socket);
+	});
+	const end = () => {
+		socket.destroy();
+		up.destroy();
+		tunnels.delete(end);
+	};
+	tunnels.add(end);
+	up.on('error', end);
+	socket.on('error', end);
+	up.on('close', end);
+	socket.on('close', end);
+}
+
 export function upgradeStatus(base, path, { auth = true, headers = {} } = {}) {
 	const url = new URL(base);
 	return new Promise((resolveStatus, reject) => {

@@ -10,7 +10,7 @@
 // The upstream can be set after the proxy listens (`setTarget`), since piface's flags may name the proxy's port.
 
 import { createServer, request as httpRequest } from 'node:http';
-import { connect as netConnect } from 'node:net';
+import { tunnel } from './harness.mjs';
 
 /** Starts a proxy on 127.0.0.1 (a free port). Resolves to `{ port, setTarget(url), close() }`. */
 export async function startProxy({ mode = 'keepHost', target = null, proto = 'http', identity = {} } = {}) {
@@ -59,23 +59,7 @@ export async function startProxy({ mode = 'keepHost', target = null, proto = 'ht
 	const tunnels = new Set();
 	server.on('upgrade', (req, socket, head) => {
 		if (!upstream) return socket.destroy();
-		const headers = headersFor(req.rawHeaders, req.socket.remoteAddress ?? '');
-		const up = netConnect(Number(upstream.port), upstream.hostname, () => {
-			const lines = [`${req.method} ${req.url} HTTP/1.1`, ...headers.map(([k, v]) => `${k}: ${v}`)];
-			up.write(lines.join('\r\n') + '\r\n\r\n');
-			if (head?.length) up.write(head);
-			socket.pipe(up).pipe(socket);
-		});
-		const end = () => {
-			socket.destroy();
-			up.destroy();
-			tunnels.delete(end);
-		};
-		tunnels.add(end);
-		up.on('error', end);
-		socket.on('error', end);
-		up.on('close', end);
-		socket.on('close', end);
+		tunnel(req, socket, head, upstream, headersFor(req.rawHeaders, req.socket.remoteAddress ?? ''), tunnels);
 	});
 
 	await new Promise((r) => server.listen(0, '127.0.0.1', r));
