@@ -275,6 +275,7 @@ impl Agent {
             ToAgent::Spawn { req, session, spec } => {
                 let task = spawn_session(
                     self.config.clone(),
+                    self.roots.clone(),
                     self.sessions.clone(),
                     self.out.clone(),
                     self.streams.clone(),
@@ -374,15 +375,19 @@ impl Agent {
                 // A running shell was started under trusted content: it is only resized.
                 let launch = if self.terminals.is_open(&session) {
                     Ok(None)
+                } else if let Err(e) = self.roots.check_dir(&cwd) {
+                    // Like a session's start: a shell opens only inside the file roots.
+                    Err(e.detail)
                 } else {
                     tools::workspace::launch_for(&self.config.trust(), project_dir.as_deref(), "pty")
                 };
                 let launch = match launch {
                     Ok(l) => l,
                     Err(detail) => {
-                        // The coordinator checks first (and refuses the viewer with 4409); this is
-                        // for a file changed in between: say why, and end the terminal.
-                        warn!(session_id = %session, "terminal refused: untrusted workspace file");
+                        // The coordinator checks trust first (and refuses the viewer with 4409);
+                        // this is for a file changed in between, or a directory outside the
+                        // roots: say why, and end the terminal.
+                        warn!(session_id = %session, "terminal refused: {detail}");
                         let out = self.streams.open_terminal(&session);
                         tokio::spawn(async move {
                             let data = Bytes::from(format!("\r\n[piface] {detail}\r\n"));
@@ -433,6 +438,7 @@ impl Agent {
 
 async fn spawn_session(
     config: Arc<AgentConfig>,
+    roots: tools::fs::Roots,
     sessions: Sessions,
     out: mpsc::Sender<FromAgent>,
     streams: Arc<dyn SessionStreams>,
@@ -444,6 +450,10 @@ async fn spawn_session(
         Some(SpawnError::AlreadyRunning)
     } else if !std::path::Path::new(&spec.cwd).is_dir() {
         Some(SpawnError::NoSuchDirectory(spec.cwd.clone()))
+    } else if let Err(e) = roots.check_dir(&spec.cwd) {
+        // Checked here, where the roots are, at every start: a record made before the roots
+        // were narrowed, or by a coordinator that did not check, starts nothing outside them.
+        Some(SpawnError::OutsideRoots(e.detail))
     } else {
         None
     };

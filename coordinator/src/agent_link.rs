@@ -224,6 +224,10 @@ impl SessionStreams for LocalStreams {
     }
 }
 
+/// The largest forward jump of a session's sequence numbers that is believed: events lost
+/// with a dead link leave a hole, but no pi writes four billion lines while a link is down.
+const MAX_SEQ_JUMP: u64 = 1 << 32;
+
 /// Feeds one session's stream into its hub, in order.
 ///
 /// A stream for a session without a hub is a session whose pi kept running on its agent while
@@ -244,6 +248,7 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
     debug!(session_id = %session, agent = %agent, next_seq = ?hub.next_seq(), "session stream attached");
     let mut batch = Vec::with_capacity(SESSION_STREAM_DEPTH);
     let mut frames = Vec::with_capacity(SESSION_STREAM_DEPTH);
+    let mut implausible = false;
     // Everything already queued is routed under one lock and announced with one wake-up.
     while rx.recv_many(&mut batch, SESSION_STREAM_DEPTH).await > 0 {
         let attention_before = hub.attention_required();
@@ -259,13 +264,23 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
                                 tracing::trace!(session_id = %session, seq = event.seq, expected, "skipping a resent event");
                                 continue; // delivered already
                             }
+                            Some(expected) if event.seq - expected > MAX_SEQ_JUMP => {
+                                // More than the agent could have produced while events were
+                                // lost: a broken or hostile agent; the number would stall the
+                                // session's real events behind it.
+                                if !implausible {
+                                    warn!(session_id = %session, seq = event.seq, expected, "an implausible sequence number; dropping such events");
+                                    implausible = true;
+                                }
+                                continue;
+                            }
                             Some(expected) if event.seq > expected => {
                                 warn!(session_id = %session, seq = event.seq, expected, "events were lost; replaying history");
                                 gap = true;
                             }
                             _ => {}
                         }
-                        hub.set_next_seq(event.seq + 1);
+                        hub.set_next_seq(event.seq.saturating_add(1));
                         agent_end |= hub.route(&event.meta, event.line, &mut frames) == crate::hub::FollowUp::AgentEnd;
                     }
                 }

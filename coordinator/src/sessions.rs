@@ -98,6 +98,7 @@ fn agent_unavailable(name: &str) -> ApiError {
 fn spawn_error(e: SpawnError) -> ApiError {
     match e {
         SpawnError::NoSuchDirectory(_) => ApiError::bad_request(e.to_string()),
+        SpawnError::OutsideRoots(_) => ApiError::new(StatusCode::FORBIDDEN, e.to_string()),
         SpawnError::Launch(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         _ => ApiError::conflict(e.to_string()),
     }

@@ -338,9 +338,47 @@ pub struct ClientMessage {
     shortcut: Option<Shortcut>,
 }
 
+/// Most JSON values (numbers, strings, members…) in one client message. pi's commands hold a
+/// handful; a prompt's images are a few long strings.
+pub const MAX_CLIENT_JSON_VALUES: usize = 100_000;
+
+/// Whether `text` holds more than `max` JSON values, counted from its structure (each `,`, `:`,
+/// `[` and `{` outside strings starts at most one) without parsing it. An over-estimate for
+/// malformed text, which the parser refuses anyway.
+fn json_values_over(text: &str, max: usize) -> bool {
+    let (mut count, mut in_string, mut escaped) = (1usize, false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b',' | b':' | b'[' | b'{' => {
+                    count += 1;
+                    if count > max {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
 /// Validates a client's text message without any I/O (JSON object, reserved ids, a prompt's
 /// text, shortcut and upload ids); the error is what the client is told.
 pub fn parse_client_text(text: &str) -> Result<ClientMessage, String> {
+    // A parsed value takes up to ~50 times the bytes of a tiny one (`[0,0,…]`): count first,
+    // so a message within the size limit cannot cost hundreds of MiB once parsed.
+    if json_values_over(text, MAX_CLIENT_JSON_VALUES) {
+        return Err(format!("Messages may hold at most {MAX_CLIENT_JSON_VALUES} JSON values"));
+    }
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return Err("Invalid JSON".into());
     };
@@ -588,6 +626,36 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(&find_shortcut(input), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn messages_with_too_many_values_are_refused_before_parsing() {
+        let count = |v: &Value| {
+            fn walk(v: &Value) -> usize {
+                1 + match v {
+                    Value::Array(a) => a.iter().map(walk).sum(),
+                    Value::Object(o) => o.values().map(|v| 1 + walk(v)).sum(),
+                    _ => 0,
+                }
+            }
+            walk(v)
+        };
+        // The structural count is never below the real one, and at most twice it.
+        for v in [
+            json!({"type": "prompt", "message": "a, b: [c] {d} \"e\" \\", "images": [{"data": "x"}]}),
+            json!([[], {}, [1, [2, {"k": [3]}]]]),
+            json!("plain"),
+        ] {
+            let (text, real) = (v.to_string(), count(&v));
+            assert!(json_values_over(&text, real - 1) || real == 1, "{text}");
+            assert!(!json_values_over(&text, 2 * real), "{text}");
+        }
+        let many = format!("{{\"type\":\"abort\",\"x\":[{}0]}}", "0,".repeat(MAX_CLIENT_JSON_VALUES));
+        let e = parse_client_text(&many).unwrap_err();
+        assert!(e.contains("at most"), "{e}");
+        // Commas inside a long string do not count.
+        let long = json!({"type": "prompt", "message": ",".repeat(4 * MAX_CLIENT_JSON_VALUES)}).to_string();
+        assert_eq!(parse_client_text(&long).unwrap().kind, "prompt");
     }
 
     fn obj(v: Value) -> Map<String, Value> {

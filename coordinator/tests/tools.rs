@@ -678,6 +678,36 @@ async fn sessions_direnv_and_worktrees_stay_inside_the_roots_and_saves_follow_no
 }
 
 #[tokio::test]
+async fn a_session_made_before_the_roots_were_narrowed_does_not_resume_outside_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let start = |fs_root: &Path| Options {
+        bin: PIFACE.into(),
+        pi_bin: workspace_bin("fake-pi").unwrap(),
+        envs: vec![],
+        args: vec!["--fs-root".into(), fs_root.display().to_string()],
+        data_dir: Some(data.path().to_path_buf()),
+    };
+    let server = Piface::start(start(root.path())).await.unwrap();
+    let id = server.new_session(&json!({"working_dir": a, "shared": true})).await;
+    let (status, _) = server.post(&format!("/api/sessions/{id}/kill"), &json!({})).await.unwrap();
+    assert_eq!(status, 200);
+    server.stop().await.unwrap();
+
+    // The same data dir, the roots narrowed to `b`: the record is there, its directory is not
+    // inside the roots any more.
+    let server = Piface::start(start(&b)).await.unwrap();
+    let (status, err) = server.post(&format!("/api/sessions/{id}/resume"), &json!({})).await.unwrap();
+    assert_eq!(status, 403, "{err}");
+    assert!(err["detail"].as_str().unwrap().contains("Outside the allowed file roots"), "{err}");
+    let (_, record) = server.get(&format!("/api/sessions/{id}")).await.unwrap();
+    assert_ne!(record["status"], "live", "{record}");
+}
+
+#[tokio::test]
 async fn the_data_dir_inside_the_home_root_is_neither_listed_nor_served() {
     let home = tempfile::tempdir().unwrap();
     let h = std::fs::canonicalize(home.path()).unwrap();

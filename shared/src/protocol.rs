@@ -516,6 +516,9 @@ pub enum SpawnError {
     /// The project's workspace file would run a `[launch]` script its user has not trusted
     /// (see [`ToolCall::WorkspaceTrustGet`]); the text says what and how to trust it.
     Untrusted(String),
+    /// The working directory lies outside the agent's file roots (`--fs-root`) or in Piface's
+    /// private directories; the agent checks it at every start, resumes included.
+    OutsideRoots(String),
 }
 
 impl std::fmt::Display for SpawnError {
@@ -543,7 +546,7 @@ impl std::fmt::Display for SpawnError {
             }
             SpawnError::AlreadyRunning => write!(f, "Session is already live"),
             SpawnError::NoSuchDirectory(dir) => write!(f, "Directory does not exist: {dir}"),
-            SpawnError::Untrusted(detail) => write!(f, "{detail}"),
+            SpawnError::Untrusted(detail) | SpawnError::OutsideRoots(detail) => write!(f, "{detail}"),
         }
     }
 }

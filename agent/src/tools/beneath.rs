@@ -75,6 +75,77 @@ fn walk(dir: &OwnedFd, names: &[&OsStr], flags: OFlags, mode: Mode) -> io::Resul
     Ok(rustix::fs::openat(held.as_ref().unwrap_or(dir), *last, flags, mode)?)
 }
 
+/// Opens the directory `rel` beneath `root`, creating each missing component (mode 0777 less the
+/// umask), and following no symlink: a component that is a link fails with `ELOOP`.
+pub fn create_dirs(root: &Path, rel: &Path) -> io::Result<OwnedFd> {
+    let mut held = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    for name in names(rel)? {
+        match rustix::fs::mkdirat(&held, name, Mode::from_raw_mode(0o777)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let step = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        held = rustix::fs::openat(&held, name, step, Mode::empty())?;
+    }
+    Ok(held)
+}
+
+/// Copies the entry `name` of the directory `from` to the entry `name` of `to`, as `cp -a`
+/// would but following no symlink on either side: a directory is copied entry by entry, a
+/// regular file byte for byte (with its permission bits), a symlink as the same link (its
+/// target is neither read nor checked); sockets, fifos and devices are skipped. A symlink
+/// already at a destination is replaced, never written through. Returns the entries copied.
+pub fn copy_entry(from: &OwnedFd, to: &OwnedFd, name: &OsStr) -> io::Result<u64> {
+    use rustix::fs::{AtFlags, FileType};
+    let st = rustix::fs::statat(from, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
+    let unlink_link = |to: &OwnedFd| -> io::Result<()> {
+        match rustix::fs::statat(to, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(d) if FileType::from_raw_mode(d.st_mode) == FileType::Symlink => {
+                Ok(rustix::fs::unlinkat(to, name, AtFlags::empty())?)
+            }
+            _ => Ok(()),
+        }
+    };
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {
+            unlink_link(to)?;
+            match rustix::fs::mkdirat(to, name, mode) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let dir = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let src = rustix::fs::openat(from, name, dir, Mode::empty())?;
+            let dst = rustix::fs::openat(to, name, dir, Mode::empty())?;
+            let mut copied = 1;
+            for entry in rustix::fs::Dir::read_from(&src)? {
+                let entry = entry?;
+                let child = entry.file_name().to_bytes();
+                if child != b"." && child != b".." {
+                    copied += copy_entry(&src, &dst, std::os::unix::ffi::OsStrExt::from_bytes(child))?;
+                }
+            }
+            Ok(copied)
+        }
+        FileType::RegularFile => {
+            unlink_link(to)?;
+            let src =
+                rustix::fs::openat(from, name, OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let dst = rustix::fs::openat(to, name, flags, mode)?;
+            std::io::copy(&mut std::fs::File::from(src), &mut std::fs::File::from(dst))?;
+            Ok(1)
+        }
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(from, name, Vec::new())?;
+            unlink_link(to)?;
+            rustix::fs::symlinkat(target.as_c_str(), to, name)?;
+            Ok(1)
+        }
+        _ => Ok(0),
+    }
+}
+
 /// Whether an open failed because the path changed into something it may not follow (a
 /// symlink or a jump out of the root appeared after the check).
 pub fn is_swap(e: &io::Error) -> bool {

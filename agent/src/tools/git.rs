@@ -146,6 +146,94 @@ fn inside_repo(root: &Path, path: &str) -> Result<PathBuf, ToolError> {
     resolved.strip_prefix(&root).map(Path::to_path_buf).map_err(|_| outside())
 }
 
+/// The diff `git diff --no-index /dev/null <rel>` prints for the regular file `rel` of `root`
+/// (without its `index` line, which needs the blob's hash); `None` when `rel` is missing or not
+/// a regular file. At most [`DIFF_MAX`] bytes of the file are kept, but all of it is counted,
+/// so the hunk header is right when the text is cut.
+fn added_file_diff(root: &Path, rel: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use rustix::fs::OFlags;
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let file = match super::beneath::open(root, rel, OFlags::RDONLY | OFlags::NONBLOCK) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let mut head = Vec::new();
+    let mut reader = file.take(DIFF_MAX as u64);
+    reader.read_to_end(&mut head)?;
+    let (mut newlines, mut last) = (bytecount(&head), head.last().copied());
+    let mut rest = reader.into_inner();
+    let mut buf = vec![0; 64 * 1024];
+    let mut cut = false;
+    loop {
+        let n = rest.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        cut = true;
+        newlines += bytecount(&buf[..n]);
+        last = Some(buf[n - 1]);
+    }
+    let lines = newlines + usize::from(last.is_some_and(|b| b != b'\n'));
+    let name = rel.as_os_str().as_encoded_bytes();
+    let (a, b) = (quote_path(b"a/", name), quote_path(b"b/", name));
+    let mode = if meta.permissions().mode() & 0o111 != 0 { "100755" } else { "100644" };
+    let mut out = format!("diff --git {a} {b}\nnew file mode {mode}\n").into_bytes();
+    if lines == 0 {
+        return Ok(Some(out));
+    }
+    // git's test for binary content: a NUL in the first 8000 bytes.
+    if head[..head.len().min(8000)].contains(&0) {
+        out.extend_from_slice(format!("Binary files /dev/null and {b} differ\n").as_bytes());
+        return Ok(Some(out));
+    }
+    // git ends a name with a space in it with a tab on the `+++` line.
+    let tab = if name.contains(&b' ') { "\t" } else { "" };
+    let count = if lines == 1 { "1".to_string() } else { format!("1,{lines}") };
+    out.extend_from_slice(format!("--- /dev/null\n+++ {b}{tab}\n@@ -0,0 +{count} @@\n").as_bytes());
+    for line in head.split_inclusive(|&c| c == b'\n') {
+        out.push(b'+');
+        out.extend_from_slice(line);
+    }
+    if last.is_some_and(|b| b != b'\n') && !cut {
+        out.extend_from_slice(b"\n\\ No newline at end of file\n");
+    }
+    Ok(Some(out))
+}
+
+fn bytecount(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+/// `prefix` + `name` as git prints a path (`core.quotePath`, its default): as is, or in double
+/// quotes with C escapes when it has control characters, quotes, backslashes or bytes past
+/// ASCII (those as octal).
+fn quote_path(prefix: &[u8], name: &[u8]) -> String {
+    let plain = |c: u8| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\';
+    let path: Vec<u8> = prefix.iter().chain(name).copied().collect();
+    if path.iter().all(|&c| plain(c)) {
+        return String::from_utf8(path).expect("ASCII");
+    }
+    let mut out = String::from("\"");
+    for c in path {
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            c if plain(c) => out.push(c as char),
+            c => out.push_str(&format!("\\{c:03o}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Cuts `s` to at most `max` bytes at a character boundary.
 fn truncate_utf8(mut s: String, max: usize) -> (String, bool) {
     if s.len() <= max {
@@ -195,14 +283,22 @@ pub async fn diff(dir: &str, path: Option<&str>, staged: bool) -> Result<serde_j
     }
     let mut diff = out.stdout;
     if let (Some(r), false, true) = (rel_str.as_deref(), staged, diff.is_empty()) {
-        // A new file has no diff against the index: show it as all added.
-        let exists = Path::new(&root).join(r).is_file();
-        if exists && !git(&root, &["ls-files", "--error-unmatch", "--", r]).await?.ok {
-            let new = git(&root, &["diff", "--no-index", "--no-color", "--no-ext-diff", "--", "/dev/null", r]).await?;
-            if !matches!(new.code, Some(0 | 1)) {
-                return Err(ToolError::new(500, new.stderr));
+        // A new file has no diff against the index: show it as all added. It is read here,
+        // beneath the repository's root with no link followed (what was checked is what is
+        // read), not by `git diff --no-index`, which would open the name again.
+        if !git(&root, &["ls-files", "--error-unmatch", "--", r]).await?.ok {
+            let (root, rel) = (PathBuf::from(&root), PathBuf::from(r));
+            let added = tokio::task::spawn_blocking(move || added_file_diff(&root, &rel))
+                .await
+                .map_err(|e| ToolError::new(500, e.to_string()))?;
+            match added {
+                Ok(Some(text)) => diff = text,
+                Ok(None) => {}
+                Err(e) if super::beneath::is_swap(&e) => {
+                    return Err(ToolError::new(400, "Path must stay inside the repository"))
+                }
+                Err(e) => return Err(ToolError::new(500, format!("{r}: {e}"))),
             }
-            diff = new.stdout;
         }
     }
     let (diff, truncated) = truncate_utf8(String::from_utf8_lossy(&diff).into_owned(), DIFF_MAX);
@@ -250,5 +346,43 @@ mod tests {
         let (s, cut) = truncate_utf8("aé".repeat(4), 4);
         assert_eq!((s.as_str(), cut), ("aéa", true));
         assert_eq!(truncate_utf8("abc".into(), 3), ("abc".into(), false));
+    }
+
+    #[test]
+    fn a_new_file_s_diff_is_the_one_git_prints() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let files: [(&str, &[u8]); 7] = [
+            ("plain.txt", b"one\ntwo\n"),
+            ("no-newline.txt", b"a\nb"),
+            ("one line", b"x"),
+            ("t\u{e9}st \"q\".txt", b"caf\xc3\xa9\n"),
+            ("bin.dat", b"x\0y\n"),
+            ("empty", b""),
+            ("run.sh", b"#!/bin/sh\n"),
+        ];
+        for (name, bytes) in files {
+            std::fs::write(r.join(name), bytes).unwrap();
+        }
+        std::fs::set_permissions(r.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (name, _) in files {
+            let out = std::process::Command::new("git")
+                .current_dir(r)
+                .args(["diff", "--no-index", "--no-color", "--no-ext-diff", "--", "/dev/null", name])
+                .output()
+                .unwrap();
+            let want: String = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("index "))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let got = added_file_diff(r, Path::new(name)).unwrap().unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), want, "{name}");
+        }
+        assert_eq!(added_file_diff(r, Path::new("missing")).unwrap(), None);
+        std::os::unix::fs::symlink("/etc/hostname", r.join("link")).unwrap();
+        assert!(super::super::beneath::is_swap(&added_file_diff(r, Path::new("link")).unwrap_err()));
     }
 }

@@ -38,7 +38,10 @@ pub async fn run(roots: &fs::Roots, config: &crate::AgentConfig, call: ToolCall)
             direnv_allow(&dir).await?
         }
         ToolCall::FilesExist { paths } => {
-            let missing: Vec<_> = paths.into_iter().filter(|p| !Path::new(p).is_file()).collect();
+            // Asked about upload blobs only: any other path is "missing", so this answers no
+            // question about the rest of the disk.
+            let exists = |p: &str| upload::is_blob_path(Path::new(p)) && Path::new(p).is_file();
+            let missing: Vec<_> = paths.into_iter().filter(|p| !exists(p)).collect();
             json!({ "missing": missing })
         }
         ToolCall::CleanTranscript { cwd, provider, model, use_direnv, text } => {

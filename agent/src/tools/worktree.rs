@@ -239,16 +239,10 @@ async fn make_worktree(
                     format!("files entries must be relative paths inside the project: {rel}"),
                 ));
             }
-            let (from, to) = (project.join(relp), root.join(relp));
-            if !from.exists() {
-                tracing::warn!("workspace file {rel} does not exist in the project; skipped");
-                continue;
-            }
-            if let Some(parent) = to.parent() {
-                let _ = std::fs::create_dir_all(parent);
-            }
-            let done = if link { std::os::unix::fs::symlink(&from, &to) } else { copy_tree(&from, &to) };
-            done.map_err(|e| ToolError::new(500, format!("copying {rel} into the worktree: {e}")))?;
+            place(project, &root, relp, link).map_err(|e| {
+                let why = if refused_link(&e) { "a symlink is on the way".to_string() } else { e.to_string() };
+                ToolError::new(400, format!("copying {rel} into the worktree: {why}"))
+            })?;
         }
     }
     if req.use_direnv && root.join(".envrc").is_file() {
@@ -317,17 +311,39 @@ pub fn direnv_status_allows(status: &str, project: &Path) -> bool {
     found && allowed
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to)?;
-        for entry in std::fs::read_dir(from)? {
-            let entry = entry?;
-            copy_tree(&entry.path(), &to.join(entry.file_name()))?;
-        }
-        Ok(())
-    } else {
-        std::fs::copy(from, to).map(|_| ())
+/// Puts one `[files]` entry of `project` into the new worktree `root`: a copy, or a symlink to
+/// the project's entry. The repository is the user's but its content may be anyone's, so no
+/// symlink is followed on either side: a committed link on the way (`config -> /etc`) or at the
+/// destination (`.env -> ~/.bashrc`) can neither make Piface read outside the project nor
+/// write outside the worktree. An entry the project lacks is skipped.
+fn place(project: &Path, root: &Path, rel: &Path, link: bool) -> std::io::Result<()> {
+    use rustix::fs::OFlags;
+    let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new(""))) else {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"));
+    };
+    let from = match super::beneath::open(project, parent, OFlags::RDONLY | OFlags::DIRECTORY) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(skipped(rel)),
+        Err(e) => return Err(e),
+    };
+    if let Err(e) = rustix::fs::statat(&from, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        return if e == rustix::io::Errno::NOENT { Ok(skipped(rel)) } else { Err(e.into()) };
     }
+    let to = super::beneath::create_dirs(root, parent)?;
+    if link {
+        Ok(rustix::fs::symlinkat(project.join(rel), &to, name)?)
+    } else {
+        super::beneath::copy_entry(&from, &to, name).map(|_| ())
+    }
+}
+
+/// A link where [`place`] needed a plain entry (`ENOTDIR` when it stands for a directory).
+fn refused_link(e: &std::io::Error) -> bool {
+    super::beneath::is_swap(e) || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+}
+
+fn skipped(rel: &Path) {
+    tracing::warn!("workspace file {} does not exist in the project; skipped", rel.display());
 }
 
 fn bootstrap_log_path(workspace_id: &str) -> PathBuf {
@@ -405,5 +421,52 @@ mod tests {
         assert!(!direnv_status_allows(&allowed.replace("allowed true", "allowed 1"), p));
         assert!(!direnv_status_allows(&allowed.replace("/w/proj/", "/w/"), p), "a parent's file");
         assert!(!direnv_status_allows("No .envrc or .env found\n", p));
+    }
+
+    #[test]
+    fn files_entries_follow_no_link_on_either_side() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let (project, tree, outside) = (tmp.path().join("p"), tmp.path().join("w"), tmp.path().join("out"));
+        for d in [&project, &tree, &outside] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(outside.join("secret"), "secret").unwrap();
+        std::fs::write(outside.join("victim"), "untouched").unwrap();
+        // The project: a plain file, a tree with a link inside, a link that leads out.
+        std::fs::write(project.join(".env"), "A=1").unwrap();
+        std::fs::set_permissions(project.join(".env"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::create_dir_all(project.join("conf/sub")).unwrap();
+        std::fs::write(project.join("conf/sub/x"), "x").unwrap();
+        symlink(outside.join("secret"), project.join("conf/leak")).unwrap();
+        symlink(&outside, project.join("via")).unwrap();
+        // The worktree (a checkout of anyone's repository): links where copies will land.
+        symlink(outside.join("victim"), tree.join(".env")).unwrap();
+        symlink(&outside, tree.join("deep")).unwrap();
+
+        place(&project, &tree, Path::new(".env"), false).unwrap();
+        assert_eq!(std::fs::read_to_string(outside.join("victim")).unwrap(), "untouched");
+        assert_eq!(std::fs::read_to_string(tree.join(".env")).unwrap(), "A=1");
+        assert_eq!(std::fs::metadata(tree.join(".env")).unwrap().permissions().mode() & 0o777, 0o600);
+
+        place(&project, &tree, Path::new("conf"), false).unwrap();
+        assert_eq!(std::fs::read_to_string(tree.join("conf/sub/x")).unwrap(), "x");
+        let leak = std::fs::symlink_metadata(tree.join("conf/leak")).unwrap();
+        assert!(leak.is_symlink(), "a link is copied as a link, its target not read");
+
+        let e = place(&project, &tree, Path::new("via/secret"), false).unwrap_err();
+        assert!(refused_link(&e), "a link on the project side: {e}");
+        std::fs::create_dir_all(project.join("deep")).unwrap();
+        std::fs::write(project.join("deep/f"), "f").unwrap();
+        let e = place(&project, &tree, Path::new("deep/f"), false).unwrap_err();
+        assert!(refused_link(&e), "a link on the worktree side: {e}");
+        assert!(!outside.join("f").exists());
+
+        place(&project, &tree, Path::new("missing/file"), false).unwrap();
+        place(&project, &tree, Path::new("conf/sub/x"), true).unwrap_err(); // already there
+        place(&project, &tree, Path::new("conf/sub"), true).unwrap_err();
+        std::fs::create_dir_all(project.join("linked")).unwrap();
+        place(&project, &tree, Path::new("linked"), true).unwrap();
+        assert_eq!(std::fs::read_link(tree.join("linked")).unwrap(), project.join("linked"));
     }
 }
