@@ -22,7 +22,10 @@ bench:            ## the benchmarks, each printing ratios against its in-run bas
 PIFACE_DEV_LOG ?= /tmp/piface-dev.log
 PIFACE_DEV_PID ?= /tmp/piface-dev.pid
 
+# First CUDA 12.x's nvcc (CUDA 13 cannot build for the 1080 Ti's compute capability 6.1: the
+# script says what to install), then the card.
 define need_1080
+	@./scripts/cuda-env.sh 61
 	@if [ -z "$(GTX1080TI_UUID)" ]; then \
 		echo "GTX 1080 Ti not detected via nvidia-smi."; \
 		echo "Check with: nvidia-smi --query-gpu=uuid,name --format=csv,noheader"; exit 1; fi
@@ -30,15 +33,15 @@ endef
 
 serve-audio-1080: ## `piface serve` with speech and TTS pinned to the GTX 1080 Ti
 	$(need_1080)
-	CUDA_VISIBLE_DEVICES=$(GTX1080TI_UUID) PIFACE_FEATURES=cuda ./scripts/serve.sh --speech-gpu --tts-gpu $(ARGS)
+	CUDA_COMPUTE_CAP=61 CUDA_VISIBLE_DEVICES=$(GTX1080TI_UUID) PIFACE_FEATURES=cuda ./scripts/serve.sh --speech-gpu --tts-gpu $(ARGS)
 
 dev-audio-1080:   ## the same with --dev
 	$(need_1080)
-	CUDA_VISIBLE_DEVICES=$(GTX1080TI_UUID) PIFACE_FEATURES=cuda ./scripts/serve.sh --dev --speech-gpu --tts-gpu $(ARGS)
+	CUDA_COMPUTE_CAP=61 CUDA_VISIBLE_DEVICES=$(GTX1080TI_UUID) PIFACE_FEATURES=cuda ./scripts/serve.sh --dev --speech-gpu --tts-gpu $(ARGS)
 
 background-dev-audio-1080: ## dev-audio-1080 in the background (log $(PIFACE_DEV_LOG), pid $(PIFACE_DEV_PID))
 	$(need_1080)
-	CUDA_VISIBLE_DEVICES=$(GTX1080TI_UUID) PIFACE_FEATURES=cuda nohup ./scripts/serve.sh --dev --speech-gpu --tts-gpu $(ARGS) \
+	CUDA_COMPUTE_CAP=61 CUDA_VISIBLE_DEVICES=$(GTX1080TI_UUID) PIFACE_FEATURES=cuda nohup ./scripts/serve.sh --dev --speech-gpu --tts-gpu $(ARGS) \
 		> $(PIFACE_DEV_LOG) 2>&1 & echo $$! > $(PIFACE_DEV_PID)
 	@echo "started (pid $$(cat $(PIFACE_DEV_PID))); log: $(PIFACE_DEV_LOG)"
 

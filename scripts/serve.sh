@@ -22,6 +22,12 @@ if command -v npm >/dev/null; then
 else
   echo "npm not found: Piface will serve a page explaining how to build the web UI" >&2
 fi
-# PIFACE_FEATURES=cuda builds GPU speech (needs the CUDA toolkit's nvcc).
+# PIFACE_FEATURES=cuda builds GPU speech and TTS: CUDA 12.x's nvcc, set up for the card (its
+# compute capability from CUDA_COMPUTE_CAP or nvidia-smi) by scripts/cuda-env.sh, which says
+# what to install when it is missing.
+if [[ " ${PIFACE_FEATURES:-} " =~ [\ ,]cuda[\ ,] ]]; then
+  # shellcheck source=cuda-env.sh
+  source "$root/scripts/cuda-env.sh"
+fi
 cargo build --release --bin piface ${PIFACE_FEATURES:+--features "$PIFACE_FEATURES"}
 exec "$root/target/release/piface" serve --pi-bin "$pi_bin" "$@"

@@ -21,3 +21,10 @@ cargo test --workspace "$@"
 
 # The UI end to end: the piface and fake-llm binaries just built, the real pi, Debian's chromium.
 npm --prefix "$root/frontend" run e2e
+
+# CUDA without a GPU: the `cuda` feature compiles for the GTX 1080 Ti (sm_61) and for sm_90 with
+# CUDA 12.4 from Debian's packages (downloaded once, ~1.3 GB, into ~/.cache/piface/cuda-12.4).
+# PIFACE_CUDA_CHECK=0 skips it (a machine that cannot reach Debian's archive).
+if [ "${PIFACE_CUDA_CHECK:-1}" != 0 ]; then
+  "$root/scripts/cuda-check.sh"
+fi
