@@ -9,7 +9,6 @@ use bytes::Bytes;
 use piface_shared::protocol::{SpawnSpec, ToolError};
 use piface_speech::ParakeetModel;
 use tokio::io::AsyncWriteExt;
-use tracing::warn;
 
 use crate::models::{self, Kind};
 use crate::{AgentConfig, ServiceConfig};
@@ -104,7 +103,7 @@ pub fn device(gpu: Option<&GpuInfo>) -> Result<candle_core::Device, String> {
 #[cfg(not(feature = "cuda"))]
 pub fn device(gpu: Option<&GpuInfo>) -> Result<candle_core::Device, String> {
     if let Some(g) = gpu {
-        warn!(gpu = g.name, "this build has no CUDA (feature `cuda`); running on the CPU");
+        tracing::warn!(gpu = g.name, "this build has no CUDA (feature `cuda`); running on the CPU");
     }
     Ok(candle_core::Device::Cpu)
 }

@@ -14,7 +14,6 @@ pub const DIFF_MAX: usize = 512 * 1024;
 
 struct Output {
     ok: bool,
-    code: Option<i32>,
     stdout: Vec<u8>,
     stderr: String,
 }
@@ -39,7 +38,6 @@ async fn git(dir: &str, args: &[&str]) -> Result<Output, ToolError> {
     };
     Ok(Output {
         ok: out.status.success(),
-        code: out.status.code(),
         stdout: out.stdout,
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
     })
