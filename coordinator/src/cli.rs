@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use piface_agent::ServiceConfig;
 use piface_shared::protocol::GpuInfo;
 
@@ -45,6 +45,57 @@ pub enum Command {
         #[command(subcommand)]
         action: AuthAction,
     },
+    /// Print a shell completion script: `piface completions bash > ~/.local/share/bash-completion/completions/piface`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The command line: [`Cli`]'s definitions, with every option also read from a `PIFACE_*`
+/// environment variable (its long name in capitals, `-` as `_`: `--max-upload-mib` is
+/// `PIFACE_MAX_UPLOAD_MIB`) unless it names its own. A flag is set by any value but `0`, `false`,
+/// `no`, `off` or empty; a repeatable option takes one value from its variable, or a
+/// comma-separated list where the flag itself takes one. The command line wins over the
+/// environment.
+pub fn command() -> clap::Command {
+    fn with_env(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|arg| {
+            let automatic = matches!(arg.get_action(), ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong)
+                || matches!(arg.get_action(), ArgAction::Version);
+            match arg.get_long() {
+                Some(long) if !automatic && !arg.is_positional() && arg.get_env().is_none() => {
+                    let name = format!("PIFACE_{}", long.to_uppercase().replace('-', "_"));
+                    arg.env(name)
+                }
+                _ => arg,
+            }
+        })
+        .mut_subcommands(with_env)
+    }
+    with_env(Cli::command())
+}
+
+/// Parses the process's arguments and environment (see [`command`]); exits with clap's message
+/// on an error.
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`] for given arguments (the environment is the process's).
+pub fn parse_from<I, T>(args: I) -> Cli
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command()).exit())
+}
+
+/// `piface completions SHELL`: the script for `command()`, on stdout.
+pub fn print_completions(shell: clap_complete::Shell) {
+    clap_complete::generate(shell, &mut command(), "piface", &mut std::io::stdout());
 }
 
 /// `piface auth …`.
@@ -92,6 +143,35 @@ pub struct CoordinatorArgs {
 }
 
 impl CoordinatorArgs {
+    /// Flags given that only an agent uses: without `--local-agent` a coordinator runs no
+    /// models and serves no files, so they would be silently ignored. `main` refuses them.
+    pub fn agent_only_flags(&self) -> Vec<&'static str> {
+        if self.local_agent {
+            return Vec::new();
+        }
+        let a = &self.serve.audio;
+        [
+            ("--speech", a.speech),
+            ("--no-speech", a.no_speech),
+            ("--speech-model", a.speech_model.is_some()),
+            ("--speech-gpu", a.speech_gpu),
+            ("--speech-cpu", a.speech_cpu),
+            ("--speech-gpu-name", a.speech_gpu_name.is_some()),
+            ("--speech-gpu-uuid", a.speech_gpu_uuid.is_some()),
+            ("--tts", a.tts),
+            ("--no-tts", a.no_tts),
+            ("--tts-model", a.tts_model.is_some()),
+            ("--tts-gpu", a.tts_gpu),
+            ("--tts-cpu", a.tts_cpu),
+            ("--tts-gpu-name", a.tts_gpu_name.is_some()),
+            ("--tts-gpu-uuid", a.tts_gpu_uuid.is_some()),
+            ("--fs-root", !self.serve.fs_roots.is_empty()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, given)| given.then_some(flag))
+        .collect()
+    }
+
     /// The agents' port limits from the flags.
     pub fn link_limits(&self) -> crate::quic::LinkLimits {
         crate::quic::LinkLimits {
@@ -622,6 +702,24 @@ mod tests {
         let Some(Command::Token { action: TokenAction::Create { ttl, .. } }) = cli.command else { panic!("not token") };
         assert_eq!(ttl.as_secs(), 7200);
         assert!(parse_ttl("0").is_err() && parse_ttl("5y").is_err() && parse_ttl("h").is_err());
+    }
+
+    #[test]
+    fn a_coordinator_without_a_local_agent_names_the_agent_flags_it_would_ignore() {
+        let coordinator = |args: &[&str]| {
+            let mut all = vec!["coordinator"];
+            all.extend_from_slice(args);
+            match parse(&all).command {
+                Some(Command::Coordinator(c)) => c,
+                _ => panic!("not coordinator"),
+            }
+        };
+        assert!(coordinator(&[]).agent_only_flags().is_empty());
+        assert_eq!(
+            coordinator(&["--speech-gpu-name", "GTX 1080 Ti", "--tts", "--fs-root", "/p"]).agent_only_flags(),
+            ["--speech-gpu-name", "--tts", "--fs-root"]
+        );
+        assert!(coordinator(&["--local-agent", "--speech", "--fs-root", "/p"]).agent_only_flags().is_empty());
     }
 
     #[test]

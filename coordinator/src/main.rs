@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Parser;
 use piface_coordinator::cli::{
-    AgentAction, AgentArgs, ApiClientArgs, AuthAction, Cli, Command, ImportArgs, ServeArgs, TokenAction,
+    AgentAction, AgentArgs, ApiClientArgs, AuthAction, Command, ImportArgs, ServeArgs, TokenAction,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -17,7 +16,7 @@ fn main() -> anyhow::Result<()> {
     if std::env::var_os("CUDA_DEVICE_ORDER").is_none() {
         std::env::set_var("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
     }
-    let cli = Cli::parse();
+    let cli = piface_coordinator::cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -27,6 +26,14 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => runtime()?.block_on(serve(args, None)),
         None => runtime()?.block_on(serve(cli.serve, None)),
         Some(Command::Coordinator(c)) => {
+            let ignored = c.agent_only_flags();
+            if !ignored.is_empty() {
+                anyhow::bail!(
+                    "{} only apply to an agent: run them on `piface agent` (the GPU box's, for speech), or add \
+                     --local-agent to run an agent in this coordinator",
+                    ignored.join(", ")
+                );
+            }
             let limits = c.link_limits();
             runtime()?.block_on(serve(c.serve, Some((c.quic, c.local_agent, limits))))
         }
@@ -36,6 +43,10 @@ fn main() -> anyhow::Result<()> {
             let dir = data_dir.map_or_else(default_data_dir, Ok)?.join("cluster");
             let ca = piface_coordinator::pki::ClusterCa::load_or_create(&dir)?;
             println!("{}", ca.create_token(ttl, std::time::SystemTime::now()));
+            Ok(())
+        }
+        Some(Command::Completions { shell }) => {
+            piface_coordinator::cli::print_completions(shell);
             Ok(())
         }
         Some(Command::Auth { action: AuthAction::Token { rotate, data_dir, url } }) => {
