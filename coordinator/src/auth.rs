@@ -342,7 +342,8 @@ impl Auth {
                     return Err(self.login_link(req.uri(), &token, seen));
                 }
             }
-            return Ok(Identity::Anonymous);
+            // Who it is matters only to `--dev`'s proxied pages (see `dev_proxy`).
+            return Ok(self.identify(req.headers(), seen).ok().flatten().unwrap_or(Identity::Anonymous));
         }
         if is_public(req.method(), path) {
             return Ok(self.identify(req.headers(), seen).ok().flatten().unwrap_or(Identity::Anonymous));

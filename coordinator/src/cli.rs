@@ -426,9 +426,13 @@ pub struct ServeArgs {
     /// The pi executable (default: `pi` on PATH, else the copy `scripts/install-pi.sh` installs).
     #[arg(long, env = "PIFACE_PI_BIN")]
     pub pi_bin: Option<PathBuf>,
-    /// Proxy the UI to a Vite dev server (not supported yet).
+    /// Serve the web UI from a Vite dev server (`npm --prefix frontend run dev`) instead of the
+    /// embedded build, for hot reload while working on it; its pages need the login.
     #[arg(long)]
     pub dev: bool,
+    /// The dev server `--dev` uses.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:5173")]
+    pub dev_server: String,
     /// A directory the file browser may reach on the local agent (repeatable; default: the
     /// home directory). Symlinks out of it are refused.
     #[arg(long = "fs-root", value_name = "DIR")]
@@ -591,13 +595,9 @@ impl ServeArgs {
         !self.no_direnv
     }
 
-    /// Messages about options that are accepted but have no effect yet.
-    pub fn notices(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.dev {
-            out.push("--dev is not supported yet; serving the built-in UI".into());
-        }
-        out
+    /// `--dev`'s dev server, checked.
+    pub fn dev_server(&self) -> Result<Option<crate::dev_proxy::DevServer>, String> {
+        self.dev.then(|| crate::dev_proxy::DevServer::new(&self.dev_server)).transpose()
     }
 }
 
@@ -637,7 +637,7 @@ mod tests {
         assert!(!args.direnv_default());
         assert_eq!(args.pi_bin.as_deref(), Some(std::path::Path::new("/x/pi")));
         assert!(args.audio.no_speech && args.audio.tts_cpu);
-        assert!(args.notices().is_empty());
+        assert!(args.dev_server().unwrap().is_none());
         assert!(!parse(&["--direnv", "--no-direnv"]).serve.direnv_default());
         assert!(parse(&["--no-direnv", "--direnv"]).serve.direnv_default());
     }

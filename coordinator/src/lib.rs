@@ -13,6 +13,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod dashboard;
+pub mod dev_proxy;
 pub mod error;
 pub mod front_door;
 pub mod frontend;
@@ -88,6 +89,8 @@ pub struct Config {
     pub front_door: front_door::Policy,
     /// Connection and session limits.
     pub limits: limits::Limits,
+    /// `--dev`: the UI from this Vite dev server instead of the embedded build.
+    pub dev_server: Option<dev_proxy::DevServer>,
 }
 
 impl Config {
@@ -112,6 +115,7 @@ impl Config {
             auth: auth::Mode::Token,
             front_door: front_door::Policy::default(),
             limits: limits::Limits::default(),
+            dev_server: None,
         }
     }
 }
@@ -278,9 +282,11 @@ pub fn app_router(app: Arc<App>) -> axum::Router {
     for (path, method) in routes::table(&app.config) {
         router = router.route(path, method);
     }
-    router
-        .method_not_allowed_fallback(api::method_not_allowed)
-        .fallback(frontend::fallback)
-        .layer(axum::middleware::from_fn_with_state(app.clone(), front_door::guard))
-        .with_state(app)
+    let router = router.method_not_allowed_fallback(api::method_not_allowed);
+    let router = if app.config.dev_server.is_some() {
+        router.fallback(dev_proxy::fallback)
+    } else {
+        router.fallback(frontend::fallback)
+    };
+    router.layer(axum::middleware::from_fn_with_state(app.clone(), front_door::guard)).with_state(app)
 }

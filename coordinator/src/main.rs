@@ -29,8 +29,8 @@ fn main() -> anyhow::Result<()> {
             let ignored = c.agent_only_flags();
             if !ignored.is_empty() {
                 anyhow::bail!(
-                    "{} only apply to an agent: run them on `piface agent` (the GPU box's, for speech), or add \
-                     --local-agent to run an agent in this coordinator",
+                    "{}: only an agent uses these; give them to `piface agent` (the GPU box's, for speech), or \
+                     add --local-agent to run an agent in this coordinator",
                     ignored.join(", ")
                 );
             }
@@ -200,8 +200,9 @@ async fn serve(
     args: ServeArgs,
     cluster: Option<(std::net::SocketAddr, bool, piface_coordinator::quic::LinkLimits)>,
 ) -> anyhow::Result<()> {
-    for notice in args.notices() {
-        info!("{notice}");
+    let dev_server = args.dev_server().map_err(anyhow::Error::msg)?;
+    if dev_server.is_some() {
+        info!("--dev: the web UI comes from the dev server at {}", args.dev_server);
     }
     let data_dir = match &args.data_dir {
         Some(dir) => dir.clone(),
@@ -224,6 +225,7 @@ async fn serve(
     config.auth = auth;
     config.front_door = front_door;
     config.limits = args.limits();
+    config.dev_server = dev_server;
     if !args.fs_roots.is_empty() {
         config.fs_roots.clone_from(&args.fs_roots);
     }

@@ -84,7 +84,8 @@ impl Piface {
         }
         // Sessions must lie inside the agent's file roots (default: home); tests keep their
         // projects in temporary directories.
-        if !opts.args.iter().any(|a| a == "--fs-root") {
+        let has_agent = subcommand == "serve" || opts.args.iter().any(|a| a == "--local-agent");
+        if has_agent && !opts.args.iter().any(|a| a == "--fs-root") {
             cmd.arg("--fs-root").arg(std::env::temp_dir());
         }
         cmd.arg("--data-dir")
