@@ -133,10 +133,15 @@ struct Figure {
     seconds: f64,
     tokens: usize,
     peak_mib: f64,
+    /// The peak less what was resident before the clip (the models loaded): the clip's own cost
+    /// (on a GPU, less the memory in use before).
+    growth_mib: f64,
 }
 
 fn measure(model: &ParakeetModel, audio: &[f32], secs: usize, gpu: bool) -> Figure {
     let clip: Vec<f32> = audio.iter().copied().cycle().take(secs * 16_000).collect();
+    let base = rss_mib();
+    let base = if gpu { gpu_used_mib() } else { base };
     reset_peak();
     let gpu_peak = std::sync::Arc::new(std::sync::Mutex::new(f64::NAN));
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(gpu));
@@ -160,7 +165,7 @@ fn measure(model: &ParakeetModel, audio: &[f32], secs: usize, gpu: bool) -> Figu
         let _ = s.join();
     }
     let peak_mib = if gpu { *gpu_peak.lock().unwrap() } else { peak_rss_mib() };
-    Figure { secs, seconds, tokens: transcript.token_ids.len(), peak_mib }
+    Figure { secs, seconds, tokens: transcript.token_ids.len(), peak_mib, growth_mib: peak_mib - base }
 }
 
 fn main() {
@@ -199,14 +204,15 @@ fn main() {
         let t = measure(&tiny, &audio, secs, gpu);
         let f = measure(&full, &audio, secs, gpu);
         println!(
-            "{:>4} s clip: 0.6B RTF {:.4} ({:.1} s, {} tokens), peak {:.0} MiB | tiny RTF {:.5}, peak {:.0} MiB | 0.6B/tiny time {:.0}x",
+            "{:>4} s clip: 0.6B RTF {:.4} ({:.1} s, {} tokens), peak {:.0} MiB (+{:.0} for the clip) | tiny RTF {:.5}, +{:.0} MiB | 0.6B/tiny time {:.0}x",
             f.secs,
             f.seconds / secs as f64,
             f.seconds,
             f.tokens,
             f.peak_mib,
+            f.growth_mib,
             t.seconds / secs as f64,
-            t.peak_mib,
+            t.growth_mib,
             f.seconds / t.seconds
         );
     }
