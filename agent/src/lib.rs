@@ -164,7 +164,10 @@ pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink
     let (from_tx, from_rx) = mpsc::channel(OUTBOUND_DEPTH);
     let mut private = config.private_dirs.clone();
     private.push(config.state_dir.clone());
-    let roots = tools::fs::Roots::new(&config.fs_roots, &private);
+    let mut roots = tools::fs::Roots::new(&config.fs_roots, &private);
+    if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        roots = roots.with_worktrees(&PathBuf::from(home).join(".local/share/piface").join(tools::fs::WORKTREES));
+    }
     if let Some(service) = config.speech.clone() {
         // Loading takes a while (seconds to minutes for the real model, longer when it must be
         // downloaded first): the agent serves meanwhile and says hello as loading goes on.

@@ -57,19 +57,26 @@ pub enum Command {
 /// environment variable (its long name in capitals, `-` as `_`: `--max-upload-mib` is
 /// `PIFACE_MAX_UPLOAD_MIB`) unless it names its own. A flag is set by any value but `0`, `false`,
 /// `no`, `off` or empty; a repeatable option takes one value from its variable, or a
-/// comma-separated list where the flag itself takes one. The command line wins over the
-/// environment.
+/// comma-separated list where the flag itself takes one. A variable that is set but empty counts
+/// as unset. The command line wins over the environment.
 pub fn command() -> clap::Command {
     fn with_env(cmd: clap::Command) -> clap::Command {
         cmd.mut_args(|arg| {
             let automatic = matches!(arg.get_action(), ArgAction::Help | ArgAction::HelpShort | ArgAction::HelpLong)
                 || matches!(arg.get_action(), ArgAction::Version);
-            match arg.get_long() {
-                Some(long) if !automatic && !arg.is_positional() && arg.get_env().is_none() => {
-                    let name = format!("PIFACE_{}", long.to_uppercase().replace('-', "_"));
-                    arg.env(name)
+            let name = match (arg.get_env(), arg.get_long()) {
+                (Some(own), _) => own.to_os_string(),
+                (None, Some(long)) if !automatic && !arg.is_positional() => {
+                    format!("PIFACE_{}", long.to_uppercase().replace('-', "_")).into()
                 }
-                _ => arg,
+                _ => return arg,
+            };
+            // Set but empty counts as unset (clap would pass "" on as a value): a compose file or
+            // unit can forward `PIFACE_X=${PIFACE_X:-}` without choosing a value.
+            if std::env::var_os(&name).is_some_and(|v| v.is_empty()) {
+                arg.env(None::<&'static str>)
+            } else {
+                arg.env(name)
             }
         })
         .mut_subcommands(with_env)

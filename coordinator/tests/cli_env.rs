@@ -100,6 +100,18 @@ fn every_option_is_also_a_piface_variable_that_sets_it() {
         std::env::remove_var(&env);
         let by_env = by_env.unwrap_or_else(|e| panic!("{path:?} {env}: {e}"));
 
+        // Set but empty is unset, whatever the option's type (compose files forward
+        // `PIFACE_X: ${PIFACE_X:-}`).
+        std::env::set_var(&env, "");
+        let empty = command().try_get_matches_from(argv(&path, &[]));
+        std::env::remove_var(&env);
+        let empty = empty.unwrap_or_else(|e| panic!("{path:?} {env}= (empty): {e}"));
+        assert_ne!(
+            leaf(&empty, &path).value_source(&id),
+            Some(clap::parser::ValueSource::EnvVariable),
+            "{path:?}: an empty {env} set --{long}"
+        );
+
         let (f, e) = (leaf(&by_flag, &path), leaf(&by_env, &path));
         assert_eq!(
             e.value_source(&id),

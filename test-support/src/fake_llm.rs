@@ -676,7 +676,13 @@ pub struct FakeLlm {
 
 /// Starts the fake on `127.0.0.1:<ephemeral port>` on the current tokio runtime.
 pub async fn spawn_fake_llm() -> anyhow::Result<FakeLlm> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    spawn_fake_llm_at(SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// [`spawn_fake_llm`] on a given address (e.g. a container network's gateway, so that a pi in
+/// a container reaches it; port 0 picks a free one).
+pub async fn spawn_fake_llm_at(addr: SocketAddr) -> anyhow::Result<FakeLlm> {
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let state = Arc::new(AppState::default());
     let app = router_with_state(state.clone());

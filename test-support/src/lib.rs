@@ -20,5 +20,5 @@ pub mod piface;
 pub mod sim_agent;
 pub mod udp_proxy;
 
-pub use fake_llm::{router, spawn_fake_llm, Directives, FakeLlm, RecordedRequest};
+pub use fake_llm::{router, spawn_fake_llm, spawn_fake_llm_at, Directives, FakeLlm, RecordedRequest};
 pub use pi_env::{pi_bin, workspace_root, PiEnv};

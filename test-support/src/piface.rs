@@ -19,9 +19,10 @@ use tokio_tungstenite::tungstenite::Message;
 /// How long a test waits for any single thing before failing.
 pub const WAIT: Duration = Duration::from_secs(60);
 
-/// A running `piface serve`.
+/// A running `piface serve` (or one started elsewhere, see [`Piface::attach`]).
 pub struct Piface {
-    child: Child,
+    /// The process, when this harness started it.
+    child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
     /// Everything the server wrote to stderr so far.
@@ -139,7 +140,23 @@ impl Piface {
         }
         tokio::spawn(async move { while let Ok(Some(_)) = out_lines.next_line().await {} });
         let http = authorized_client(token.as_deref())?;
-        Ok(Piface { child, base, stderr, http, data_dir, quic_addr, token, _data: data })
+        Ok(Piface { child: Some(child), base, stderr, http, data_dir, quic_addr, token, _data: data })
+    }
+
+    /// A Piface that something else started (a container, say) at `base` (`http://HOST:PORT`),
+    /// with its login token; [`Piface::pid`], [`Piface::kill9`] and [`Piface::stop`] have no
+    /// process to act on.
+    pub fn attach(base: &str, token: Option<String>) -> anyhow::Result<Piface> {
+        Ok(Piface {
+            child: None,
+            base: base.trim_end_matches('/').to_string(),
+            stderr: Arc::default(),
+            http: authorized_client(token.as_deref())?,
+            data_dir: PathBuf::new(),
+            quic_addr: None,
+            token,
+            _data: None,
+        })
     }
 
     /// Sends only the head of a `POST path` announcing a JSON body of `len` bytes (with the
@@ -180,7 +197,7 @@ impl Piface {
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id().unwrap_or_default()
+        self.child.as_ref().and_then(Child::id).unwrap_or_default()
     }
 
     /// `base` + `path`.
@@ -229,17 +246,19 @@ impl Piface {
 
     /// SIGKILL (no chance to clean up), then wait for the exit.
     pub async fn kill9(mut self) -> anyhow::Result<()> {
-        self.child.start_kill()?;
-        tokio::time::timeout(WAIT, self.child.wait()).await??;
+        let child = self.child.as_mut().context("not started here")?;
+        child.start_kill()?;
+        tokio::time::timeout(WAIT, child.wait()).await??;
         Ok(())
     }
 
     /// SIGTERM, then wait for the exit.
     pub async fn stop(mut self) -> anyhow::Result<std::process::ExitStatus> {
-        if let Some(pid) = self.child.id() {
+        let child = self.child.as_mut().context("not started here")?;
+        if let Some(pid) = child.id() {
             send_signal(pid, "TERM");
         }
-        Ok(tokio::time::timeout(WAIT, self.child.wait()).await??)
+        Ok(tokio::time::timeout(WAIT, child.wait()).await??)
     }
 }
 

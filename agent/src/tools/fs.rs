@@ -90,6 +90,20 @@ impl Roots {
         Roots { roots, private }
     }
 
+    /// Adds `dir`, where Piface makes worktrees by default (`~/.local/share/piface/worktrees`,
+    /// the original's place), as a root: a session in a project's worktree must run whatever
+    /// `--fs-root` says, and what is there are checkouts of projects that were inside a root
+    /// when Piface made them. It need not exist yet (a link put there later resolves elsewhere
+    /// and is refused).
+    pub fn with_worktrees(mut self, dir: &Path) -> Roots {
+        if let Some(dir) = resolve_lenient(dir) {
+            if !self.roots.iter().any(|r| dir.starts_with(r)) {
+                self.roots.push(dir);
+            }
+        }
+        self
+    }
+
     /// The root the resolved path `p` lies in.
     fn root_of(&self, resolved: &Path) -> Option<&PathBuf> {
         self.roots.iter().find(|r| resolved.starts_with(r))
@@ -518,6 +532,30 @@ mod tests {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let swaps = swapper.join().unwrap();
         assert!(inside > 0 && swaps > 0, "inside {inside}, refused {refused}, swaps {swaps}");
+    }
+
+    #[tokio::test]
+    async fn the_default_worktrees_folder_is_a_root_even_when_the_roots_are_narrowed() {
+        let home = tempfile::tempdir().unwrap();
+        let h = std::fs::canonicalize(home.path()).unwrap();
+        let projects = h.join("src");
+        std::fs::create_dir_all(&projects).unwrap();
+        std::fs::write(h.join("secret.txt"), "no").unwrap();
+        let data = h.join(".local/share/piface");
+        let worktrees = data.join(WORKTREES);
+        // Not there yet when the agent starts.
+        let roots = Roots::new(std::slice::from_ref(&projects), &[data.clone()]).with_worktrees(&worktrees);
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        assert!(roots.check_new(&worktrees.join("proj/wt")).is_ok());
+        std::fs::create_dir_all(worktrees.join("proj/wt")).unwrap();
+        std::fs::write(worktrees.join("proj/wt/main.rs"), "fn main() {}").unwrap();
+        assert_eq!(list(&roots, &s(&worktrees.join("proj/wt"))).await.unwrap()["entries"][0]["name"], "main.rs");
+        // The rest of the home and the data dir stay out.
+        assert_eq!(file(&roots, &s(&h.join("secret.txt"))).await.unwrap_err().status, 403);
+        assert_eq!(roots.check_new(&data.join("auth/new")).unwrap_err().status, 403);
+        // A link planted in the worktrees folder resolves outside it and is refused.
+        std::os::unix::fs::symlink(&h, worktrees.join("escape")).unwrap();
+        assert_eq!(file(&roots, &s(&worktrees.join("escape/secret.txt"))).await.unwrap_err().status, 403);
     }
 
     #[tokio::test]
