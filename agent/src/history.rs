@@ -15,12 +15,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -159,7 +158,7 @@ pub fn fork_messages_from<R: Read + Seek>(file: R) -> Result<Vec<ForkMessage>, H
 /// Opens a session file. Only a regular file: a FIFO would block the open, and a device such as
 /// `/dev/zero` would be read for ever.
 fn open(path: &Path) -> Result<File, HistoryError> {
-    let path = expand_home(path, std::env::var_os("HOME").as_deref());
+    let path = crate::paths::expand_home(path);
     let not_found = |e: io::Error| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => HistoryError::NotFound,
         _ => unreadable(e),
@@ -179,16 +178,6 @@ fn index_source<R: Read>(mut src: R) -> Result<(R, Index, Vec<u8>), HistoryError
     }
     let buf = lines.buf;
     Ok((src, index, buf))
-}
-
-/// `path` with a leading `~/` replaced by `home` (the original Piface stored such paths).
-fn expand_home<'a>(path: &'a Path, home: Option<&OsStr>) -> Cow<'a, Path> {
-    match (path.strip_prefix("~"), home) {
-        (Ok(rest), Some(home)) if !home.is_empty() && path.as_os_str().as_encoded_bytes().starts_with(b"~/") => {
-            Cow::Owned(PathBuf::from(home).join(rest))
-        }
-        _ => Cow::Borrowed(path),
-    }
 }
 
 fn unreadable(e: io::Error) -> HistoryError {
@@ -960,16 +949,6 @@ mod tests {
             ]
         );
         assert_eq!(serde_json::to_value(&fork[0]).unwrap(), json!({"entryId": "a1", "text": "plain"}));
-    }
-
-    #[test]
-    fn expands_home() {
-        let home = Some(OsStr::new("/home/me"));
-        assert_eq!(expand_home(Path::new("~/s/x.jsonl"), home), Path::new("/home/me/s/x.jsonl"));
-        assert_eq!(expand_home(Path::new("/abs/x.jsonl"), home), Path::new("/abs/x.jsonl"));
-        assert_eq!(expand_home(Path::new("~other/x"), home), Path::new("~other/x"));
-        assert_eq!(expand_home(Path::new("~/x"), None), Path::new("~/x"));
-        assert_eq!(expand_home(Path::new("~/x"), Some(OsStr::new(""))), Path::new("~/x"));
     }
 
     #[test]

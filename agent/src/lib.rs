@@ -16,6 +16,7 @@ pub mod history;
 pub mod lines;
 pub mod link;
 pub mod models;
+pub mod paths;
 pub mod shell;
 pub mod speech;
 pub mod tls;
@@ -466,7 +467,11 @@ async fn spawn_session(
     }
     let mut spec = spec;
     // A session file that is gone (deleted, or never written) starts a new one.
-    spec.session_file = spec.session_file.filter(|f| std::path::Path::new(f).is_file());
+    // The record may hold pi's path as `~/…` (the original's form): this machine's home.
+    spec.session_file = spec
+        .session_file
+        .map(|f| paths::expand_home(&f).to_string_lossy().into_owned())
+        .filter(|f| std::path::Path::new(f).is_file());
     let stream = streams.open(&session);
     let result = PiProcess::start(&config, &spec, Some((session.clone(), stream))).await;
     let result = match result {

@@ -241,7 +241,7 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
         warn!(session_id = %session, agent = %agent, "events for a session this agent does not run; dropping its stream");
         return;
     }
-    let Some(hub) = app.registry.hub(&session).or_else(|| app.reattach(&agent, &session)) else {
+    let Some(hub) = app.reattach(&agent, &session) else {
         warn!(session_id = %session, agent = %agent, "events for an unknown session; dropping its stream");
         return;
     };

@@ -120,6 +120,36 @@ impl Config {
     }
 }
 
+impl App {
+    /// The state of a coordinator over its store's `snapshot` (sessions, uploads) and the
+    /// `enrolled` agents, before anything is served or any agent is up: what [`run`] serves,
+    /// and what in-process tests drive.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn StateStore>,
+        snapshot: store::Snapshot,
+        enrolled: std::collections::BTreeMap<String, store::AgentRecord>,
+        auth: auth::Auth,
+        shutdown: CancellationToken,
+    ) -> Arc<App> {
+        let dashboard = Arc::new(dashboard::Dashboard::default());
+        Arc::new(App {
+            tts: tts::TtsCache::new(config.data_dir.join("tts-cache"), config.tts_cache_max),
+            registry: Registry::new(store.clone(), snapshot, dashboard.clone()),
+            agents: agents::Agents::new(enrolled, dashboard.clone()),
+            dashboard,
+            store,
+            models: ModelsCache::default(),
+            terminals: terminal::Terminals::default(),
+            shutdown,
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            auth,
+            ws_slots: limits::WsSlots::default(),
+            config,
+        })
+    }
+}
+
 /// State shared by every handler and task.
 pub struct App {
     /// Settings.
@@ -173,21 +203,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         agent_config.tts.clone_from(&config.tts);
         piface_agent::spawn(agent_config, streams.clone())
     });
-    let dashboard = Arc::new(dashboard::Dashboard::default());
-    let app = Arc::new(App {
-        tts: tts::TtsCache::new(config.data_dir.join("tts-cache"), config.tts_cache_max),
-        registry: Registry::new(store.clone(), snapshot, dashboard.clone()),
-        agents: agents::Agents::new(enrolled, dashboard.clone()),
-        dashboard,
-        store,
-        models: ModelsCache::default(),
-        terminals: terminal::Terminals::default(),
-        shutdown: shutdown.clone(),
-        stopping: std::sync::atomic::AtomicBool::new(false),
-        auth,
-        ws_slots: limits::WsSlots::default(),
-        config,
-    });
+    let app = App::new(config, store, snapshot, enrolled, auth, shutdown.clone());
     streams.bind(&app);
     let mut control = None;
     if let Some(link) = link {

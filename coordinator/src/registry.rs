@@ -23,6 +23,15 @@ struct Entry {
     visible: bool,
 }
 
+/// Why [`Registry::attach_hub`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// No such session.
+    Unknown,
+    /// The session has an open hub (its pi runs).
+    Occupied,
+}
+
 /// See the module docs.
 pub struct Registry {
     inner: Mutex<Inner>,
@@ -144,11 +153,33 @@ impl Registry {
     }
 
     /// Gives a listed session (being resumed or restored) a new hub; returns its record.
-    pub fn attach_hub(&self, id: &str, hub: Arc<Hub>) -> Option<SessionRecord> {
+    /// A hub still open is never replaced: its clients would be left on a hub that no event
+    /// reaches (`Err(Attach::Occupied)`).
+    pub fn attach_hub(&self, id: &str, hub: Arc<Hub>) -> Result<SessionRecord, Attach> {
         let mut inner = self.inner.lock().unwrap();
-        let entry = inner.map.get_mut(id)?;
+        let entry = inner.map.get_mut(id).ok_or(Attach::Unknown)?;
+        if entry.hub.as_ref().is_some_and(|h| !h.is_closed()) {
+            return Err(Attach::Occupied);
+        }
         entry.hub = Some(hub);
-        Some(entry.record.clone())
+        Ok(entry.record.clone())
+    }
+
+    /// The open hub of session `id` of `agent`, or, when it has none, a new one from `make`,
+    /// attached in the same step (`true`): two paths that find no hub at once (a reconnected
+    /// agent's session stream and the reconciliation of its session list) end up on one hub.
+    /// `None` when the session is unknown or not `agent`'s.
+    pub fn hub_or_attach(&self, id: &str, agent: &str, make: impl FnOnce() -> Arc<Hub>) -> Option<(Arc<Hub>, bool)> {
+        let mut inner = self.inner.lock().unwrap();
+        let entry = inner.map.get_mut(id).filter(|e| e.record.agent == agent)?;
+        match &entry.hub {
+            Some(hub) if !hub.is_closed() => Some((hub.clone(), false)),
+            _ => {
+                let hub = make();
+                entry.hub = Some(hub.clone());
+                Some((hub, true))
+            }
+        }
     }
 
     /// Drops a session's hub if it is still `hub` (a newer one may have replaced it).

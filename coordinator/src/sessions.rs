@@ -18,6 +18,9 @@ use crate::hub::Hub;
 use crate::record::{now, SessionRecord, Status, WorkspaceMode};
 use crate::App;
 
+#[cfg(test)]
+mod tests;
+
 /// How long an internal command to pi may take (the original's 10 s).
 const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -231,7 +234,11 @@ impl App {
             self.registry.update(id, |r| r.session_file = None);
         }
         let hub = self.new_hub(id);
-        self.registry.attach_hub(id, hub.clone()).ok_or_else(ApiError::session_not_found)?;
+        self.registry.attach_hub(id, hub.clone()).map_err(|e| match e {
+            crate::registry::Attach::Unknown => ApiError::session_not_found(),
+            // Its pi came back meanwhile (the agent re-announced it).
+            crate::registry::Attach::Occupied => ApiError::conflict("Session is already live"),
+        })?;
         match self.spawn_pi(id, spec).await {
             Ok(pid) => {
                 info!(session_id = %id, pid, "session live");
@@ -365,7 +372,9 @@ impl App {
         let Some(source_file) = source.session_file.clone() else {
             return Err(ApiError::conflict("Session cannot be branched before session file is available"));
         };
-        if !std::path::Path::new(&source_file).is_file() {
+        // Checkable here only for the in-process agent (its disk and home are ours); a remote
+        // agent's pi fails the fork below when the file is gone.
+        if source.agent == crate::agents::LOCAL && !piface_agent::paths::expand_home(&source_file).is_file() {
             return Err(ApiError::conflict("Session file no longer exists"));
         }
         self.check_capacity(&source.agent)?;
@@ -449,7 +458,7 @@ impl App {
             .map(str::trim)
             .filter(|f| !f.is_empty())
             .ok_or_else(|| ApiError::conflict("Forked session file unavailable"))?;
-        Ok(Some((text, expand_home(file))))
+        Ok(Some((text, file.to_string())))
     }
 
     /// `PATCH /api/sessions/{id}`.
@@ -504,17 +513,20 @@ impl App {
         }
     }
 
-    /// A session on `agent` whose pi kept running while this coordinator was away (or the link
-    /// was down) gets a hub again. Only a listed session of that agent qualifies.
+    /// The hub of a session on `agent`, re-attached when its pi kept running while this
+    /// coordinator was away (or the link was down). Only a listed session of that agent
+    /// qualifies. Finding no hub and attaching one is one step of the registry: the session's
+    /// stream and the reconciliation of the agent's list, which both come with a reconnect,
+    /// share the hub whichever is first, so no client is left on a hub that gets no events.
     pub(crate) fn reattach(&self, agent: &str, id: &str) -> Option<Arc<Hub>> {
-        let record = self.registry.get(id).filter(|r| r.agent == agent)?;
-        let hub = self.new_hub(&record.piface_id);
-        self.registry.attach_hub(id, hub.clone())?;
-        self.registry.set_live(id, |r| {
-            r.status = Status::Live;
-            r.last_active = now();
-        });
-        info!(session_id = %id, agent = %agent, "session re-attached");
+        let (hub, attached) = self.registry.hub_or_attach(id, agent, || self.new_hub(id))?;
+        if attached {
+            self.registry.set_live(id, |r| {
+                r.status = Status::Live;
+                r.last_active = now();
+            });
+            info!(session_id = %id, agent = %agent, "session re-attached");
+        }
         Some(hub)
     }
 
@@ -528,9 +540,7 @@ impl App {
             }
             let id = record.piface_id.clone();
             if running.contains(&id) {
-                if self.registry.hub(&id).is_none() {
-                    self.reattach(agent, &id);
-                }
+                self.reattach(agent, &id);
                 continue;
             }
             if let Some(hub) = self.registry.hub(&id) {
@@ -632,7 +642,8 @@ impl App {
                         .map(str::trim)
                         .filter(|f| !f.is_empty());
                     if let Some(file) = file {
-                        let file = expand_home(file);
+                        // As pi reported it: a `~` in it is the agent's home, expanded there.
+                        let file = file.to_string();
                         info!(session_id = %id, session_file = %file, "session file captured");
                         app.registry.update(&id, |r| r.session_file = Some(file));
                     }
@@ -655,11 +666,4 @@ pub struct Branched {
 /// `{"type":"piface_error","message":…}`.
 pub fn error_frame(message: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "type": "piface_error", "message": message }).to_string())
-}
-
-fn expand_home(path: &str) -> String {
-    match (path.strip_prefix("~/"), std::env::var("HOME")) {
-        (Some(rest), Ok(home)) => format!("{}/{rest}", home.trim_end_matches('/')),
-        _ => path.to_string(),
-    }
 }

@@ -169,24 +169,99 @@ export async function startStack(seed, { serverArgs = [] } = {}) {
 		tokens.set(new URL(server.url).origin, token);
 	}
 	const stop = async () => {
-		for (const c of [server.child, llm.child]) {
-			if (c.exitCode === null) {
-				c.kill('SIGTERM');
-				await new Promise((r) => {
-					const t = setTimeout(() => {
-						c.kill('SIGKILL');
-						r();
-					}, 8000);
-					c.once('exit', () => {
-						clearTimeout(t);
-						r();
-					});
-				});
-			}
-		}
+		for (const c of [server.child, llm.child]) await stopChild(c);
 		rmSync(root, { recursive: true, force: true });
 	};
 	return { bins, root, home, project, dataDir, base: server.url, token, loginUrl, server, llm, stop };
+}
+
+/** SIGTERM, then SIGKILL after 8 s; resolves when the process is gone. */
+async function stopChild(c) {
+	if (c.exitCode !== null || c.signalCode !== null) return;
+	c.kill('SIGTERM');
+	await new Promise((r) => {
+		const t = setTimeout(() => {
+			c.kill('SIGKILL');
+			r();
+		}, 8000);
+		c.once('exit', () => {
+			clearTimeout(t);
+			r();
+		});
+	});
+}
+
+/** A cluster on loopback, as coordinator/tests/cluster.rs starts one: the fake LLM, `piface coordinator`
+ * (no local agent; QUIC for agents on 127.0.0.1) and one `piface agent` per name in `agentNames`, each with
+ * its own HOME, pi agent dir and data dir, joined with a single-use token from `piface token create` read
+ * from a file, and with the shared `project` as a file root. Resolves once every agent is up in
+ * `GET /api/agents`. Returns the same handles as `startStack` (`base`, `loginUrl`, `project`, `stop`…) plus
+ * `agents` (name → `{ child, stderr() }`). */
+export async function startCluster(agentNames) {
+	const bins = binaries();
+	const root = mkdtempSync(join(tmpdir(), 'piface-e2e-cluster-'));
+	const children = [];
+	const stop = async () => {
+		for (const c of children.reverse()) await stopChild(c);
+		rmSync(root, { recursive: true, force: true });
+	};
+	try {
+		const llm = await startListening(bins.fakeLlm, ['--port', '0'], process.env, 'fake-llm');
+		children.push(llm.child);
+		const project = join(root, 'project');
+		mkdirSync(project);
+		writeFileSync(join(project, 'README.md'), '# demo project\n');
+		const dataDir = join(root, 'coordinator-data');
+		mkdirSync(dataDir);
+		const { env, home } = piEnv(join(root, 'coordinator'), llm.url);
+		const logEnv = { RUST_LOG: process.env.RUST_LOG ?? 'info' };
+		const server = await startListening(
+			bins.piface,
+			['coordinator', '--port', '0', '--host', '127.0.0.1', '--quic', '127.0.0.1:0', '--no-direnv', '--data-dir', dataDir, '--pi-bin', bins.pi],
+			{ ...env, ...logEnv },
+			'piface coordinator'
+		);
+		children.push(server.child);
+		const loginUrl = (await server.nextLine(/^login: /)).slice('login: '.length).trim();
+		const token = new URL(loginUrl).searchParams.get('token');
+		if (!/^[0-9a-f]{64}$/.test(token ?? '')) throw new Error(`piface coordinator printed an unexpected login URL: ${loginUrl}`);
+		tokens.set(new URL(server.url).origin, token);
+		const quic = /^agents connect to (\S+)/.exec(await server.nextLine(/^agents connect to /))[1];
+		const agents = {};
+		for (const name of agentNames) {
+			const agentRoot = join(root, `agent-${name}`);
+			const agentData = join(agentRoot, 'data');
+			mkdirSync(agentData, { recursive: true });
+			const tokenFile = join(agentRoot, 'join-token');
+			const joinToken = execFileSync(bins.piface, ['token', 'create', '--ttl', '10m', '--data-dir', dataDir], { encoding: 'utf8' }).trim();
+			writeFileSync(tokenFile, joinToken + '\n', { mode: 0o600 });
+			const agentEnv = piEnv(agentRoot, llm.url);
+			const child = spawn(
+				bins.piface,
+				['agent', '--coordinator', quic, '--token-file', tokenFile, '--name', name, '--data-dir', agentData, '--pi-bin', bins.pi, '--fs-root', agentEnv.home, '--fs-root', project, '--no-speech', '--no-tts'],
+				{ env: { ...agentEnv.env, ...logEnv }, stdio: ['ignore', 'ignore', 'pipe'] }
+			);
+			children.push(child);
+			let stderr = '';
+			child.stderr.on('data', (d) => {
+				stderr += d;
+				if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
+			});
+			agents[name] = { child, stderr: () => stderr };
+		}
+		await waitFor(
+			async () => {
+				for (const [name, a] of Object.entries(agents)) if (a.child.exitCode !== null) throw new Error(`agent ${name} exited (${a.child.exitCode}):\n${a.stderr()}`);
+				const list = (await http(server.url, 'GET', '/api/agents')).json?.agents ?? [];
+				return agentNames.every((n) => list.some((a) => a.name === n && a.status === 'up'));
+			},
+			{ what: `agents ${agentNames.join(', ')} up` }
+		);
+		return { bins, root, home, project, dataDir, base: server.url, token, loginUrl, server, llm, agents, stop };
+	} catch (e) {
+		await stop();
+		throw e;
+	}
 }
 
 /** Chromium with the flags this sandbox needs and a fresh profile (playwright makes one per launch); `args`

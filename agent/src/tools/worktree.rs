@@ -91,14 +91,6 @@ fn sha256_hex(text: &str) -> String {
     ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn expand_home(path: &str) -> PathBuf {
-    match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
-        (Some(rest), Some(home)) => Path::new(&home).join(rest),
-        _ if path == "~" => std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "~".into()),
-        _ => PathBuf::from(path),
-    }
-}
-
 /// One lock per project: worktrees of a project are made one at a time.
 fn project_lock(project: &Path) -> Arc<tokio::sync::Mutex<()>> {
     static LOCKS: OnceLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> = OnceLock::new();
@@ -182,7 +174,7 @@ async fn make_worktree(
         ("short_id", short_id.as_str()),
     ];
     let name = slugify(&render(&ws.name_template, &vars));
-    let root = expand_home(&render(&ws.root, &[("project_slug", &project_slug)])).join(&name);
+    let root = crate::paths::expand_home(render(&ws.root, &[("project_slug", &project_slug)])).join(&name);
     if root == project || root.starts_with(project) || project.starts_with(&root) {
         return Err(ToolError::new(
             400,
@@ -349,7 +341,7 @@ fn skipped(rel: &Path) {
 fn bootstrap_log_path(workspace_id: &str) -> PathBuf {
     let state = std::env::var_os("XDG_STATE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| expand_home("~/.local/state"))
+        .unwrap_or_else(|| crate::paths::expand_home("~/.local/state"))
         .join("piface")
         .join("logs");
     state.join(format!("{workspace_id}-bootstrap.log"))

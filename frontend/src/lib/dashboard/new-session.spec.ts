@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createBody, validateFields, type NewSessionFields } from './new-session';
+import type { SessionRecord } from '../api/types';
+import { createBody, fieldsFromSession, validateFields, type NewSessionFields } from './new-session';
 
 const fields = (extra: Partial<NewSessionFields> = {}): NewSessionFields => ({
 	workingDir: ' /p ',
@@ -33,5 +34,45 @@ describe('new session payload', () => {
 		expect(validateFields(fields({ agent: 'gpu' }), 'choose')).toBeNull();
 		expect(validateFields(fields(), 'fixed')).toBeNull();
 		expect(validateFields(fields(), 'none')).toBeNull();
+	});
+});
+
+describe('new from defaults payload', () => {
+	const record = (extra: Partial<SessionRecord> = {}): SessionRecord => ({
+		piface_id: 'id-1',
+		working_dir: '/p/sub',
+		project_dir: '/p',
+		status: 'live',
+		model_provider: 'fake',
+		model_id: 'fake-model',
+		thinking_level: 'high',
+		no_session: false,
+		agent: 'box',
+		...extra
+	});
+
+	it("keeps the session's agent, project directory and model (issue 19)", () => {
+		expect(createBody(fieldsFromSession(record(), ' copy '))).toEqual({
+			working_dir: '/p',
+			shared: true,
+			provider: 'fake',
+			model: 'fake-model',
+			thinking_level: 'high',
+			session_name: 'copy',
+			agent: 'box'
+		});
+	});
+
+	it('reads the object form of the agent, and sends none when the record names none', () => {
+		expect(createBody(fieldsFromSession(record({ agent: { name: 'gpu' } }), '')).agent).toBe('gpu');
+		expect(createBody(fieldsFromSession(record({ agent: undefined }), '')).agent).toBeUndefined();
+		expect(createBody(fieldsFromSession(record({ agent: null }), '')).agent).toBeUndefined();
+	});
+
+	it('carries ephemerality and the direnv choice, and falls back to the working directory', () => {
+		const body = createBody(fieldsFromSession(record({ project_dir: null, no_session: true, use_direnv: false, thinking_level: null, model_provider: null, model_id: null }), ''));
+		expect(body).toEqual({ working_dir: '/p/sub', shared: true, no_session: true, use_direnv: false, agent: 'box' });
+		expect(createBody(fieldsFromSession(record({ use_direnv: true }), '')).use_direnv).toBe(true);
+		expect(createBody(fieldsFromSession(record(), '')).use_direnv).toBeUndefined();
 	});
 });
