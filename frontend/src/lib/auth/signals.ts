@@ -1,8 +1,9 @@
 // Where the rest of the UI tells the login gate that credentials may be missing: an API answer of 401
 // (`reportUnauthorized`, called by the API client, the upload request and nothing else) and a WebSocket that
-// closed without being asked to (`reportSocketFailure`, called by the three socket classes). A browser never
-// sees why an upgrade failed, so the gate then asks `/api/auth/status`. Plain functions with one listener each,
-// set by `auth-state.svelte.ts`, so the API client and the sockets stay free of Svelte state and testable.
+// closed without being asked to (`reportSocketFailure`, called by connection/reconnecting-socket.ts, the base
+// of all three sockets). A browser never sees why an upgrade failed, so the gate then asks `/api/auth/status`.
+// Plain functions with one listener each, set by `auth-state.svelte.ts`, so the API client and the sockets stay
+// free of Svelte state and testable.
 
 type Listener = () => void;
 

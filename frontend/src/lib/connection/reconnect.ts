@@ -1,6 +1,6 @@
-// The reconnect policy of the chat socket (contract: websocket.md, "Client reconnect behaviour"): the backoff
+// The reconnect policy of every socket (contract: websocket.md, "Client reconnect behaviour"): the backoff
 // after an unexpected close and the throttle of lifecycle-triggered reconnects (visibilitychange, pageshow,
-// online). Pure functions; the socket class applies them.
+// online). Pure functions; reconnecting-socket.ts applies them for every socket.
 
 /** Longest wait between two attempts. */
 export const MAX_BACKOFF_MS = 15_000;

@@ -1,13 +1,13 @@
-// The chat WebSocket of one session, in compact mode (see `socketUrl`): owns the socket, exposes its status as
-// `$state`, sends typed messages, and reconnects (backoff after an unexpected close, throttled reconnects on
-// visibilitychange/pageshow/online, per `reconnect.ts`). Every open asks for the history (`piface_get_history`)
-// and for pi's state, so a reconnect resumes from a full replay; the reducer decides what the feed shows.
+// The chat WebSocket of one session, in compact mode (see `socketUrl`): exposes its status as `$state` and
+// sends typed messages over a `ReconnectingSocket` (reconnecting-socket.ts: backoff, lifecycle reconnects,
+// cleanup). Every open asks for the history (`piface_get_history`) and for pi's state, so a reconnect resumes
+// from a full replay; the reducer decides what the feed shows. A close with 4004 (session gone) is final.
 //
 // Not here: what frames mean (chat/reducer.ts) and what the page does with them.
 
 import type { ClientMessage, ServerFrame } from '../api/protocol';
-import { reportSocketFailure } from '../auth/signals';
-import { backoffDelay, shouldLifecycleReconnect, shouldRetryAfterClose, socketUrl } from './reconnect';
+import { ReconnectingSocket } from './reconnecting-socket';
+import { socketUrl } from './reconnect';
 
 export type SocketStatus = 'idle' | 'connecting' | 'open' | 'closed';
 
@@ -31,22 +31,42 @@ export class SessionSocket {
 	/** Retry number of the pending reconnect (0 when none). */
 	attempt = $state(0);
 
-	#ws: WebSocket | null = null;
-	#timer: ReturnType<typeof setTimeout> | null = null;
-	#live = true;
-	#stopped = false;
-	#lastLifecycle: number | null = null;
-	#cleanup: (() => void)[] = [];
+	readonly #socket: ReconnectingSocket;
 
 	constructor(
 		readonly sessionId: string,
 		private readonly handlers: SocketHandlers
-	) {}
+	) {
+		this.#socket = new ReconnectingSocket(
+			{
+				url: () => socketUrl(location, this.sessionId),
+				open: (send) => {
+					this.handlers.open?.();
+					send(JSON.stringify({ type: 'piface_get_history' }));
+					send(JSON.stringify({ type: 'get_state' }));
+				},
+				message: (data) => {
+					const frame = parseFrame(data);
+					if (frame) this.handlers.frame(frame);
+				},
+				isFinal: (code) => code === SESSION_GONE,
+				change: (s, close) => {
+					this.status = s === 'idle' || s === 'connecting' || s === 'open' ? s : 'closed';
+					this.attempt = this.#socket.attempt;
+					if (s === 'ended') this.handlers.gone?.();
+					else if (s === 'reconnecting' && close) this.handlers.closed?.(close.code, close.reason);
+				}
+			}
+		);
+	}
 
 	/** Whether the session is live; a closed session is never (re)connected. */
 	set live(v: boolean) {
-		this.#live = v;
-		if (!v) this.#clearTimer();
+		this.#socket.live = v;
+	}
+
+	get live(): boolean {
+		return this.#socket.live;
 	}
 
 	get connected(): boolean {
@@ -55,148 +75,35 @@ export class SessionSocket {
 
 	/** Opens the socket and starts listening to page lifecycle events. */
 	start(): void {
-		this.#stopped = false;
-		const onLifecycle = () => this.#lifecycle();
-		const onOffline = () => {
-			// A phone that lost its network keeps a dead socket open for a long time; drop it now and
-			// reconnect on `online`.
-			if (this.#ws) this.#drop();
-		};
-		const onVisibility = () => {
-			if (document.visibilityState === 'visible') this.#lifecycle();
-		};
-		document.addEventListener('visibilitychange', onVisibility);
-		window.addEventListener('pageshow', onLifecycle);
-		window.addEventListener('online', onLifecycle);
-		window.addEventListener('offline', onOffline);
-		this.#cleanup.push(
-			() => document.removeEventListener('visibilitychange', onVisibility),
-			() => window.removeEventListener('pageshow', onLifecycle),
-			() => window.removeEventListener('online', onLifecycle),
-			() => window.removeEventListener('offline', onOffline)
-		);
-		this.#connect();
+		this.#socket.start();
 	}
 
 	/** Closes the socket for good (leaving the page). */
 	stop(): void {
-		this.#stopped = true;
-		this.#clearTimer();
-		for (const f of this.#cleanup.splice(0)) f();
-		const ws = this.#ws;
-		this.#ws = null;
-		if (ws) {
-			ws.onclose = ws.onerror = ws.onmessage = ws.onopen = null;
-			ws.close(1000);
-		}
-		this.status = 'closed';
+		this.#socket.stop();
 	}
 
-	/** Reconnects now if the session is live and no socket is open (e.g. after a resume). */
+	/** Reconnects now if the session is live and no socket is open (e.g. after a resume). Unlike the terminal's,
+	 * this does not undo a 4004: the page sets `live` from the session's record first. */
 	reconnectNow(): void {
-		if (this.#stopped || !this.#live || this.#ws) return;
-		this.#clearTimer();
-		this.#connect();
+		if (!this.#socket.live) return;
+		this.#socket.reconnectNow();
 	}
 
 	/** Sends a message; false when the socket is not open (nothing is queued). */
 	send(msg: ClientMessage): boolean {
-		const ws = this.#ws;
-		if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-		ws.send(JSON.stringify(msg));
-		return true;
+		return this.#socket.send(JSON.stringify(msg));
 	}
+}
 
-	#connect(): void {
-		if (this.#stopped || !this.#live) return;
-		let ws: WebSocket;
-		try {
-			ws = new WebSocket(socketUrl(location, this.sessionId));
-		} catch {
-			this.#scheduleRetry();
-			return;
-		}
-		this.#ws = ws;
-		this.status = 'connecting';
-		ws.onopen = () => {
-			this.attempt = 0;
-			this.status = 'open';
-			this.handlers.open?.();
-			ws.send(JSON.stringify({ type: 'piface_get_history' }));
-			ws.send(JSON.stringify({ type: 'get_state' }));
-		};
-		ws.onmessage = (ev) => {
-			if (typeof ev.data !== 'string') return;
-			let frame: ServerFrame;
-			try {
-				frame = JSON.parse(ev.data) as ServerFrame;
-			} catch {
-				return;
-			}
-			if (frame && typeof frame === 'object' && typeof frame.type === 'string') this.handlers.frame(frame);
-		};
-		ws.onclose = (ev) => {
-			if (this.#ws !== ws) return;
-			this.#ws = null;
-			this.status = 'closed';
-			if (ev.code === SESSION_GONE) {
-				this.#live = false;
-				this.handlers.gone?.();
-				return;
-			}
-			this.handlers.closed?.(ev.code, ev.reason);
-			// Perhaps the upgrade was refused for want of a login (a browser cannot tell): the gate asks.
-			reportSocketFailure();
-			this.#scheduleRetry();
-		};
+/** A text frame with a string `type`; anything else is skipped. */
+function parseFrame(data: unknown): ServerFrame | null {
+	if (typeof data !== 'string') return null;
+	let frame: ServerFrame;
+	try {
+		frame = JSON.parse(data) as ServerFrame;
+	} catch {
+		return null;
 	}
-
-	/** Closes the current socket as if the network dropped it. */
-	#drop(): void {
-		const ws = this.#ws;
-		this.#ws = null;
-		if (ws) {
-			ws.onclose = ws.onerror = ws.onmessage = ws.onopen = null;
-			try {
-				ws.close();
-			} catch {
-				// Already closing.
-			}
-		}
-		this.status = 'closed';
-	}
-
-	#scheduleRetry(): void {
-		const visible = document.visibilityState === 'visible';
-		if (!shouldRetryAfterClose({ live: this.#live, visible, closedByUs: this.#stopped })) return;
-		if (!navigator.onLine) return; // `online` will reconnect.
-		this.#clearTimer();
-		this.attempt += 1;
-		this.#timer = setTimeout(() => {
-			this.#timer = null;
-			this.#connect();
-		}, backoffDelay(this.attempt));
-	}
-
-	#lifecycle(): void {
-		const now = Date.now();
-		const go = shouldLifecycleReconnect({
-			live: this.#live && !this.#stopped,
-			connected: this.status === 'open',
-			hasSocket: this.#ws !== null,
-			visible: document.visibilityState === 'visible',
-			online: navigator.onLine,
-			now,
-			lastAttempt: this.#lastLifecycle
-		});
-		if (!go) return;
-		this.#lastLifecycle = now;
-		this.#clearTimer();
-		this.#connect();
-	}
-
-	#clearTimer(): void {
-		if (this.#timer) clearTimeout(this.#timer);
-		this.#timer = null;
-	}
+	return frame && typeof frame === 'object' && typeof frame.type === 'string' ? frame : null;
 }

@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { LifecycleListeners } from '../connection/reconnecting-socket';
 import { TerminalSocket, type SocketLike, type TerminalEnv, type TerminalStatus } from './terminal-socket';
 
 class FakeSocket implements SocketLike {
@@ -41,6 +42,8 @@ let opens: number;
 let visible: boolean;
 let online: boolean;
 let now: number;
+/** The page-lifecycle listeners the socket installed (null when none). */
+let page: LifecycleListeners | null;
 
 const env: TerminalEnv = {
 	connect: (url) => {
@@ -58,7 +61,13 @@ const env: TerminalEnv = {
 	},
 	visible: () => visible,
 	online: () => online,
-	now: () => now
+	now: () => now,
+	listen: (on) => {
+		page = on;
+		return () => {
+			page = null;
+		};
+	}
 };
 
 function make() {
@@ -85,6 +94,7 @@ beforeEach(() => {
 	visible = true;
 	online = true;
 	now = 10_000;
+	page = null;
 });
 
 describe('TerminalSocket', () => {
@@ -195,6 +205,21 @@ describe('TerminalSocket', () => {
 		expect(statuses.at(-1)).toBe('open');
 	});
 
+	it('drops the socket when the page goes offline and connects again on the next lifecycle event', () => {
+		const t = make();
+		t.start();
+		last().open();
+		online = false;
+		page!.offline();
+		expect(last().closedWith).toBe(1005);
+		expect(statuses.at(-1)).toBe('reconnecting');
+		expect(pending()).toEqual([]); // no timer while offline: `online` reconnects
+		online = true;
+		page!.resume();
+		expect(sockets).toHaveLength(2);
+		expect(statuses.at(-1)).toBe('connecting');
+	});
+
 	it('closes for good on stop', () => {
 		const t = make();
 		t.start();
@@ -202,6 +227,7 @@ describe('TerminalSocket', () => {
 		t.stop();
 		expect(last().closedWith).toBe(1000);
 		expect(statuses.at(-1)).toBe('stopped');
+		expect(page).toBeNull(); // stopped listening to the page
 		t.reconnectNow();
 		t.lifecycle();
 		expect(sockets).toHaveLength(1);

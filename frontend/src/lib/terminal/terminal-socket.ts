@@ -1,12 +1,15 @@
-// The terminal's WebSocket: binary PTY output in, keystrokes (binary) and resizes (text JSON) out, and the
-// chat socket's reconnect policy (connection/reconnect.ts: backoff after an unexpected close, throttled
-// reconnects on visibility/online). The browser pieces (WebSocket, timers, visibility) are injected, so the
-// specs drive it with fakes. Not here: xterm.js, which the view owns.
+// The terminal's WebSocket: binary PTY output in, keystrokes (binary) and resizes (text JSON) out, over a
+// `ReconnectingSocket` (connection/reconnecting-socket.ts: backoff after an unexpected close, throttled
+// reconnects on visibility/pageshow/online, a dead socket dropped on offline). Closes 4004 (session gone), 1011
+// (PTY failed) and 4409 (workspace untrusted) are final until `reconnectNow`. Plain TypeScript: the view keeps
+// the status it is told in its own `$state`. The browser pieces come in a `SocketEnv`, so the specs drive it
+// with fakes. Not here: xterm.js, which the view owns.
 
-import { reportSocketFailure } from '../auth/signals';
 import { closeNotice } from '../connection/limits';
-import { backoffDelay, shouldLifecycleReconnect, shouldRetryAfterClose } from '../connection/reconnect';
+import { ReconnectingSocket, browserEnv, type ReconnectingStatus, type ServerClose, type SocketEnv } from '../connection/reconnecting-socket';
 import { closeMeaning, resizeMessage } from './protocol';
+
+export type { SocketLike } from '../connection/reconnecting-socket';
 
 export type TerminalStatus = 'connecting' | 'open' | 'reconnecting' | 'gone' | 'failed' | 'untrusted' | 'stopped';
 
@@ -18,114 +21,74 @@ export interface TerminalHandlers {
 	status(s: TerminalStatus, detail?: string): void;
 }
 
-/** The minimal WebSocket surface used here. */
-export interface SocketLike {
-	binaryType: string;
-	readyState: number;
-	onopen: ((ev: unknown) => void) | null;
-	onmessage: ((ev: { data: unknown }) => void) | null;
-	onclose: ((ev: { code: number; reason: string }) => void) | null;
-	onerror: ((ev: unknown) => void) | null;
-	send(data: string | ArrayBufferLike | ArrayBufferView): void;
-	close(code?: number): void;
-}
-
-export interface TerminalEnv {
-	connect(url: string): SocketLike;
-	setTimeout(fn: () => void, ms: number): unknown;
-	clearTimeout(t: unknown): void;
-	visible(): boolean;
-	online(): boolean;
-	now(): number;
-}
-
-const OPEN = 1;
-
-export function browserEnv(): TerminalEnv {
-	return {
-		connect: (url) => new WebSocket(url) as unknown as SocketLike,
-		setTimeout: (fn, ms) => setTimeout(fn, ms),
-		clearTimeout: (t) => clearTimeout(t as ReturnType<typeof setTimeout>),
-		visible: () => document.visibilityState === 'visible',
-		online: () => navigator.onLine,
-		now: () => Date.now()
-	};
-}
+/** The browser pieces, as for every socket. */
+export type TerminalEnv = SocketEnv;
 
 export class TerminalSocket {
-	#ws: SocketLike | null = null;
-	#timer: unknown = null;
-	#attempt = 0;
-	#stopped = false;
-	/** False once the server said the session is not live; `reconnectNow` clears it (after a resume). */
-	#live = true;
-	#lastLifecycle: number | null = null;
 	#lastSize: string | null = null;
 	readonly #encoder = new TextEncoder();
+	readonly #socket: ReconnectingSocket;
 
 	constructor(
 		readonly url: string,
 		private readonly handlers: TerminalHandlers,
-		private readonly env: TerminalEnv = browserEnv()
-	) {}
-
-	get connected(): boolean {
-		return this.#ws?.readyState === OPEN;
+		env: TerminalEnv = browserEnv()
+	) {
+		this.#socket = new ReconnectingSocket(
+			{
+				url: () => this.url,
+				binaryType: 'arraybuffer',
+				open: (send) => {
+					this.handlers.open();
+					if (this.#lastSize) send(this.#lastSize);
+				},
+				message: (d) => {
+					if (d instanceof ArrayBuffer) this.handlers.data(new Uint8Array(d));
+					else if (ArrayBuffer.isView(d)) this.handlers.data(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+					// Text frames carry no output today; they are ignored.
+				},
+				// Retrying cannot help a session that is not live, a PTY that failed, or commands that wait for the
+				// user's trust; `reconnectNow` follows a resume or the trust.
+				isFinal: (code) => closeMeaning(code) !== 'retry',
+				change: (s, close) => this.#status(s, close)
+			},
+			env
+		);
 	}
 
+	get connected(): boolean {
+		return this.#socket.connected;
+	}
+
+	/** Connects and follows the page's lifecycle (visibilitychange, pageshow, online, offline). */
 	start(): void {
-		this.#stopped = false;
-		this.#connect();
+		this.#socket.start();
 	}
 
 	stop(): void {
-		this.#stopped = true;
-		this.#clearTimer();
-		const ws = this.#ws;
-		this.#ws = null;
-		if (ws) {
-			ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-			ws.close(1000);
-		}
-		this.handlers.status('stopped');
+		this.#socket.stop();
 	}
 
 	/** Connects now unless a socket is open or connecting (the session came back, or the reader asked). */
 	reconnectNow(): void {
-		if (this.#stopped || this.#ws) return;
-		this.#live = true;
-		this.#clearTimer();
-		this.#connect();
+		this.#socket.reconnectNow();
 	}
 
-	/** Call on visibilitychange (visible), pageshow and online. */
+	/** What visibilitychange (visible), pageshow and online do; the socket listens to them itself once started. */
 	lifecycle(): void {
-		const now = this.env.now();
-		const go = shouldLifecycleReconnect({
-			live: this.#live && !this.#stopped,
-			connected: this.connected,
-			hasSocket: this.#ws !== null,
-			visible: this.env.visible(),
-			online: this.env.online(),
-			now,
-			lastAttempt: this.#lastLifecycle
-		});
-		if (!go) return;
-		this.#lastLifecycle = now;
-		this.#clearTimer();
-		this.#connect();
+		this.#socket.lifecycle();
 	}
 
 	/** Sends keystrokes (xterm's `onData` text, UTF-8 encoded). */
 	input(text: string): boolean {
-		return this.#send(this.#encoder.encode(text));
+		return this.#socket.send(this.#encoder.encode(text));
 	}
 
 	/** Sends raw bytes (xterm's `onBinary`: one byte per character). */
 	binary(data: string): boolean {
 		const bytes = new Uint8Array(data.length);
 		for (let i = 0; i < data.length; i++) bytes[i] = data.charCodeAt(i) & 0xff;
-		return this.#send(bytes);
+		return this.#socket.send(bytes);
 	}
 
 	/** Sends the terminal size; repeats are skipped, and the last size is sent again on every open. */
@@ -133,83 +96,31 @@ export class TerminalSocket {
 		const msg = resizeMessage(cols, rows);
 		if (!msg) return;
 		this.#lastSize = msg;
-		if (this.connected) this.#ws!.send(msg);
+		this.#socket.send(msg);
 	}
 
-	#send(bytes: Uint8Array): boolean {
-		if (!this.connected) return false;
-		this.#ws!.send(bytes);
-		return true;
-	}
-
-	#connect(): void {
-		if (this.#stopped || !this.#live) return;
-		let ws: SocketLike;
-		try {
-			ws = this.env.connect(this.url);
-		} catch {
-			this.#scheduleRetry();
-			return;
+	#status(s: ReconnectingStatus, close?: ServerClose): void {
+		switch (s) {
+			case 'idle':
+				return;
+			case 'connecting':
+				this.handlers.status(this.#socket.attempt ? 'reconnecting' : 'connecting');
+				return;
+			case 'open':
+			case 'stopped':
+				this.handlers.status(s);
+				return;
+			case 'reconnecting':
+				// Why the server closed (a message over its limit), for the status line.
+				this.handlers.status('reconnecting', (close && closeNotice(close.code, close.reason)) ?? undefined);
+				return;
+			case 'ended': {
+				const meaning = close ? closeMeaning(close.code) : 'retry';
+				if (meaning === 'failed') this.handlers.status('failed', close?.reason || 'The server could not start a terminal.');
+				else if (meaning === 'untrusted') this.handlers.status('untrusted', close?.reason);
+				else this.handlers.status('gone');
+				return;
+			}
 		}
-		ws.binaryType = 'arraybuffer';
-		this.#ws = ws;
-		this.handlers.status(this.#attempt ? 'reconnecting' : 'connecting');
-		ws.onopen = () => {
-			this.#attempt = 0;
-			this.handlers.open();
-			if (this.#lastSize) ws.send(this.#lastSize);
-			this.handlers.status('open');
-		};
-		ws.onmessage = (ev) => {
-			const d = ev.data;
-			if (d instanceof ArrayBuffer) this.handlers.data(new Uint8Array(d));
-			else if (ArrayBuffer.isView(d)) this.handlers.data(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
-			// Text frames carry no output today; they are ignored.
-		};
-		ws.onclose = (ev) => {
-			if (this.#ws !== ws) return;
-			this.#ws = null;
-			const meaning = closeMeaning(ev.code);
-			if (meaning === 'gone') {
-				this.#live = false;
-				this.handlers.status('gone');
-				return;
-			}
-			if (meaning === 'failed') {
-				this.#live = false;
-				this.handlers.status('failed', ev.reason || 'The server could not start a terminal.');
-				return;
-			}
-			if (meaning === 'untrusted') {
-				// Retrying cannot help until the user trusts the workspace file; `reconnectNow` follows that.
-				this.#live = false;
-				this.handlers.status('untrusted', ev.reason);
-				return;
-			}
-			// Perhaps the upgrade was refused for want of a login (a browser cannot tell): the gate asks.
-			reportSocketFailure();
-			this.#scheduleRetry(closeNotice(ev.code, ev.reason) ?? undefined);
-		};
-	}
-
-	/** `why`: what the server said when it closed (a message over its limit), for the status line. */
-	#scheduleRetry(why?: string): void {
-		if (!shouldRetryAfterClose({ live: this.#live, visible: this.env.visible(), closedByUs: this.#stopped }) || !this.env.online()) {
-			// A hidden tab or a lost network waits for `lifecycle()`.
-			this.handlers.status('reconnecting', why);
-			return;
-		}
-		this.#clearTimer();
-		this.#attempt += 1;
-		this.handlers.status('reconnecting', why);
-		this.#timer = this.env.setTimeout(() => {
-			this.#timer = null;
-			this.#connect();
-		}, backoffDelay(this.#attempt));
-	}
-
-	#clearTimer(): void {
-		if (this.#timer !== null) this.env.clearTimeout(this.#timer);
-		this.#timer = null;
 	}
 }
