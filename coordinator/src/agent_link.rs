@@ -1,25 +1,18 @@
-//! The coordinator's end of the link to an agent: request/reply matching on the control
-//! stream, and the session streams that feed each session's [`Hub`].
-//!
-//! Invariant: a session's events reach its hub in the order the agent numbered them; the
-//! pump of one session awaits its own hub only, so a slow session never holds up another.
+//! The coordinator's handle on an agent: commands out, request/reply matching for what comes
+//! back. What reads the agent's streams is `control`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use piface_agent::SessionStreams;
-use piface_shared::protocol::{FromAgent, Hello, RequestId, SessionId, ToAgent};
+use axum::http::StatusCode;
+use piface_shared::protocol::{FromAgent, Hello, RequestId, ToAgent};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::debug;
 
-use crate::App;
-
-/// Messages (batches of events) a session stream may hold before the agent's reader waits, and
-/// pi with it. A batch is at most about 1 MiB (or one line of up to 64 MiB).
-const SESSION_STREAM_DEPTH: usize = 4;
+use crate::error::ApiError;
 
 /// Why a request to the agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +50,17 @@ impl AgentHandle {
     /// The agent's hello, once received.
     pub fn hello(&self) -> Option<&Hello> {
         self.hello.get()
+    }
+
+    /// Keeps the agent's hello (the first one counts).
+    pub(crate) fn set_hello(&self, hello: Hello) {
+        let _ = self.hello.set(hello);
+    }
+
+    /// The link is gone: everyone waiting for a reply learns it.
+    pub(crate) fn fail_pending(&self) {
+        self.pending.lock().unwrap().clear();
+        self.reply_streams.lock().unwrap().clear();
     }
 
     /// Sends a message that has no reply.
@@ -122,7 +126,7 @@ impl AgentHandle {
         self.reply_streams.lock().unwrap().remove(&req)
     }
 
-    fn complete(&self, req: RequestId, msg: FromAgent) {
+    pub(crate) fn complete(&self, req: RequestId, msg: FromAgent) {
         match self.pending.lock().unwrap().remove(&req) {
             Some(tx) => {
                 let _ = tx.send(msg);
@@ -132,182 +136,15 @@ impl AgentHandle {
     }
 }
 
-/// Reads an agent's control stream until it closes.
-pub async fn run_control(app: Arc<App>, name: String, agent: Arc<AgentHandle>, mut rx: mpsc::Receiver<FromAgent>) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            FromAgent::Hello(hello) => {
-                if let Err(e) = hello.check_compatible() {
-                    warn!("agent hello refused: {e}");
-                    break;
-                }
-                info!(agent = %name, hostname = %hello.hostname, version = %hello.software_version, "agent connected");
-                app.agents.hello(&name, &hello);
-                let _ = agent.hello.set(hello);
-                // Blobs of uploads nobody references may live on this agent.
-                let app = app.clone();
-                tokio::spawn(async move { crate::tools::collect_uploads(&app).await });
-            }
-            FromAgent::Spawned { req, .. }
-            | FromAgent::Killed { req, .. }
-            | FromAgent::ShellDone { req, .. }
-            | FromAgent::Models { req, .. }
-            | FromAgent::ForkMessages { req, .. }
-            | FromAgent::SessionList { req, .. }
-            | FromAgent::ToolDone { req, .. }
-            | FromAgent::Synthesized { req, .. } => agent.complete(req, msg),
-            FromAgent::HistoryChunk { req, .. }
-            | FromAgent::HistoryDone { req, .. }
-            | FromAgent::FileHead { req, .. }
-            | FromAgent::FileChunk { req, .. }
-            | FromAgent::FileEnd { req, .. } => warn!(req, "streamed reply on the control stream; dropped"),
-            FromAgent::PtyOutput { session, .. } | FromAgent::PtyExited { session } => {
-                warn!(session_id = %session, "terminal output on the control stream; dropped")
-            }
-            FromAgent::DeltaBase { .. } => warn!("a coding state on the control stream; dropped"),
-            FromAgent::Notice { session, message } => app.notice(session.as_deref(), message).await,
-            FromAgent::Events { session, .. } | FromAgent::Exited { session, .. } => {
-                warn!(session_id = %session, "session message on the control stream; dropped")
-            }
+/// The JSON of an agent's [`FromAgent::ToolDone`], or its error as the HTTP answer.
+pub(crate) fn tool_reply(reply: FromAgent) -> Result<serde_json::Value, ApiError> {
+    match reply {
+        FromAgent::ToolDone { result: Ok(body), .. } => serde_json::from_str(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the agent answered badly: {e}"))),
+        FromAgent::ToolDone { result: Err(e), .. } => {
+            Err(ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY), e.detail))
         }
-    }
-    info!(agent = %name, "agent link closed");
-    // Everyone waiting for a reply learns the agent is gone.
-    agent.pending.lock().unwrap().clear();
-    agent.reply_streams.lock().unwrap().clear();
-    app.agents.down(&name, &agent);
-    app.agent_gone(&name).await;
-}
-
-/// [`SessionStreams`] for an agent in this process: a channel per session, pumped into the
-/// session's hub.
-#[derive(Default)]
-pub struct LocalStreams {
-    app: OnceLock<Weak<App>>,
-}
-
-impl LocalStreams {
-    /// Connects the streams to the app once it exists (the app needs the agent, the agent
-    /// needs the streams).
-    pub fn bind(&self, app: &Arc<App>) {
-        let _ = self.app.set(Arc::downgrade(app));
-    }
-}
-
-impl SessionStreams for LocalStreams {
-    fn open_terminal(&self, session: &SessionId) -> mpsc::Sender<FromAgent> {
-        let (tx, rx) = mpsc::channel(16);
-        match self.app.get().and_then(Weak::upgrade) {
-            Some(app) => {
-                tokio::spawn(crate::terminal::pump(app, session.clone(), rx));
-            }
-            None => warn!(session_id = %session, "terminal opened before the coordinator was ready"),
-        }
-        tx
-    }
-
-    fn open_reply(&self, req: RequestId) -> Option<mpsc::Sender<FromAgent>> {
-        self.app.get().and_then(Weak::upgrade)?.agents.get(crate::agents::LOCAL)?.take_reply_stream(req)
-    }
-
-    fn open(&self, session: &SessionId) -> mpsc::Sender<FromAgent> {
-        let (tx, rx) = mpsc::channel(SESSION_STREAM_DEPTH);
-        let app = self.app.get().and_then(Weak::upgrade);
-        let session = session.clone();
-        tokio::spawn(async move {
-            match app {
-                Some(app) => pump_session(app, crate::agents::LOCAL.to_string(), session, rx).await,
-                None => warn!(session_id = %session, "session stream opened before the coordinator was ready"),
-            }
-        });
-        tx
-    }
-}
-
-/// The largest forward jump of a session's sequence numbers that is believed: events lost
-/// with a dead link leave a hole, but no pi writes four billion lines while a link is down.
-const MAX_SEQ_JUMP: u64 = 1 << 32;
-
-/// Feeds one session's stream into its hub, in order.
-///
-/// A stream for a session without a hub is a session whose pi kept running on its agent while
-/// the coordinator was away (or the link was down): it is re-attached. Sequence numbers make
-/// the relay exactly-once across streams: an event already delivered is skipped, and a hole
-/// (events lost with a dead link) gives the clients a notice and a fresh replay.
-pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionId, mut rx: mpsc::Receiver<FromAgent>) {
-    // Only the agent a session's record names may feed it (re-checked here for every kind of
-    // link; the QUIC side refuses such streams before decoding anything).
-    if app.registry.agent_of(&session).as_deref() != Some(agent.as_str()) {
-        warn!(session_id = %session, agent = %agent, "events for a session this agent does not run; dropping its stream");
-        return;
-    }
-    let Some(hub) = app.reattach(&agent, &session) else {
-        warn!(session_id = %session, agent = %agent, "events for an unknown session; dropping its stream");
-        return;
-    };
-    debug!(session_id = %session, agent = %agent, next_seq = ?hub.next_seq(), "session stream attached");
-    let mut batch = Vec::with_capacity(SESSION_STREAM_DEPTH);
-    let mut frames = Vec::with_capacity(SESSION_STREAM_DEPTH);
-    let mut implausible = false;
-    // Everything already queued is routed under one lock and announced with one wake-up.
-    while rx.recv_many(&mut batch, SESSION_STREAM_DEPTH).await > 0 {
-        let attention_before = hub.attention_required();
-        let mut agent_end = false;
-        let mut gap = false;
-        let mut exited = None;
-        for msg in batch.drain(..) {
-            match msg {
-                FromAgent::Events { events, .. } => {
-                    for event in events {
-                        match hub.next_seq() {
-                            Some(expected) if event.seq < expected => {
-                                tracing::trace!(session_id = %session, seq = event.seq, expected, "skipping a resent event");
-                                continue; // delivered already
-                            }
-                            Some(expected) if event.seq - expected > MAX_SEQ_JUMP => {
-                                // More than the agent could have produced while events were
-                                // lost: a broken or hostile agent; the number would stall the
-                                // session's real events behind it.
-                                if !implausible {
-                                    warn!(session_id = %session, seq = event.seq, expected, "an implausible sequence number; dropping such events");
-                                    implausible = true;
-                                }
-                                continue;
-                            }
-                            Some(expected) if event.seq > expected => {
-                                warn!(session_id = %session, seq = event.seq, expected, "events were lost; replaying history");
-                                gap = true;
-                            }
-                            _ => {}
-                        }
-                        hub.set_next_seq(event.seq.saturating_add(1));
-                        agent_end |= hub.route(&event.meta, event.line, &mut frames) == crate::hub::FollowUp::AgentEnd;
-                    }
-                }
-                FromAgent::Notice { message, .. } => {
-                    frames.push((None, crate::sessions::error_frame(&message), crate::hub::Partial::No))
-                }
-                FromAgent::Exited { code, stderr, .. } => exited = Some((code, stderr)),
-                other => debug!(session_id = %session, "unexpected message on a session stream: {other:?}"),
-            }
-        }
-        hub.push_all(std::mem::take(&mut frames)).await;
-        if hub.attention_required() != attention_before {
-            // Dashboards show a badge while an extension dialog waits for an answer.
-            if let Some(record) = app.registry.get(&session) {
-                app.dashboard.session(&record);
-            }
-        }
-        if gap {
-            app.resync_clients(&session, &hub).await;
-        }
-        if agent_end {
-            app.after_agent_end(&session);
-        }
-        if let Some((code, stderr)) = exited {
-            app.session_exited(&session, &hub, code, &stderr).await;
-            return;
-        }
+        other => Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("unexpected agent reply: {other:?}"))),
     }
 }
 

@@ -27,8 +27,7 @@ impl Drop for Admitted {
     }
 }
 
-/// Name of the in-process agent of `piface serve`.
-pub const LOCAL: &str = "local";
+pub use crate::record::LOCAL;
 
 struct Entry {
     handle: Option<Arc<AgentHandle>>,
@@ -142,7 +141,7 @@ impl Agents {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let enrolled = self.enrolled.lock().unwrap();
         if !enrolled.get(name).is_some_and(|a| a.cert_fingerprint == fingerprint) {
-            conn.close(crate::quic::close::REFUSED.into(), b"unknown or removed agent certificate");
+            conn.close(close::REFUSED.into(), b"unknown or removed agent certificate");
             return None;
         }
         let id = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -158,12 +157,12 @@ impl Agents {
         let known = enrolled.remove(name).is_some();
         for (_, pending_name, conn) in self.pending.lock().unwrap().iter() {
             if pending_name == name {
-                conn.close(crate::quic::close::REMOVED.into(), b"agent removed");
+                conn.close(close::REMOVED.into(), b"agent removed");
             }
         }
         if let Some(mut entry) = self.inner.lock().unwrap().remove(name) {
             if let Some(conn) = entry.conn {
-                conn.close(crate::quic::close::REMOVED.into(), b"agent removed");
+                conn.close(close::REMOVED.into(), b"agent removed");
             }
             entry.info.status = "removed";
             self.dashboard.agent(&entry.info);
@@ -177,7 +176,7 @@ impl Agents {
         let enrolled = self.enrolled.lock().unwrap();
         if let Some(c) = &conn {
             if !enrolled.contains_key(name) {
-                c.close(crate::quic::close::REMOVED.into(), b"agent removed");
+                c.close(close::REMOVED.into(), b"agent removed");
                 return false;
             }
         }
@@ -336,4 +335,16 @@ fn service_json(s: &ModelService) -> serde_json::Value {
         v.extend(extra);
     }
     v
+}
+
+/// Application close codes on agent connections.
+pub mod close {
+    /// The certificate is not (or no longer) that of an enrolled agent.
+    pub const REFUSED: u32 = 1;
+    /// The agent was removed while connected.
+    pub const REMOVED: u32 = 2;
+    /// Protocol violation (bad first frame, unexpected stream).
+    pub const PROTOCOL: u32 = 3;
+    /// Enrollment took longer than its deadline.
+    pub const TIMEOUT: u32 = 4;
 }

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::MethodRouter;
 use axum::routing::{get, post};
 use axum::Json;
 use bytes::Bytes;
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::limits::body_limit;
 use crate::sessions::CreateSession;
 use crate::App;
 
@@ -21,7 +21,7 @@ type AppState = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// The `/api` routes of sessions and agents.
-pub fn routes(config: &crate::Config) -> crate::routes::Routes {
+pub fn routes(config: &crate::Config) -> crate::Routes {
     let limit = |m| body_limit(m, config.max_body);
     vec![
         ("/api/health", limit(get(health))),
@@ -36,24 +36,6 @@ pub fn routes(config: &crate::Config) -> crate::routes::Routes {
         ("/api/sessions/{id}/fork-messages", limit(get(fork_messages))),
         ("/api/sessions/{id}/branch", limit(post(branch_session))),
     ]
-}
-
-/// `method` with a largest request body of `limit` bytes: a `Content-Length` over it is
-/// answered 413 before the body is sent, and a body without a length is cut as it streams.
-pub fn body_limit(method: MethodRouter<Arc<App>>, limit: usize) -> MethodRouter<Arc<App>> {
-    method
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(move |req, next| refuse_over(limit, req, next)))
-}
-
-/// Answers 413 from the headers when `Content-Length` is over `limit`.
-pub(crate) async fn refuse_over(limit: usize, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let announced =
-        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|len| len > limit as u64) {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large").into_response();
-    }
-    next.run(req).await
 }
 
 /// 405 in the API's JSON shape.

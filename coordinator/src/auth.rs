@@ -36,7 +36,6 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::front_door::Seen;
 use crate::App;
 
 /// The browser session cookie.
@@ -466,7 +465,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// The login routes.
-pub fn routes() -> crate::routes::Routes {
+pub fn routes() -> crate::Routes {
     use axum::routing::{get, post};
     vec![("/api/auth/status", get(status)), ("/api/auth/login", post(login)), ("/api/auth/logout", post(logout))]
 }
@@ -529,6 +528,24 @@ async fn logout() -> Response {
     let expired = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&expired).expect("ASCII"));
     response
+}
+
+/// What a request says about where it came from, with forwarded headers taken into account
+/// only from a trusted proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    /// The TCP peer (none in in-process tests).
+    pub peer: Option<IpAddr>,
+    /// Whether the peer is a trusted proxy.
+    pub via_proxy: bool,
+    /// The client: the peer, or the last address a trusted proxy added to `X-Forwarded-For`.
+    pub client: Option<IpAddr>,
+    /// `https` when the request came over TLS to a trusted proxy.
+    pub scheme: &'static str,
+    /// The `Host` header (or the URI's authority).
+    pub host: Option<String>,
+    /// `X-Forwarded-Host` from a trusted proxy.
+    pub forwarded_host: Option<String>,
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::agents::AgentInfo;
 use crate::record::SessionRecord;
 
 /// See the module docs.
@@ -37,7 +36,7 @@ impl Dashboard {
     }
 
     /// An agent came up, went down or was removed (`status: "removed"`).
-    pub fn agent(&self, info: &AgentInfo) {
+    pub fn agent(&self, info: &impl serde::Serialize) {
         self.send(json!({ "type": "piface_agent", "agent": info }));
     }
 

@@ -29,6 +29,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 
+use crate::auth::Seen;
 use crate::error::ApiError;
 use crate::App;
 
@@ -56,53 +57,33 @@ impl Default for Policy {
     }
 }
 
-/// What a request says about where it came from, with forwarded headers taken into account
-/// only from a trusted proxy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
-    /// The TCP peer (none in in-process tests).
-    pub peer: Option<IpAddr>,
-    /// Whether the peer is a trusted proxy.
-    pub via_proxy: bool,
-    /// The client: the peer, or the last address a trusted proxy added to `X-Forwarded-For`.
-    pub client: Option<IpAddr>,
-    /// `https` when the request came over TLS to a trusted proxy.
-    pub scheme: &'static str,
-    /// The `Host` header (or the URI's authority).
-    pub host: Option<String>,
-    /// `X-Forwarded-Host` from a trusted proxy.
-    pub forwarded_host: Option<String>,
+/// Reads `headers` (and the URI's authority, for HTTP/2-style requests) as sent by `peer`.
+pub fn observe(policy: &Policy, headers: &HeaderMap, authority: Option<&str>, peer: Option<IpAddr>) -> Seen {
+    let via_proxy = peer.is_some_and(|ip| policy.is_trusted(ip));
+    let header_str = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    // A chain of proxies appends; the last entry is what our trusted proxy saw.
+    let last = |v: &str| v.rsplit(',').next().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let forwarded_for =
+        via_proxy.then(|| header_str("x-forwarded-for").and_then(last)).flatten().and_then(|s| parse_ip(&s));
+    let proto = via_proxy.then(|| header_str("x-forwarded-proto").and_then(last)).flatten();
+    let scheme = match proto.as_deref() {
+        Some(p) if p.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(authority)
+        .map(|h| h.trim().to_ascii_lowercase());
+    let forwarded_host =
+        via_proxy.then(|| header_str("x-forwarded-host").and_then(last)).flatten().map(|h| h.to_ascii_lowercase());
+    Seen { peer, via_proxy, client: forwarded_for.or(peer), scheme, host, forwarded_host }
 }
 
-impl Seen {
-    /// Reads `headers` (and the URI's authority, for HTTP/2-style requests) as sent by `peer`.
-    pub fn of(policy: &Policy, headers: &HeaderMap, authority: Option<&str>, peer: Option<IpAddr>) -> Seen {
-        let via_proxy = peer.is_some_and(|ip| policy.is_trusted(ip));
-        let header_str = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        // A chain of proxies appends; the last entry is what our trusted proxy saw.
-        let last = |v: &str| v.rsplit(',').next().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-        let forwarded_for =
-            via_proxy.then(|| header_str("x-forwarded-for").and_then(last)).flatten().and_then(|s| parse_ip(&s));
-        let proto = via_proxy.then(|| header_str("x-forwarded-proto").and_then(last)).flatten();
-        let scheme = match proto.as_deref() {
-            Some(p) if p.eq_ignore_ascii_case("https") => "https",
-            _ => "http",
-        };
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(authority)
-            .map(|h| h.trim().to_ascii_lowercase());
-        let forwarded_host =
-            via_proxy.then(|| header_str("x-forwarded-host").and_then(last)).flatten().map(|h| h.to_ascii_lowercase());
-        Seen { peer, via_proxy, client: forwarded_for.or(peer), scheme, host, forwarded_host }
-    }
-
-    /// The origin this request was sent to: what a browser on the same page sends as `Origin`.
-    pub fn own_origin(&self) -> Option<String> {
-        let host = self.forwarded_host.as_deref().or(self.host.as_deref())?;
-        normalise_origin(&format!("{}://{host}", self.scheme))
-    }
+/// The origin this request was sent to: what a browser on the same page sends as `Origin`.
+pub fn own_origin(seen: &Seen) -> Option<String> {
+    let host = seen.forwarded_host.as_deref().or(seen.host.as_deref())?;
+    normalise_origin(&format!("{}://{host}", seen.scheme))
 }
 
 impl Policy {
@@ -145,7 +126,7 @@ impl Policy {
     /// Whether a browser's `Origin` may act on this request.
     pub fn origin_allowed(&self, origin: &str, seen: &Seen) -> bool {
         let Some(origin) = normalise_origin(origin) else { return false };
-        seen.own_origin().is_some_and(|own| own == origin) || self.allowed_origins.contains(&origin)
+        own_origin(seen).is_some_and(|own| own == origin) || self.allowed_origins.contains(&origin)
     }
 }
 
@@ -204,7 +185,7 @@ fn acts(req: &Request) -> bool {
 pub async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let policy = &app.config.front_door;
-    let seen = Seen::of(policy, req.headers(), req.uri().authority().map(|a| a.as_str()), peer);
+    let seen = observe(policy, req.headers(), req.uri().authority().map(|a| a.as_str()), peer);
     let mut response = match admit(&app, &req, &seen) {
         Err(refusal) => refusal,
         Ok(identity) => {
@@ -232,13 +213,13 @@ fn admit(app: &App, req: &Request, seen: &Seen) -> Result<crate::auth::Identity,
         if let Some(origin) = req.headers().get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
             if !policy.origin_allowed(origin, seen) {
-                tracing::warn!(origin, own = ?seen.own_origin(), path = %req.uri().path(), "cross-origin request refused");
+                tracing::warn!(origin, own = ?own_origin(seen), path = %req.uri().path(), "cross-origin request refused");
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     format!(
                         "Cross-origin request refused: origin {origin:?} is not this server's ({}); behind a \
                          proxy that changes the address, start Piface with --allowed-origin {origin}",
-                        seen.own_origin().unwrap_or_else(|| "unknown".into())
+                        own_origin(seen).unwrap_or_else(|| "unknown".into())
                     ),
                 )
                 .into_response());
@@ -284,7 +265,7 @@ mod tests {
         for (k, v) in headers {
             h.append(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
         }
-        Seen::of(policy, &h, None, Some(peer.parse().unwrap()))
+        observe(policy, &h, None, Some(peer.parse().unwrap()))
     }
 
     #[test]

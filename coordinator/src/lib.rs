@@ -12,9 +12,11 @@ pub mod agents;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod control;
 pub mod dashboard;
 pub mod dev_proxy;
 pub mod error;
+pub mod frames;
 pub mod front_door;
 pub mod frontend;
 pub mod history;
@@ -28,6 +30,7 @@ pub mod record;
 pub mod registry;
 pub mod routes;
 pub mod server;
+pub mod socket;
 pub mod sessions;
 pub mod speech;
 pub mod store;
@@ -44,11 +47,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::agent_link::{AgentHandle, LocalStreams};
+use crate::agent_link::AgentHandle;
+use crate::control::LocalStreams;
 use crate::hub::HubLimits;
 use crate::models::ModelsCache;
 use crate::registry::Registry;
 use crate::store::{RedbStore, StateStore};
+
+/// Routes of one module: (path, handlers), collected into one table by [`routes::table`].
+pub type Routes = Vec<(&'static str, axum::routing::MethodRouter<Arc<App>>)>;
 
 /// Settings of a coordinator with its in-process agent.
 #[derive(Debug, Clone)]
@@ -210,7 +217,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let local = Arc::new(AgentHandle::new(link.tx));
         app.agents.up(agents::LOCAL, local.clone(), None);
         local.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
-        control = Some(tokio::spawn(agent_link::run_control(app.clone(), agents::LOCAL.to_string(), local, link.rx)));
+        control = Some(tokio::spawn(control::run_control(app.clone(), agents::LOCAL.to_string(), local, link.rx)));
     }
     let mut quic_endpoint = None;
     if let Some(addr) = app.config.quic {

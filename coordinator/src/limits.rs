@@ -3,9 +3,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::http::StatusCode;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 
 use crate::error::ApiError;
+use crate::App;
 
 /// Configurable limits (`--max-ws-per-session`, `--max-sessions-per-agent`,
 /// `--max-ws-message-mib`, `--header-timeout`).
@@ -76,6 +80,24 @@ impl Drop for WsSlot {
             }
         }
     }
+}
+
+/// `method` with a largest request body of `limit` bytes: a `Content-Length` over it is
+/// answered 413 before the body is sent, and a body without a length is cut as it streams.
+pub fn body_limit(method: MethodRouter<Arc<App>>, limit: usize) -> MethodRouter<Arc<App>> {
+    method
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(move |req, next| refuse_over(limit, req, next)))
+}
+
+/// Answers 413 from the headers when `Content-Length` is over `limit`.
+pub(crate) async fn refuse_over(limit: usize, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let announced =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|len| len > limit as u64) {
+        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large").into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -19,22 +19,13 @@ use piface_shared::protocol::{EnrollReply, EnrollRequest, FromAgent, StreamHeade
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::agent_link::{pump_session, run_control, AgentHandle};
+use crate::agent_link::AgentHandle;
+use crate::control::{pump_session, run_control};
+use crate::agents::close;
 use crate::pki::{self, ClusterCa};
 use crate::store::AgentRecord;
 use crate::App;
 
-/// Application close codes on agent connections.
-pub mod close {
-    /// The certificate is not (or no longer) that of an enrolled agent.
-    pub const REFUSED: u32 = 1;
-    /// The agent was removed while connected.
-    pub const REMOVED: u32 = 2;
-    /// Protocol violation (bad first frame, unexpected stream).
-    pub const PROTOCOL: u32 = 3;
-    /// Enrollment took longer than its deadline.
-    pub const TIMEOUT: u32 = 4;
-}
 
 /// Limits of the agents' port before a peer is known to be an agent.
 #[derive(Debug, Clone, Copy)]

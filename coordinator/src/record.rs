@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Name of the in-process agent of `piface serve`.
+pub const LOCAL: &str = "local";
+
 /// Whether a session's pi is running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,7 +104,7 @@ pub struct SessionRecord {
 }
 
 fn local_agent() -> String {
-    crate::agents::LOCAL.to_string()
+    LOCAL.to_string()
 }
 
 fn yes() -> bool {

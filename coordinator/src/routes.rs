@@ -4,14 +4,7 @@
 //! one value a test can walk: every route must answer 401 without credentials unless
 //! `auth::is_public` names it (`tests` below, and `coordinator/tests/front_door.rs`).
 
-use std::sync::Arc;
-
-use axum::routing::MethodRouter;
-
-use crate::{App, Config};
-
-/// Routes of one module.
-pub type Routes = Vec<(&'static str, MethodRouter<Arc<App>>)>;
+use crate::{Config, Routes};
 
 /// Every route.
 pub fn table(config: &Config) -> Routes {

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::agent_link::{input, AgentHandle, LinkError};
 use crate::error::ApiError;
+use crate::frames::error_frame;
 use crate::hub::Hub;
 use crate::record::{now, SessionRecord, Status, WorkspaceMode};
 use crate::App;
@@ -140,7 +141,7 @@ impl App {
             )
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-        let place = crate::tools::tool_reply(place)?;
+        let place = crate::agent_link::tool_reply(place)?;
         let text = |k: &str| place[k].as_str().map(str::to_string);
         let worktree = place["workspace_mode"] == "git_worktree";
         let stamp = now();
@@ -663,7 +664,3 @@ pub struct Branched {
     pub session: SessionRecord,
 }
 
-/// `{"type":"piface_error","message":…}`.
-pub fn error_frame(message: &str) -> Bytes {
-    Bytes::from(serde_json::json!({ "type": "piface_error", "message": message }).to_string())
-}

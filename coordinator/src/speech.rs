@@ -24,8 +24,8 @@ use crate::App;
 const MAX_BODY: usize = 48 << 20;
 
 /// The speech routes.
-pub fn routes() -> crate::routes::Routes {
-    vec![("/api/sessions/{id}/transcribe", crate::api::body_limit(axum::routing::post(transcribe), MAX_BODY))]
+pub fn routes() -> crate::Routes {
+    vec![("/api/sessions/{id}/transcribe", crate::limits::body_limit(axum::routing::post(transcribe), MAX_BODY))]
 }
 
 /// Largest decoded clip (the original's limit).
@@ -85,7 +85,7 @@ pub async fn transcribe(
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("speech worker {}: {e}", worker.name))
         })?;
     drop(worker);
-    let raw = crate::tools::tool_reply(reply)?["text"].as_str().unwrap_or_default().to_string();
+    let raw = crate::agent_link::tool_reply(reply)?["text"].as_str().unwrap_or_default().to_string();
     let mut text = raw.clone();
     if body.clean_with_pi {
         let agent = app.agent_for(&record)?;
@@ -100,7 +100,7 @@ pub async fn transcribe(
             .request(|req| ToAgent::Tool { req, call }, Duration::from_secs(120))
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
-        let cleaned = crate::tools::tool_reply(reply)?["text"].as_str().unwrap_or_default().trim().to_string();
+        let cleaned = crate::agent_link::tool_reply(reply)?["text"].as_str().unwrap_or_default().trim().to_string();
         if !cleaned.is_empty() {
             text = cleaned;
         }

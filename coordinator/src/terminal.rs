@@ -199,9 +199,9 @@ pub async fn serve(app: Arc<App>, id: String, mut socket: WebSocket) {
                     }
                 }
                 Some(Err(e)) => {
-                    if let Some(frame) = crate::ws::read_error_close(&e, app.config.limits.ws_message) {
+                    if let Some(frame) = crate::socket::read_error_close(&e, app.config.limits.ws_message) {
                         let _ = socket.send(Message::Close(Some(frame))).await;
-                        crate::ws::linger().await;
+                        crate::socket::linger().await;
                     }
                     return;
                 }

@@ -18,7 +18,7 @@ use piface_shared::protocol::{FromAgent, ToAgent, ToolCall};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::agent_link::{AgentHandle, LinkError};
+use crate::agent_link::{tool_reply, AgentHandle, LinkError};
 use crate::error::ApiError;
 use crate::store::UploadRecord;
 use crate::App;
@@ -36,8 +36,8 @@ const MAX_FILES: usize = 8;
 const UPLOAD_CHUNK: usize = 256 * 1024;
 
 /// The host-tool routes.
-pub fn routes(config: &crate::Config) -> crate::routes::Routes {
-    use crate::api::body_limit;
+pub fn routes(config: &crate::Config) -> crate::Routes {
+    use crate::limits::body_limit;
     let limit = |m| body_limit(m, config.max_body);
     vec![
         ("/api/fs/list", limit(get(fs_list))),
@@ -85,18 +85,6 @@ fn link_error(e: LinkError) -> ApiError {
 /// Runs `call` on `agent`; the JSON it answers.
 async fn call_tool(agent: &AgentHandle, call: ToolCall) -> ApiResult<Value> {
     tool_reply(agent.request(|req| ToAgent::Tool { req, call }, TOOL_TIMEOUT).await.map_err(link_error)?)
-}
-
-/// The JSON of an agent's [`FromAgent::ToolDone`], or its error as the HTTP answer.
-pub(crate) fn tool_reply(reply: FromAgent) -> ApiResult<Value> {
-    match reply {
-        FromAgent::ToolDone { result: Ok(body), .. } => serde_json::from_str(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("the agent answered badly: {e}"))),
-        FromAgent::ToolDone { result: Err(e), .. } => {
-            Err(ApiError::new(StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_GATEWAY), e.detail))
-        }
-        other => Err(ApiError::new(StatusCode::BAD_GATEWAY, format!("unexpected agent reply: {other:?}"))),
-    }
 }
 
 fn query_error(e: QueryRejection) -> ApiError {

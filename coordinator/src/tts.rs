@@ -59,9 +59,9 @@ impl TtsCache {
 }
 
 /// The routes.
-pub fn routes() -> crate::routes::Routes {
+pub fn routes() -> crate::Routes {
     vec![
-        ("/api/sessions/{id}/tts", crate::api::body_limit(axum::routing::post(speak), MAX_BODY)),
+        ("/api/sessions/{id}/tts", crate::limits::body_limit(axum::routing::post(speak), MAX_BODY)),
         ("/api/audio/tts/{file}", axum::routing::get(audio)),
     ]
 }

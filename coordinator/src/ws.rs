@@ -23,21 +23,18 @@ use tracing::{debug, Instrument};
 
 use crate::error::ApiError;
 use crate::hub::{ClientId, Fetch, Hub, CMD_PREFIX, RESERVED_PREFIX};
-use crate::sessions::error_frame;
+use crate::frames::error_frame;
+use crate::socket::{limited, linger, read_error_close};
 use crate::App;
 
 /// Close code for a session that is unknown or not live (the original's intent).
 pub const CLOSE_NOT_LIVE: u16 = 4004;
 
-/// Read buffer of each socket. Clients send short commands, and the library's default (128 KiB,
-/// allocated up front) cost most of the coordinator's memory with thousands of sockets open.
-const CLIENT_READ_BUFFER: usize = 8 * 1024;
-
 /// Bytes handed to the socket before a flush.
 const WRITE_BATCH: usize = 1024 * 1024;
 
 /// The WebSocket routes.
-pub fn routes() -> crate::routes::Routes {
+pub fn routes() -> crate::Routes {
     vec![
         ("/ws/sessions/{id}", get(upgrade)),
         ("/ws/sessions/{id}/terminal", get(terminal_upgrade)),
@@ -59,35 +56,6 @@ async fn terminal_upgrade(
         }
         .instrument(span)
     }))
-}
-
-/// The socket settings every client gets: a small read buffer and the message size limit.
-fn limited(ws: WebSocketUpgrade, app: &App) -> WebSocketUpgrade {
-    let max = app.config.limits.ws_message;
-    ws.read_buffer_size(CLIENT_READ_BUFFER).max_message_size(max).max_frame_size(max)
-}
-
-/// After a close for a message that was too big: the client may still be sending the rest of
-/// it. Closing the connection now, with its bytes unread, would make the kernel answer with a
-/// reset, which can reach the client before the close frame does; waiting a moment lets it
-/// finish sending and read why it was closed.
-pub async fn linger() {
-    tokio::time::sleep(Duration::from_secs(1)).await;
-}
-
-/// What a client whose read failed is told, when it can still be told anything: a message over
-/// the limit gets 1009 with the limit.
-pub fn read_error_close(e: &axum::Error, max: usize) -> Option<CloseFrame> {
-    use std::error::Error as _;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
-    while let Some(err) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
-            let reason = format!("Message too big: this socket takes messages of at most {max} bytes");
-            return Some(CloseFrame { code: 1009, reason: reason.into() });
-        }
-        source = err.source();
-    }
-    None
 }
 
 /// The session socket. `?mode=compact` asks for compact mode: streaming updates as patches

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent_link::{pump_session, AgentHandle};
+use crate::agent_link::AgentHandle;
+use crate::control::pump_session;
 use crate::hub::{ClientId, Fetch, Hub};
 use crate::record::{SessionRecord, Status};
 use crate::{App, Config};
