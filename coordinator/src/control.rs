@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::agent_link::AgentHandle;
+use crate::hub::BatchOutcome;
 use crate::App;
 
 /// Messages (batches of events) a session stream may hold before the agent's reader waits, and
@@ -109,10 +110,6 @@ impl SessionStreams for LocalStreams {
     }
 }
 
-/// The largest forward jump of a session's sequence numbers that is believed: events lost
-/// with a dead link leave a hole, but no pi writes four billion lines while a link is down.
-const MAX_SEQ_JUMP: u64 = 1 << 32;
-
 /// Feeds one session's stream into its hub, in order.
 ///
 /// A stream for a session without a hub is a session whose pi kept running on its agent while
@@ -132,52 +129,11 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
     };
     debug!(session_id = %session, agent = %agent, next_seq = ?hub.next_seq(), "session stream attached");
     let mut batch = Vec::with_capacity(SESSION_STREAM_DEPTH);
-    let mut frames = Vec::with_capacity(SESSION_STREAM_DEPTH);
-    let mut implausible = false;
-    // Everything already queued is routed under one lock and announced with one wake-up.
+    // Everything already queued is relayed under one lock and announced with one wake-up.
     while rx.recv_many(&mut batch, SESSION_STREAM_DEPTH).await > 0 {
-        let attention_before = hub.attention_required();
-        let mut agent_end = false;
-        let mut gap = false;
-        let mut exited = None;
-        for msg in batch.drain(..) {
-            match msg {
-                FromAgent::Events { events, .. } => {
-                    for event in events {
-                        match hub.next_seq() {
-                            Some(expected) if event.seq < expected => {
-                                tracing::trace!(session_id = %session, seq = event.seq, expected, "skipping a resent event");
-                                continue; // delivered already
-                            }
-                            Some(expected) if event.seq - expected > MAX_SEQ_JUMP => {
-                                // More than the agent could have produced while events were
-                                // lost: a broken or hostile agent; the number would stall the
-                                // session's real events behind it.
-                                if !implausible {
-                                    warn!(session_id = %session, seq = event.seq, expected, "an implausible sequence number; dropping such events");
-                                    implausible = true;
-                                }
-                                continue;
-                            }
-                            Some(expected) if event.seq > expected => {
-                                warn!(session_id = %session, seq = event.seq, expected, "events were lost; replaying history");
-                                gap = true;
-                            }
-                            _ => {}
-                        }
-                        hub.set_next_seq(event.seq.saturating_add(1));
-                        agent_end |= hub.route(&event.meta, event.line, &mut frames) == crate::hub::FollowUp::AgentEnd;
-                    }
-                }
-                FromAgent::Notice { message, .. } => {
-                    frames.push((None, crate::frames::error_frame(&message), crate::hub::Partial::No))
-                }
-                FromAgent::Exited { code, stderr, .. } => exited = Some((code, stderr)),
-                other => debug!(session_id = %session, "unexpected message on a session stream: {other:?}"),
-            }
-        }
-        hub.push_all(std::mem::take(&mut frames)).await;
-        if hub.attention_required() != attention_before {
+        let BatchOutcome { agent_end, gap, exited, attention_changed } = hub.relay_batch(batch.drain(..));
+        hub.make_room().await;
+        if attention_changed {
             // Dashboards show a badge while an extension dialog waits for an answer.
             if let Some(record) = app.registry.get(&session) {
                 app.dashboard.session(&record);

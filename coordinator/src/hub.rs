@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use piface_shared::protocol::EventMeta;
+use piface_shared::protocol::{EventMeta, FromAgent};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{oneshot, watch, Notify};
@@ -128,9 +128,37 @@ pub struct Hub {
     /// Makes the compact form of updates while a compact client is attached (only the
     /// session's pump uses it; its own lock keeps that work off the clients' path).
     compactor: Mutex<piface_shared::compact::Compactor>,
-    /// Sequence number of the next pi event expected from the agent; `u64::MAX` until the
-    /// first one arrives (a hub re-attached after a restart does not know where pi is).
-    next_seq: std::sync::atomic::AtomicU64,
+    /// Where the relay of pi's events stands. Held while a batch is numbered, routed and
+    /// appended, so two streams of one session (an old one draining while a reconnect's resend
+    /// arrives) relay each event once and in order: taken before `compactor` and `state`.
+    relay: Mutex<Relay>,
+}
+
+/// See [`Hub::relay_batch`].
+#[derive(Default)]
+struct Relay {
+    /// Sequence number of the next pi event expected from the agent; `None` until the first
+    /// one arrives (a hub re-attached after a restart does not know where pi is).
+    next_seq: Option<u64>,
+    /// An implausible sequence number was reported already.
+    implausible: bool,
+}
+
+/// The largest forward jump of a session's sequence numbers that is believed: events lost
+/// with a dead link leave a hole, but no pi writes four billion lines while a link is down.
+pub const MAX_SEQ_JUMP: u64 = 1 << 32;
+
+/// What a relayed batch asks of the caller, outside the hub.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// pi finished a run (`agent_end`).
+    pub agent_end: bool,
+    /// Events were lost before this batch: the clients need a fresh replay.
+    pub gap: bool,
+    /// pi exited (the stream's last message): its exit code and stderr.
+    pub exited: Option<(Option<i32>, String)>,
+    /// Whether an extension dialog started or stopped waiting for an answer.
+    pub attention_changed: bool,
 }
 
 /// Fate of a reply to a command with a reserved id.
@@ -163,7 +191,7 @@ impl Hub {
             consumed: Notify::new(),
             closed: watch::Sender::new(false),
             compactor: Mutex::default(),
-            next_seq: std::sync::atomic::AtomicU64::new(u64::MAX),
+            relay: Mutex::default(),
         }
     }
 
@@ -277,9 +305,61 @@ impl Hub {
         self.push_all(vec![(target, data, Partial::No)]).await;
     }
 
+    /// Relays a batch of one session stream's messages: pi's events are numbered against what
+    /// was delivered (a resent event is skipped, a hole is reported, an implausible jump is
+    /// dropped), routed, and appended, all under the relay lock and without waiting; the caller
+    /// then awaits [`Hub::make_room`]. Several streams of one session may call this at once:
+    /// each event reaches the clients once, in pi's order.
+    pub fn relay_batch(&self, batch: impl IntoIterator<Item = FromAgent>) -> BatchOutcome {
+        let mut relay = self.relay.lock().unwrap();
+        let attention_before = self.attention_required();
+        let mut out = BatchOutcome::default();
+        let mut frames = Vec::new();
+        for msg in batch {
+            match msg {
+                FromAgent::Events { events, .. } => {
+                    for event in events {
+                        match relay.next_seq {
+                            Some(expected) if event.seq < expected => {
+                                tracing::trace!(session_id = %self.session_id, seq = event.seq, expected, "skipping a resent event");
+                                continue; // delivered already
+                            }
+                            Some(expected) if event.seq - expected > MAX_SEQ_JUMP => {
+                                // More than the agent could have produced while events were
+                                // lost: a broken or hostile agent; the number would stall the
+                                // session's real events behind it.
+                                if !relay.implausible {
+                                    tracing::warn!(session_id = %self.session_id, seq = event.seq, expected, "an implausible sequence number; dropping such events");
+                                    relay.implausible = true;
+                                }
+                                continue;
+                            }
+                            Some(expected) if event.seq > expected => {
+                                tracing::warn!(session_id = %self.session_id, seq = event.seq, expected, "events were lost; replaying history");
+                                out.gap = true;
+                            }
+                            _ => {}
+                        }
+                        relay.next_seq = Some(event.seq.saturating_add(1));
+                        out.agent_end |= self.route(&event.meta, event.line, &mut frames) == FollowUp::AgentEnd;
+                    }
+                }
+                FromAgent::Notice { message, .. } => {
+                    frames.push((None, crate::frames::error_frame(&message), Partial::No))
+                }
+                FromAgent::Exited { code, stderr, .. } => out.exited = Some((code, stderr)),
+                other => tracing::debug!(session_id = %self.session_id, "unexpected message on a session stream: {other:?}"),
+            }
+        }
+        self.append(frames);
+        drop(relay);
+        out.attention_changed = self.attention_required() != attention_before;
+        out
+    }
+
     /// Waits until the ring is under its byte limit; after [`HubLimits::stall`], drops unread
     /// frames so slow clients lag instead of holding memory or pi.
-    async fn make_room(&self) {
+    pub async fn make_room(&self) {
         if self.state.lock().unwrap().bytes <= self.limits.max_bytes {
             return;
         }
@@ -323,6 +403,15 @@ impl Hub {
         if frames.is_empty() {
             return;
         }
+        self.append(frames);
+        self.make_room().await;
+    }
+
+    /// Adds frames in one go (one lock, one wake-up) without waiting for room.
+    fn append(&self, frames: Vec<Outgoing>) {
+        if frames.is_empty() {
+            return;
+        }
         {
             let mut st = self.state.lock().unwrap();
             for (target, data, partial) in frames {
@@ -338,7 +427,6 @@ impl Hub {
             }
         }
         self.added.notify_waiters();
-        self.make_room().await;
     }
 
     /// Decides what one pi line becomes and appends the resulting frames to `out`.
@@ -498,12 +586,7 @@ impl Hub {
 
     /// The next pi event expected, when known.
     pub fn next_seq(&self) -> Option<u64> {
-        Some(self.next_seq.load(std::sync::atomic::Ordering::Relaxed)).filter(|s| *s != u64::MAX)
-    }
-
-    /// Records the next pi event expected.
-    pub fn set_next_seq(&self, seq: u64) {
-        self.next_seq.store(seq, std::sync::atomic::Ordering::Relaxed);
+        self.relay.lock().unwrap().next_seq
     }
 
     /// Waits until [`Hub::close`] has been called.
@@ -710,5 +793,71 @@ mod tests {
             replay_frame(br#"{"type":"response","success":true,"data":{"messages":[ {"a" : 1} ]},"id":"x"}"#).unwrap();
         assert_eq!(&got[..], br#"{"type":"piface_replay","messages":[ {"a" : 1} ]}"#);
         assert!(replay_frame(br#"{"data":{}}"#).is_err());
+    }
+
+    fn events(seqs: impl IntoIterator<Item = u64>) -> FromAgent {
+        let events = seqs
+            .into_iter()
+            .map(|seq| piface_shared::protocol::PiEvent {
+                seq,
+                meta: meta("message_end", None, None, None),
+                line: Bytes::from(seq.to_string()),
+                delta: None,
+            })
+            .collect();
+        FromAgent::Events { session: "s".into(), events }
+    }
+
+    #[test]
+    fn a_batch_skips_resent_events_reports_holes_and_drops_implausible_jumps() {
+        let hub = Hub::new("s".into(), HubLimits::default());
+        let c = hub.attach();
+        assert_eq!(hub.relay_batch([events(0..3)]), BatchOutcome::default());
+        assert_eq!(hub.next_seq(), Some(3));
+        // A resend overlapping what was delivered, then a hole before 6.
+        let out = hub.relay_batch([events(1..5), events(6..7)]);
+        assert!(out.gap && !out.agent_end && out.exited.is_none());
+        // A jump past what pi could have written is dropped, and the stream goes on after it.
+        assert_eq!(hub.relay_batch([events([7 + MAX_SEQ_JUMP + 1, 7])]), BatchOutcome::default());
+        let exit = FromAgent::Exited { session: "s".into(), code: Some(0), stderr: "bye".into() };
+        assert_eq!(hub.relay_batch([exit]).exited, Some((Some(0), "bye".to_string())));
+        let Some(Fetch::Frames(got)) = hub.try_fetch(c, usize::MAX) else { panic!("frames") };
+        let got: Vec<String> = got.iter().map(|b| String::from_utf8(b.to_vec()).unwrap()).collect();
+        assert_eq!(got, ["0", "1", "2", "3", "4", "6", "7"]);
+    }
+
+    /// Two streams of one session relaying at once (the old one draining while a reconnect's
+    /// resend arrives), on two threads: every event reaches the client once, in order. With
+    /// the sequence check and the append as separate steps, both streams could pass the check
+    /// for the same event, or append out of order.
+    #[test]
+    fn two_streams_relaying_at_once_deliver_each_event_once_in_order() {
+        const N: u64 = 20_000;
+        for round in 0..5u64 {
+            let hub = std::sync::Arc::new(Hub::new("s".into(), HubLimits { max_bytes: usize::MAX, ..HubLimits::default() }));
+            let c = hub.attach();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let streams: Vec<_> = [1 + round % 3, 2 + round % 2]
+                .into_iter()
+                .map(|step| {
+                    let (hub, barrier) = (hub.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let mut seq = 0;
+                        while seq < N {
+                            let end = (seq + step).min(N);
+                            hub.relay_batch([events(seq..end)]);
+                            seq = end;
+                        }
+                    })
+                })
+                .collect();
+            for s in streams {
+                s.join().unwrap();
+            }
+            let Some(Fetch::Frames(got)) = hub.try_fetch(c, usize::MAX) else { panic!("frames") };
+            let got: Vec<u64> = got.iter().map(|b| std::str::from_utf8(b).unwrap().parse().unwrap()).collect();
+            assert_eq!(got, (0..N).collect::<Vec<_>>(), "round {round}");
+        }
     }
 }
