@@ -1,8 +1,10 @@
 // The chat WebSocket's messages (`shared/contract/websocket.md` plus Piface's additions in the README):
 // what the UI sends, and the subset of pi's events and Piface's frames that it reads. pi's own events are
-// relayed unchanged, so their types are loose on purpose: unknown fields and kinds pass through.
+// relayed unchanged, so their types are loose on purpose: unknown fields and kinds pass through. The frames
+// the coordinator writes itself (and the dashboard socket's) come with their key lists in the server's
+// order, which api/fixtures.spec.ts checks against the golden fixtures that `cargo test` writes.
 
-import type { AgentInfo, SessionRecord } from './types';
+import type { AgentInfo, Assert, ListsAllKeys, SessionRecord } from './types';
 
 /** A content part of a pi message. */
 export type ContentPart =
@@ -87,10 +89,62 @@ export type ServerFrame =
 			id?: string;
 			command?: string;
 			success?: boolean;
-			error?: string;
+			/** On success; for a `!!` command, a `ShellData`. */
 			data?: Record<string, unknown> | null;
+			/** On failure. */
+			error?: string;
 	  }
 	| { type: string; [k: string]: unknown };
+
+/** The `data` of a `!!` command's `response` (`command: "bash"`): pi's own `bash` response data, plus the
+ * command as typed and `excludeFromContext`, so the feed shows it as pi's `bashExecution` messages show. */
+export interface ShellData {
+	output: string;
+	exitCode: number | null;
+	cancelled: boolean;
+	truncated: boolean;
+	command: string;
+	excludeFromContext: boolean;
+}
+
+/** `ShellData`'s keys in the order the server writes them. */
+export const SHELL_DATA_KEYS = ['output', 'exitCode', 'cancelled', 'truncated', 'command', 'excludeFromContext'] as const satisfies readonly (keyof ShellData)[];
+
+/** The kinds of frame the coordinator itself writes to a session's socket, between the pi events it relays: its
+ * own `piface_*` frames, a `!!` command's `response`, and compact mode's `message_update`. */
+export type SessionFrameType = 'piface_session_state' | 'piface_error' | 'piface_replay' | 'piface_attention_required' | 'response' | 'message_update';
+
+/** Each kind as the coordinator writes it: a `message_update` in compact form, with `piface_patch` instead of
+ * pi's `message` (full mode relays pi's line as pi wrote it). */
+type CoordinatorFrame<T extends SessionFrameType> = T extends 'message_update'
+	? Omit<Extract<ServerFrame, { type: T }>, 'message'>
+	: Extract<ServerFrame, { type: T }>;
+
+/** The keys of each frame kind the coordinator writes to a session's socket, in its order; `response` has
+ * `data` on success and `error` on failure, never both. The golden fixtures (fixtures/browser/session/) must
+ * match, and a fixture of a kind missing here fails api/fixtures.spec.ts: the UI has to learn it first.
+ *
+ * A compact `message_update` is pi's event with `message` (and `assistantMessageEvent.partial`) cut out and
+ * `piface_patch` put last: the other members keep pi's order, so the fixture's order (`assistantMessageEvent`
+ * before `type`) is that of the coordinator test's input, which serde_json sorts. */
+export const SESSION_FRAME_KEYS = {
+	piface_session_state: ['type', 'session'],
+	piface_error: ['type', 'message'],
+	piface_replay: ['type', 'messages'],
+	piface_attention_required: ['type', 'session_id', 'request'],
+	response: ['type', 'id', 'command', 'success', 'data', 'error'],
+	message_update: ['assistantMessageEvent', 'type', 'piface_patch']
+} as const satisfies { [T in SessionFrameType]: readonly (keyof CoordinatorFrame<T>)[] };
+
+/** What a `PatchOp` does. */
+export type PatchOpKind = 'append' | 'set' | 'delete';
+
+/** The keys of each kind of `PatchOp`, in the order the server writes them (serde_json's, sorted). */
+export const PATCH_OP_KEYS = {
+	append: ['append', 'path'],
+	set: ['path', 'set'],
+	delete: ['delete', 'path']
+} as const satisfies { [K in PatchOpKind]: readonly (keyof Extract<PatchOp, Record<K, unknown>>)[] };
 
 /** Messages the UI sends. */
 export type ClientMessage =
@@ -108,3 +162,20 @@ export type DashboardFrame =
 	| { type: 'piface_session'; session: SessionRecord }
 	| { type: 'piface_session_removed'; piface_id: string }
 	| { type: 'piface_agent'; agent: AgentInfo };
+
+/** The keys of each dashboard frame, in the server's order (fixtures/browser/dashboard/; see
+ * `SESSION_FRAME_KEYS`). */
+export const DASHBOARD_FRAME_KEYS = {
+	piface_dashboard: ['type', 'sessions', 'agents'],
+	piface_session: ['type', 'session'],
+	piface_session_removed: ['type', 'piface_id'],
+	piface_agent: ['type', 'agent']
+} as const satisfies { [T in DashboardFrame['type']]: readonly (keyof Extract<DashboardFrame, { type: T }>)[] };
+
+// The frame key lists name every field of their frame types (and every kind: the mapped types above).
+export type FrameKeyListsComplete = [
+	Assert<ListsAllKeys<ShellData, typeof SHELL_DATA_KEYS>>,
+	Assert<{ [K in PatchOpKind]: ListsAllKeys<Extract<PatchOp, Record<K, unknown>>, (typeof PATCH_OP_KEYS)[K]> }[PatchOpKind]>,
+	Assert<{ [T in SessionFrameType]: ListsAllKeys<CoordinatorFrame<T>, (typeof SESSION_FRAME_KEYS)[T]> }[SessionFrameType]>,
+	Assert<{ [T in DashboardFrame['type']]: ListsAllKeys<Extract<DashboardFrame, { type: T }>, (typeof DASHBOARD_FRAME_KEYS)[T]> }[DashboardFrame['type']]>
+];
