@@ -8,10 +8,13 @@
 //! changes it missed.
 
 use bytes::Bytes;
-use serde_json::json;
 use tokio::sync::broadcast;
 
+use crate::frames::DashboardFrame;
 use crate::record::SessionRecord;
+
+/// A dashboard frame that carries no agent.
+type NoAgent<'a> = DashboardFrame<'a, ()>;
 
 /// See the module docs.
 pub struct Dashboard {
@@ -27,22 +30,22 @@ impl Default for Dashboard {
 impl Dashboard {
     /// A session changed.
     pub fn session(&self, record: &SessionRecord) {
-        self.send(json!({ "type": "piface_session", "session": record }));
+        self.send(NoAgent::Session { session: record }.to_bytes());
     }
 
     /// A session was deleted.
     pub fn session_removed(&self, id: &str) {
-        self.send(json!({ "type": "piface_session_removed", "piface_id": id }));
+        self.send(NoAgent::SessionRemoved { piface_id: id }.to_bytes());
     }
 
     /// An agent came up, went down or was removed (`status: "removed"`).
-    pub fn agent(&self, info: &impl serde::Serialize) {
-        self.send(json!({ "type": "piface_agent", "agent": info }));
+    pub fn agent<A: serde::Serialize>(&self, info: &A) {
+        self.send(DashboardFrame::Agent { agent: info }.to_bytes());
     }
 
-    fn send(&self, value: serde_json::Value) {
+    fn send(&self, frame: Bytes) {
         // No receivers is fine: nobody is watching.
-        let _ = self.tx.send(Bytes::from(value.to_string()));
+        let _ = self.tx.send(frame);
     }
 
     /// A new subscription to the changes.

@@ -127,7 +127,7 @@ pub struct Hub {
     closed: watch::Sender<bool>,
     /// Makes the compact form of updates while a compact client is attached (only the
     /// session's pump uses it; its own lock keeps that work off the clients' path).
-    compactor: Mutex<piface_shared::compact::Compactor>,
+    compactor: Mutex<crate::frames::compact::Compactor>,
     /// Where the relay of pi's events stands. Held while a batch is numbered, routed and
     /// appended, so two streams of one session (an old one draining while a reconnect's resend
     /// arrives) relay each event once and in order: taken before `compactor` and `state`.
@@ -201,7 +201,7 @@ impl Hub {
     }
 
     /// Registers a client in full mode (pi's lines as pi wrote them) or compact mode (streaming
-    /// updates as patches, see `piface_shared::compact`).
+    /// updates as patches, see `crate::frames::compact`).
     pub fn attach_as(&self, compact: bool) -> ClientId {
         let mut st = self.state.lock().unwrap();
         let id = st.next_client;
@@ -525,12 +525,7 @@ impl Hub {
         if !matches!(req.method.as_deref(), Some("select" | "confirm" | "input" | "editor")) {
             return None;
         }
-        let request = std::str::from_utf8(line).ok()?;
-        let frame = format!(
-            r#"{{"type":"piface_attention_required","session_id":{},"request":{request}}}"#,
-            serde_json::Value::from(self.session_id.as_str())
-        );
-        Some((id, Bytes::from(frame)))
+        Some((id, crate::frames::attention_frame(&self.session_id, line)?))
     }
 
     /// A client answered an extension dialog.
@@ -620,12 +615,7 @@ fn replay_frame(line: &[u8]) -> Result<Bytes, serde_json::Error> {
         messages: &'a RawValue,
     }
     let reply: Reply<'_> = serde_json::from_slice(line)?;
-    let raw = reply.data.messages.get();
-    let mut out = Vec::with_capacity(raw.len() + 40);
-    out.extend_from_slice(br#"{"type":"piface_replay","messages":"#);
-    out.extend_from_slice(raw.as_bytes());
-    out.push(b'}');
-    Ok(Bytes::from(out))
+    Ok(crate::frames::SessionFrame::Replay { messages: reply.data.messages }.to_bytes())
 }
 
 /// pi's `bash` response with `data.command` added when pi left it out.

@@ -23,7 +23,7 @@ use tracing::{debug, Instrument};
 
 use crate::error::ApiError;
 use crate::hub::{ClientId, Fetch, Hub, CMD_PREFIX, RESERVED_PREFIX};
-use crate::frames::error_frame;
+use crate::frames::{error_frame, DashboardFrame, SessionFrame};
 use crate::socket::{limited, linger, read_error_close};
 use crate::App;
 
@@ -59,7 +59,7 @@ async fn terminal_upgrade(
 }
 
 /// The session socket. `?mode=compact` asks for compact mode: streaming updates as patches
-/// against the previous one (`piface_shared::compact`) instead of pi's lines, which repeat
+/// against the previous one (`frames::compact`) instead of pi's lines, which repeat
 /// the whole message twice each time; any other mode (or none) is pi's lines unchanged.
 async fn upgrade(
     State(app): State<Arc<App>>,
@@ -94,8 +94,8 @@ async fn serve_socket(app: Arc<App>, id: String, compact: bool, mut socket: WebS
     let client = hub.attach_as(compact);
     debug!(client, "client connected");
     let (mut sink, stream) = socket.split();
-    let state = json!({ "type": "piface_session_state", "session": record }).to_string();
-    let mut ok = sink.feed(Message::Text(state.into())).await.is_ok();
+    let state = SessionFrame::SessionState { session: &record }.to_bytes();
+    let mut ok = sink.feed(text(state)).await.is_ok();
     for frame in hub.pending_attention() {
         ok = ok && sink.feed(text(frame)).await.is_ok();
     }
@@ -123,8 +123,8 @@ fn dashboard_snapshot(app: &App) -> Message {
     for a in &mut agents {
         a.live_sessions = app.registry.live_ids_on(&a.name).len();
     }
-    let snapshot = json!({ "type": "piface_dashboard", "sessions": app.registry.list(), "agents": agents });
-    Message::Text(snapshot.to_string().into())
+    let sessions = app.registry.list();
+    text(DashboardFrame::Snapshot { sessions: &sessions, agents: &agents }.to_bytes())
 }
 
 /// `/ws/dashboard`: a snapshot, then every change (see `dashboard.rs`).
@@ -209,8 +209,8 @@ async fn write_loop(
             }
             Fetch::Closed => {
                 if let Some(record) = app.registry.get(&id) {
-                    let state = json!({ "type": "piface_session_state", "session": record }).to_string();
-                    let _ = sink.send(Message::Text(state.into())).await;
+                    let state = SessionFrame::SessionState { session: &record }.to_bytes();
+                    let _ = sink.send(text(state)).await;
                 }
                 let frame = CloseFrame { code: 1000, reason: Utf8Bytes::from_static("Session closed") };
                 let _ = sink.send(Message::Close(Some(frame))).await;
@@ -553,25 +553,11 @@ async fn local_shell(app: &Arc<App>, id: &str, cmd_id: String, command: String) 
         Err(e) => Err(e),
     };
     app.registry.update(id, |r| r.last_active = crate::record::now());
-    let response = match reply {
-        Ok(FromAgent::ShellDone { result: Ok(out), .. }) => json!({
-            "type": "response", "id": cmd_id, "command": "bash", "success": true,
-            "data": {
-                "output": out.output, "exitCode": out.exit_code, "cancelled": out.cancelled,
-                "truncated": out.truncated, "command": command, "excludeFromContext": true,
-            }
-        }),
-        Ok(FromAgent::ShellDone { result: Err(e), .. }) => {
-            json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": e })
-        }
-        Ok(other) => {
-            json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": format!("unexpected agent reply: {other:?}") })
-        }
-        Err(e) => {
-            json!({ "type": "response", "id": cmd_id, "command": "bash", "success": false, "error": e.to_string() })
-        }
-    };
-    Bytes::from(response.to_string())
+    match reply {
+        Ok(FromAgent::ShellDone { result, .. }) => crate::frames::shell_response(&cmd_id, &command, result.as_ref().map_err(String::as_str)),
+        Ok(other) => crate::frames::shell_response(&cmd_id, &command, Err(&format!("unexpected agent reply: {other:?}"))),
+        Err(e) => crate::frames::shell_response(&cmd_id, &command, Err(&e.to_string())),
+    }
 }
 
 #[cfg(test)]

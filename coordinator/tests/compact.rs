@@ -2,7 +2,7 @@
 //! `?mode=compact`, watch the same long turn of the real pi; the compact one rebuilds every
 //! partial message from the patches and ends with the same message, for a fraction of the bytes.
 
-use piface_shared::compact::{apply, Op};
+use piface_coordinator::frames::compact::{apply, Op};
 use piface_test_support::piface::{git_repo, Options, Piface};
 use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
 use serde_json::{json, Value};

@@ -8,13 +8,11 @@
 //! - [`envelope`]: the cheap look at a pi JSON line that tells its `type` and `id` without
 //!   decoding the rest, so events can be relayed as the bytes pi wrote;
 //! - [`delta`]: streaming updates as a skeleton plus what changed, decoded back to pi's bytes;
-//! - [`compact`]: the same updates for clients in compact mode, as structural patches.
 #![warn(missing_docs)]
 
 #[cfg(test)]
 mod alloc_count;
 pub mod codec;
-pub mod compact;
 pub mod delta;
 pub mod envelope;
 pub mod protocol;

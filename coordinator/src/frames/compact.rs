@@ -20,7 +20,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::Value;
 
-use crate::delta;
+use piface_shared::delta;
 
 /// One element of a patch path.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! and tool-call deltas, usage changes, a new message, an abort mid-stream, lines that are not
 //! updates), every line decodes back to exactly the bytes pi wrote, and the coded form of a
 //! long answer is a small fraction of it; and a client in compact mode, applying the patches
-//! (`piface_shared::compact`), holds pi's partial message after every update.
+//! (`piface_coordinator::frames::compact`), holds pi's partial message after every update.
 
 use bytes::Bytes;
 use piface_shared::delta::{advance, Decoder, Encoder};
@@ -105,7 +105,7 @@ proptest! {
 
     #[test]
     fn a_compact_client_holds_pi_s_partial_after_every_update(steps in proptest::collection::vec(step(), 1..120)) {
-        use piface_shared::compact::{apply, Compactor, Op};
+        use piface_coordinator::frames::compact::{apply, Compactor, Op};
         let mut compactor = Compactor::default();
         let mut client: Option<serde_json::Value> = None;
         for line in lines(&steps) {
