@@ -150,7 +150,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 token,
                 name,
                 data_dir: data_dir.clone(),
-                transport: piface_agent::tls::Transport {
+                transport: piface_link::tls::Transport {
                     idle_timeout: std::time::Duration::from_secs(args.link_timeout.max(1)),
                     keep_alive: std::time::Duration::from_secs(args.link_timeout.max(1))
                         .div_f32(3.0)
@@ -177,7 +177,7 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
 }
 
 fn nix_hostname() -> anyhow::Result<String> {
-    let h = piface_agent::hello(None).hostname;
+    let h = piface_link::hello(None).hostname;
     anyhow::ensure!(!h.is_empty(), "cannot read the host name; pass --name");
     Ok(h)
 }
@@ -212,7 +212,7 @@ async fn serve(
     };
     piface_coordinator::private::dir(&data_dir)?;
     let auth = args.auth_mode().map_err(anyhow::Error::msg)?;
-    let hostname = Some(piface_agent::hello(None).hostname).filter(|h| !h.is_empty());
+    let hostname = Some(piface_link::hello(None).hostname).filter(|h| !h.is_empty());
     let front_door = args.front_door(hostname).map_err(anyhow::Error::msg)?;
     let pi_bin = args.pi_bin.clone().unwrap_or_else(find_pi);
     if !is_runnable(&pi_bin) {
