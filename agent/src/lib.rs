@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod child;
+pub mod cli;
 pub mod gpu;
 pub mod history;
 pub mod lines;

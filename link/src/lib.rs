@@ -29,11 +29,16 @@ pub fn hello(pi_version: Option<String>) -> Hello {
     Hello {
         protocol_version: PROTOCOL_VERSION,
         software_version: env!("CARGO_PKG_VERSION").to_string(),
-        hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
+        hostname: hostname(),
         os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
         pi_version,
         gpus: Vec::new(),
         speech: None,
         tts: None,
     }
+}
+
+/// This machine's host name; empty when it cannot be read.
+pub fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default()
 }
