@@ -190,9 +190,8 @@ mod tests {
     /// A streaming update of a message whose text is `text` (pi repeats it twice).
     fn update(text: &str) -> Bytes {
         let message = format!(r#"{{"role":"assistant","content":[{{"type":"text","text":{text:?}}}]}}"#);
-        Bytes::from(format!(
-            r#"{{"type":"message_update","assistantMessageEvent":{{"type":"text_delta","delta":"x","partial":{message}}},"message":{message}}}"#
-        ))
+        let event = format!(r#"{{"type":"text_delta","delta":"x","partial":{message}}}"#);
+        Bytes::from(format!(r#"{{"type":"message_update","assistantMessageEvent":{event},"message":{message}}}"#))
     }
 
     fn seqs(msgs: &[FromAgent]) -> Vec<u64> {
