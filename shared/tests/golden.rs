@@ -6,11 +6,13 @@
 //! new or removed variant all change the bytes.
 //!
 //! The rule (ARCHITECTURE.md, "Wire protocol"): the goldens of a protocol version never
-//! change. Any change to the bytes of an existing variant, and any new or removed variant,
-//! needs a new `PROTOCOL_VERSION` (shared/src/protocol.rs); then `PIFACE_BLESS=1 cargo test -p
-//! piface-shared --test golden` writes the new version's directory. Blessing writes only a
-//! version that has no goldens yet, so new bytes under the old number fail, blessed or not.
-//! Older versions' directories stay as the record of what older peers speak.
+//! change. Any change to the bytes of an existing variant (a field added, removed, reordered
+//! or retyped, a variant moved), and a removed variant, needs a new `PROTOCOL_VERSION`
+//! (shared/src/protocol.rs); then `PIFACE_BLESS=1 cargo test -p piface-shared --test golden`
+//! writes the new version's directory. A variant added at the end of its enum changes no other
+//! bytes and older peers skip what they cannot decode, so it joins the current version: blessing
+//! adds its golden, and only that. Unblessed, a new variant fails too, so it is always a
+//! decision. Older versions' directories stay as the record of what older peers speak.
 //!
 //! What it is not: a test of meaning (the codec's and the links' tests do that), nor of
 //! compatibility across versions (peers of different versions refuse each other's hello).
@@ -404,6 +406,13 @@ fn every_message_has_the_golden_bytes_of_this_protocol_version() {
             let changes = differences(&read_goldens(&version_dir(previous)), &now);
             eprintln!("protocol version {PROTOCOL_VERSION} against {previous}:\n{}", changes.join("\n"));
         }
+    } else if bless {
+        // A variant added at the end of its enum leaves every other variant's bytes as they
+        // were, and an older peer skips the frame it cannot decode: it joins this version.
+        let committed = read_goldens(&dir);
+        let added: BTreeMap<String, Vec<u8>> =
+            now.iter().filter(|(name, _)| !committed.contains_key(*name)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        write_goldens(&dir, &added);
     }
     let changes = differences(&read_goldens(&dir), &now);
     assert!(
@@ -413,7 +422,7 @@ fn every_message_has_the_golden_bytes_of_this_protocol_version() {
          PROTOCOL_VERSION in shared/src/protocol.rs and write the new version's goldens with \
          PIFACE_BLESS=1 cargo test -p piface-shared --test golden{}",
         changes.join("\n"),
-        if bless { " (blessing writes only a version that has no goldens yet)" } else { "" }
+        if bless { " (blessing adds new variants to a version, never changes or removes its goldens)" } else { "" }
     );
 }
 
