@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod child;
+pub mod cli;
 pub mod gpu;
 pub mod history;
 pub mod lines;
@@ -19,10 +20,8 @@ pub mod models;
 pub mod paths;
 pub mod shell;
 pub mod speech;
-pub mod tls;
 pub mod tools;
 pub mod tts;
-pub mod wire;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -30,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use piface_shared::protocol::{FromAgent, Hello, SessionId, SpawnError, SpawnSpec, ToAgent, PROTOCOL_VERSION};
+use piface_shared::protocol::{FromAgent, Hello, SessionId, SpawnError, SpawnSpec, ToAgent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn, Instrument};
@@ -209,28 +208,15 @@ pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink
     AgentLink { tx: to_tx, rx: from_rx, task }
 }
 
-/// Our hello.
-pub fn hello(pi_version: Option<String>) -> Hello {
-    Hello {
-        protocol_version: PROTOCOL_VERSION,
-        software_version: env!("CARGO_PKG_VERSION").to_string(),
-        hostname: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
-        os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
-        pi_version,
-        gpus: Vec::new(),
-        speech: None,
-        tts: None,
-    }
-}
-
-/// The hello an agent sends: [`hello`] plus its GPUs (discovered once per process).
+/// The hello an agent sends: [`piface_link::hello`] plus its GPUs (discovered once per process)
+/// and its model services.
 pub fn agent_hello(pi_version: Option<String>) -> Hello {
     static GPUS: std::sync::OnceLock<Vec<piface_shared::protocol::GpuInfo>> = std::sync::OnceLock::new();
     Hello {
         gpus: GPUS.get_or_init(gpu::discover).clone(),
         speech: models::snapshot(models::Kind::Stt).map(Box::new),
         tts: models::snapshot(models::Kind::Tts).map(Box::new),
-        ..hello(pi_version)
+        ..piface_link::hello(pi_version)
     }
 }
 

@@ -2,7 +2,8 @@
 //! mutual TLS.
 //!
 //! On first start the agent enrolls with a join token: it pins the cluster CA by the token's
-//! fingerprint, sends a CSR with the secret, and stores the certificate it gets (see `tls`).
+//! fingerprint, sends a CSR with the secret, and stores the certificate it gets (see
+//! `piface_link::tls`).
 //! From then on it connects with that certificate, keeps the connection up (reconnecting with
 //! exponential backoff and jitter), and carries the agent core's messages: a control stream
 //! and one stream per session. The core, and the pi processes it runs, outlive the link.
@@ -17,12 +18,11 @@ use piface_shared::protocol::{EnrollReply, EnrollRequest, FromAgent, RequestId, 
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::tls::{self, AgentIdentity, JoinToken, Transport, SERVER_NAME};
-use crate::wire::{write_frame, FrameReader};
 use crate::{AgentConfig, SessionStreams};
+use piface_link::journal::Journal;
+use piface_link::tls::{self, AgentIdentity, JoinToken, Transport, SERVER_NAME};
+use piface_link::wire::{write_frame, FrameReader};
 use piface_shared::codec::encode_frame;
-use piface_shared::delta::{Encoder, Slots};
-use piface_shared::protocol::PiEvent;
 
 /// How to reach and join the coordinator.
 #[derive(Debug, Clone)]
@@ -254,151 +254,10 @@ impl SessionStreams for QuicStreams {
 /// clients. While the link is up and moving, a full queue pushes back on pi instead.
 pub const DEFAULT_REPLAY_BYTES: usize = 64 << 20;
 
-/// Bytes of already-written events kept to resend on a new stream after a reconnect (at most;
-/// a quarter of the replay buffer when that is smaller): the link may have died with them in
-/// flight. The coordinator drops what it already has, by sequence number. QUIC's own send
-/// window (what can be written but unacknowledged) is far below this.
-const RESEND_BYTES: usize = 16 << 20;
-
 /// How long a write may make no progress before the stream counts as stalled: a link that died
 /// silently (no packet comes back, QUIC has not timed out yet). pi's events are then taken in
 /// (and the oldest dropped past the replay buffer) instead of pushing back on pi.
 const STALL: Duration = Duration::from_secs(1);
-
-fn weight(msg: &FromAgent) -> usize {
-    match msg {
-        FromAgent::Events { events, .. } => events.iter().map(|e| e.line.len() + 64).sum(),
-        FromAgent::HistoryChunk { data, .. }
-        | FromAgent::FileChunk { data, .. }
-        | FromAgent::PtyOutput { data, .. } => data.len() + 64,
-        _ => 64,
-    }
-}
-
-/// Messages of one stream: those waiting for the link (as pi wrote them) and those written
-/// (as they crossed the link) that a dying link may have lost.
-struct Journal {
-    unsent: std::collections::VecDeque<FromAgent>,
-    unsent_bytes: usize,
-    /// Written, oldest first, with their size on the wire.
-    sent: std::collections::VecDeque<(FromAgent, usize)>,
-    sent_bytes: usize,
-    /// Messages of `sent` being written again on a new stream.
-    resend: std::collections::VecDeque<FromAgent>,
-    /// Codes streaming updates; follows every message taken from `unsent`.
-    encoder: Encoder,
-    /// The encoder's state before the oldest message of `sent` and `resend`: where the
-    /// coordinator's decoder must start on a new stream.
-    base: Slots,
-    /// Bound of `unsent_bytes` (while the link is down or stalled).
-    limit: usize,
-    /// Bound of `sent_bytes`.
-    resend_limit: usize,
-}
-
-impl Journal {
-    fn new(limit: usize) -> Journal {
-        Journal {
-            unsent: Default::default(),
-            unsent_bytes: 0,
-            sent: Default::default(),
-            sent_bytes: 0,
-            resend: Default::default(),
-            encoder: Encoder::default(),
-            base: Default::default(),
-            limit,
-            resend_limit: RESEND_BYTES.min(limit / 4),
-        }
-    }
-
-    /// Queues `msg`; with `keep_up` false (no link, or a stalled one), drops the oldest past
-    /// the limit (not yet coded, so the coding state is untouched; the coordinator sees the
-    /// hole in the sequence numbers).
-    fn push(&mut self, msg: FromAgent, keep_up: bool) {
-        self.unsent_bytes += weight(&msg);
-        self.unsent.push_back(msg);
-        if !keep_up {
-            // Keep the newest; the end of the stream (Exited) is never dropped.
-            while self.unsent_bytes > self.limit && self.unsent.len() > 1 {
-                let old = self.unsent.pop_front().expect("len > 1");
-                self.unsent_bytes -= weight(&old);
-            }
-        }
-    }
-
-    fn has_more(&self) -> bool {
-        !self.resend.is_empty() || !self.unsent.is_empty()
-    }
-
-    /// The next message to write, as it crosses the link.
-    fn next(&mut self) -> Option<FromAgent> {
-        if let Some(msg) = self.resend.pop_front() {
-            return Some(msg);
-        }
-        let msg = self.unsent.pop_front()?;
-        self.unsent_bytes -= weight(&msg);
-        Some(compact(&mut self.encoder, &msg))
-    }
-
-    /// `msg` (`len` bytes on the wire) was written; events are kept a while in case the link
-    /// lost them.
-    fn written(&mut self, msg: FromAgent, len: usize) {
-        if matches!(msg, FromAgent::Events { .. } | FromAgent::PtyOutput { .. }) {
-            self.keep(msg, len);
-        }
-    }
-
-    /// `msg` may or may not have crossed a link that died while it was written.
-    fn maybe_lost(&mut self, msg: FromAgent, len: usize) {
-        self.keep(msg, len);
-    }
-
-    fn keep(&mut self, msg: FromAgent, len: usize) {
-        self.sent_bytes += len;
-        self.sent.push_back((msg, len));
-        while self.sent_bytes > self.resend_limit && self.sent.len() > 1 {
-            let (old, len) = self.sent.pop_front().expect("len > 1");
-            self.sent_bytes -= len;
-            if let FromAgent::Events { events, .. } = &old {
-                for delta in events.iter().filter_map(|e| e.delta.as_ref()) {
-                    if let Err(e) = piface_shared::delta::advance(&mut self.base, delta) {
-                        warn!("journal coding state: {e}");
-                    }
-                }
-            }
-        }
-    }
-
-    /// On a new stream: the decoder's starting state, and what was written on the old stream
-    /// goes again, first.
-    fn rewind(&mut self) -> Slots {
-        let mut again: std::collections::VecDeque<FromAgent> = self.sent.drain(..).map(|(m, _)| m).collect();
-        again.extend(self.resend.drain(..));
-        self.resend = again;
-        self.sent_bytes = 0;
-        self.base.clone()
-    }
-}
-
-/// `msg` as it crosses the link: streaming updates coded against the previous ones written on
-/// the same stream (the journal keeps pi's lines, so a new stream can start from any message).
-fn compact(encoder: &mut Encoder, msg: &FromAgent) -> FromAgent {
-    match msg {
-        FromAgent::Events { session, events } => FromAgent::Events {
-            session: session.clone(),
-            events: events
-                .iter()
-                .map(|e| match encoder.encode(&e.line) {
-                    Some((skeleton, delta)) => {
-                        PiEvent { seq: e.seq, meta: e.meta.clone(), line: skeleton, delta: Some(delta) }
-                    }
-                    None => e.clone(),
-                })
-                .collect(),
-        },
-        other => other.clone(),
-    }
-}
 
 /// The message being written to the stream: its frame and how much of it went out.
 struct Pending {
@@ -432,7 +291,7 @@ async fn forward(
     loop {
         let stalled = stream.is_none() || (pending.is_some() && progress.elapsed() > STALL);
         // Take what the reader has without waiting.
-        while input_open && (journal.unsent_bytes < journal.limit || stalled) {
+        while input_open && (!journal.is_full() || stalled) {
             match rx.try_recv() {
                 Ok(msg) => journal.push(msg, !stalled),
                 Err(mpsc::error::TryRecvError::Empty) => break,
@@ -442,7 +301,7 @@ async fn forward(
         if stream.is_none() {
             let current = conn.borrow().clone().filter(|c| c.close_reason().is_none());
             if let Some(c) = current {
-                let base = journal.base.clone();
+                let base = journal.base().clone();
                 let opened = match c.open_uni().await {
                     Ok(mut send) => {
                         let ok = write_frame(&mut send, &header).await.is_ok()
@@ -454,14 +313,8 @@ async fn forward(
                     }
                     Err(_) => None,
                 };
-                debug!(
-                    ?header,
-                    ok = opened.is_some(),
-                    sent = journal.sent.len(),
-                    unsent = journal.unsent.len(),
-                    input_open,
-                    "stream (re)opened"
-                );
+                let (sent, unsent) = journal.counts();
+                debug!(?header, ok = opened.is_some(), sent, unsent, input_open, "stream (re)opened");
                 match opened {
                     Some(send) => {
                         journal.rewind();
@@ -476,7 +329,7 @@ async fn forward(
             }
         }
         if stream.is_some() && pending.is_none() {
-            if let Some(msg) = journal.next() {
+            if let Some(msg) = journal.next_to_write() {
                 let mut frame = bytes::BytesMut::new();
                 if let Err(e) = encode_frame(&msg, &mut frame) {
                     // Cannot happen for lines under the splitter's cap; never loop on it.
@@ -494,7 +347,7 @@ async fn forward(
             return;
         }
         let stalled = stream.is_none() || (pending.is_some() && progress.elapsed() > STALL);
-        let accepting = input_open && (journal.unsent_bytes < journal.limit || stalled);
+        let accepting = input_open && (!journal.is_full() || stalled);
         let stall_at = progress + STALL;
         let watch_stall = pending.is_some() && !stalled && input_open && !accepting;
         let writing = stream.as_mut().zip(pending.as_ref());

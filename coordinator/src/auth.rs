@@ -120,7 +120,7 @@ fn new_token() -> anyhow::Result<String> {
 
 fn write_token(path: &Path, token: &str) -> anyhow::Result<String> {
     crate::private::dir(path.parent().expect("the token path has a parent"))?;
-    piface_agent::tls::write_file_atomic(path, format!("{token}\n").as_bytes(), 0o600)?;
+    piface_link::tls::write_file_atomic(path, format!("{token}\n").as_bytes(), 0o600)?;
     Ok(token.to_string())
 }
 

@@ -6,8 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
-use piface_agent::ServiceConfig;
-use piface_shared::protocol::GpuInfo;
+use piface_agent::cli::{AudioArgs, RunArgs};
 
 /// Piface: a web interface for the pi coding agent.
 #[derive(Debug, Parser)]
@@ -196,40 +195,9 @@ pub struct AgentArgs {
     /// Manage agents instead of running one.
     #[command(subcommand)]
     pub action: Option<AgentAction>,
-    /// The coordinator's agent address, `HOST:PORT` (its `--quic`).
-    #[arg(long)]
-    pub coordinator: Option<String>,
-    /// Join token from `piface token create` (needed the first time). Prefer `--token-file` or
-    /// the `PIFACE_TOKEN` variable: a command line is visible to every user in `ps`.
-    #[arg(long, env = "PIFACE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
-    pub token: Option<String>,
-    /// A file holding the join token.
-    #[arg(long, env = "PIFACE_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// This agent's name in the cluster (default: the host name).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Where the agent keeps its key and certificates (default: ~/.local/share/piface-agent).
-    #[arg(long, env = "PIFACE_AGENT_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// The pi executable (default: `pi` on PATH).
-    #[arg(long, env = "PIFACE_PI_BIN")]
-    pub pi_bin: Option<PathBuf>,
-    /// Seconds without a sign of the coordinator before the link counts as dead and is
-    /// re-established (QUIC idle timeout; keep-alives go every third of it, at most 5 s).
-    #[arg(long, default_value_t = 20)]
-    pub link_timeout: u64,
-    /// MiB of pi events kept per session while the link is down, resent when it comes back;
-    /// a longer outage drops the oldest and browsers get a history replay instead.
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
-    pub replay_buffer_mib: u64,
-    /// A directory the file browser may reach on this machine (repeatable; default: the home
-    /// directory). Symlinks out of it are refused.
-    #[arg(long = "fs-root", value_name = "DIR")]
-    pub fs_roots: Vec<PathBuf>,
-    /// Speech-to-text and text-to-speech served to the cluster.
+    /// Running an agent: the agent crate's options.
     #[command(flatten)]
-    pub audio: AudioArgs,
+    pub run: RunArgs,
 }
 
 /// `piface agent list|remove`.
@@ -456,146 +424,6 @@ pub struct ServeArgs {
     pub audio: AudioArgs,
 }
 
-/// Speech-to-text and text-to-speech options of `serve` and `agent` (the original's flags, plus
-/// picking a GPU by name or UUID). Without `--speech`/`--tts`, an agent serves a model when it
-/// has a GPU (fetching the model when missing) or finds the model in its Hugging Face cache.
-#[derive(Debug, Clone, Args)]
-pub struct AudioArgs {
-    /// Serve speech-to-text (fetch the model when it is not in the Hugging Face cache).
-    #[arg(long, overrides_with = "no_speech")]
-    pub speech: bool,
-    /// Never serve speech-to-text.
-    #[arg(long)]
-    pub no_speech: bool,
-    /// Speech-to-text model: a `.nemo` archive, a safetensors folder or a Hugging Face repo id
-    /// (`org/name[@revision]`); naming one implies `--speech`. [default: nvidia/parakeet-tdt-0.6b-v3]
-    #[arg(long)]
-    pub speech_model: Option<String>,
-    /// Run speech-to-text on a GPU (the default when there is one).
-    #[arg(long, overrides_with = "speech_cpu")]
-    pub speech_gpu: bool,
-    /// Run speech-to-text on the CPU.
-    #[arg(long)]
-    pub speech_cpu: bool,
-    /// The GPU for speech-to-text, by (part of) its name as NVML reports it, e.g. "GTX 1080 Ti".
-    #[arg(long, value_name = "NAME")]
-    pub speech_gpu_name: Option<String>,
-    /// The GPU for speech-to-text, by (a prefix of) its `GPU-…` UUID.
-    #[arg(long, value_name = "UUID")]
-    pub speech_gpu_uuid: Option<String>,
-    /// Serve text-to-speech (fetch the model when it is not in the Hugging Face cache).
-    #[arg(long, overrides_with = "no_tts")]
-    pub tts: bool,
-    /// Never serve text-to-speech.
-    #[arg(long)]
-    pub no_tts: bool,
-    /// Text-to-speech model: a Hugging Face `VitsModel` folder or repo id; the original's
-    /// `tts_models/en/ljspeech/vits` means kakao-enterprise/vits-ljs; naming one implies `--tts`.
-    /// [default: tts_models/en/ljspeech/vits]
-    #[arg(long)]
-    pub tts_model: Option<String>,
-    /// Run text-to-speech on a GPU (the default when there is one).
-    #[arg(long, overrides_with = "tts_cpu")]
-    pub tts_gpu: bool,
-    /// Run text-to-speech on the CPU.
-    #[arg(long)]
-    pub tts_cpu: bool,
-    /// The GPU for text-to-speech, by (part of) its name.
-    #[arg(long, value_name = "NAME")]
-    pub tts_gpu_name: Option<String>,
-    /// The GPU for text-to-speech, by (a prefix of) its UUID.
-    #[arg(long, value_name = "UUID")]
-    pub tts_gpu_uuid: Option<String>,
-}
-
-/// The original's model names, and what they mean here.
-pub const DEFAULT_SPEECH_MODEL: &str = "nvidia/parakeet-tdt-0.6b-v3";
-/// The original's Coqui name for its LJSpeech VITS voice (the cache key keeps this name).
-pub const DEFAULT_TTS_MODEL: &str = "tts_models/en/ljspeech/vits";
-
-impl AudioArgs {
-    /// This machine's speech-to-text service, given its GPUs; `in_cache` says whether a model is
-    /// already on disk. `Err` when a named GPU is not there.
-    pub fn speech_service(
-        &self,
-        gpus: &[GpuInfo],
-        in_cache: impl Fn(&str) -> bool,
-    ) -> Result<Option<ServiceConfig>, String> {
-        service(
-            Wanted {
-                kind: "speech-to-text",
-                on: self.speech,
-                off: self.no_speech,
-                model: self.speech_model.as_deref(),
-                default_model: DEFAULT_SPEECH_MODEL,
-                cpu: self.speech_cpu,
-                gpu_name: self.speech_gpu_name.as_deref(),
-                gpu_uuid: self.speech_gpu_uuid.as_deref(),
-            },
-            gpus,
-            in_cache,
-        )
-    }
-
-    /// This machine's text-to-speech service (see [`AudioArgs::speech_service`]).
-    pub fn tts_service(
-        &self,
-        gpus: &[GpuInfo],
-        in_cache: impl Fn(&str) -> bool,
-    ) -> Result<Option<ServiceConfig>, String> {
-        service(
-            Wanted {
-                kind: "text-to-speech",
-                on: self.tts,
-                off: self.no_tts,
-                model: self.tts_model.as_deref(),
-                default_model: DEFAULT_TTS_MODEL,
-                cpu: self.tts_cpu,
-                gpu_name: self.tts_gpu_name.as_deref(),
-                gpu_uuid: self.tts_gpu_uuid.as_deref(),
-            },
-            gpus,
-            in_cache,
-        )
-    }
-}
-
-struct Wanted<'a> {
-    kind: &'static str,
-    on: bool,
-    off: bool,
-    model: Option<&'a str>,
-    default_model: &'static str,
-    cpu: bool,
-    gpu_name: Option<&'a str>,
-    gpu_uuid: Option<&'a str>,
-}
-
-/// Off when told; on when asked for (any of its flags) or when there is a GPU or the model is
-/// already cached; fetched when missing only when asked for or on a GPU.
-fn service(w: Wanted, gpus: &[GpuInfo], in_cache: impl Fn(&str) -> bool) -> Result<Option<ServiceConfig>, String> {
-    if w.off {
-        return Ok(None);
-    }
-    let asked = w.on || w.model.is_some() || w.gpu_name.is_some() || w.gpu_uuid.is_some();
-    let gpu = if w.cpu {
-        None
-    } else {
-        piface_agent::gpu::choose(gpus, w.gpu_name, w.gpu_uuid).map_err(|e| format!("{}: {e}", w.kind))?
-    };
-    let model = w.model.unwrap_or(w.default_model).to_string();
-    if !asked && gpu.is_none() && !in_cache(&model) {
-        tracing::info!(
-            "{}: no GPU and {model} is not in the Hugging Face cache, so this machine does not serve it \
-             (--{} fetches it and runs it on the CPU)",
-            w.kind,
-            if w.kind == "speech-to-text" { "speech" } else { "tts" }
-        );
-        return Ok(None);
-    }
-    Ok(Some(ServiceConfig { download: asked || gpu.is_some(), model, gpu }))
-}
-
 impl ServeArgs {
     /// Whether new sessions use direnv by default (on unless `--no-direnv`).
     pub fn direnv_default(&self) -> bool {
@@ -650,38 +478,6 @@ mod tests {
     }
 
     #[test]
-    fn audio_services_follow_flags_gpus_and_cache() {
-        let gpu = GpuInfo {
-            index: 0,
-            name: "NVIDIA GeForce GTX 1080 Ti".into(),
-            uuid: "GPU-1080".into(),
-            memory_mib: 11264,
-            memory_free_mib: 11000,
-            compute_capability: Some("6.1".into()),
-            pci_bus_id: "00000000:65:00.0".into(),
-        };
-        let audio = |args: &[&str]| parse(args).serve.audio;
-        let never = |_: &str| false;
-        // No GPU, nothing cached, nothing asked: no service.
-        assert!(audio(&[]).speech_service(&[], never).unwrap().is_none());
-        // Cached: served on the CPU, not fetched.
-        let s = audio(&[]).speech_service(&[], |m| m == DEFAULT_SPEECH_MODEL).unwrap().unwrap();
-        assert_eq!((s.model.as_str(), s.gpu.is_none(), s.download), (DEFAULT_SPEECH_MODEL, true, false));
-        // A GPU: served there and fetched.
-        let s = audio(&[]).speech_service(std::slice::from_ref(&gpu), never).unwrap().unwrap();
-        assert_eq!((s.gpu.map(|g| g.uuid), s.download), (Some("GPU-1080".into()), true));
-        // Asked for on the CPU.
-        let s = audio(&["--tts", "--tts-cpu"]).tts_service(std::slice::from_ref(&gpu), never).unwrap().unwrap();
-        assert_eq!((s.model.as_str(), s.gpu.is_none(), s.download), (DEFAULT_TTS_MODEL, true, true));
-        assert!(audio(&["--no-speech"]).speech_service(std::slice::from_ref(&gpu), never).unwrap().is_none());
-        // A named GPU that is not there fails fast.
-        let err = audio(&["--speech-gpu-name", "RTX 4090"]).speech_service(&[gpu], never).unwrap_err();
-        assert!(err.contains("RTX 4090") && err.contains("GTX 1080 Ti"), "{err}");
-        let s = audio(&["--speech-model", "/m/x.nemo"]).speech_service(&[], never).unwrap().unwrap();
-        assert_eq!(s.model, "/m/x.nemo");
-    }
-
-    #[test]
     fn import_state_takes_a_path() {
         let cli = parse(&["import-state", "/old/state.json", "--data-dir", "/d"]);
         let Some(Command::ImportState(args)) = cli.command else { panic!("not import-state") };
@@ -697,7 +493,7 @@ mod tests {
         let cli = parse(&["agent", "--coordinator", "h:7833", "--token", "T", "--name", "n"]);
         let Some(Command::Agent(a)) = cli.command else { panic!("not agent") };
         assert_eq!(
-            (a.coordinator.as_deref(), a.name.as_deref(), a.action.is_none()),
+            (a.run.coordinator.as_deref(), a.run.name.as_deref(), a.action.is_none()),
             (Some("h:7833"), Some("n"), true)
         );
         let cli = parse(&["agent", "remove", "box"]);

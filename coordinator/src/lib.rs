@@ -216,7 +216,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if let Some(link) = link {
         let local = Arc::new(AgentHandle::new(link.tx));
         app.agents.up(agents::LOCAL, local.clone(), None);
-        local.send(piface_shared::protocol::ToAgent::Hello(piface_agent::hello(None))).await?;
+        local.send(piface_shared::protocol::ToAgent::Hello(piface_link::hello(None))).await?;
         control = Some(tokio::spawn(control::run_control(app.clone(), agents::LOCAL.to_string(), local, link.rx)));
     }
     let mut quic_endpoint = None;

@@ -126,60 +126,12 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
             Ok(())
         }
         None => {
-            let coordinator = args.coordinator.context("--coordinator HOST:PORT is required to run an agent")?;
-            let name = match args.name {
-                Some(n) => n,
-                None => nix_hostname()?,
-            };
-            let data_dir = match args.data_dir {
-                Some(d) => d,
-                None => default_data_dir()?.with_file_name("piface-agent"),
-            };
-            let pi_bin = args.pi_bin.unwrap_or_else(find_pi);
-            let token = match (&args.token, &args.token_file) {
-                (_, Some(file)) => Some(
-                    std::fs::read_to_string(file)
-                        .with_context(|| format!("reading the join token from {}", file.display()))?
-                        .trim()
-                        .to_string(),
-                ),
-                (token, None) => token.clone(),
-            };
-            let link = piface_agent::link::LinkConfig {
-                coordinator,
-                token,
-                name,
-                data_dir: data_dir.clone(),
-                transport: piface_agent::tls::Transport {
-                    idle_timeout: std::time::Duration::from_secs(args.link_timeout.max(1)),
-                    keep_alive: std::time::Duration::from_secs(args.link_timeout.max(1))
-                        .div_f32(3.0)
-                        .min(std::time::Duration::from_secs(5)),
-                },
-                replay_bytes: usize::try_from(args.replay_buffer_mib << 20).unwrap_or(usize::MAX),
-            };
+            let (link, agent) = args.run.configs()?;
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            let mut agent = piface_agent::AgentConfig::new(pi_bin);
-            if !args.fs_roots.is_empty() {
-                agent.fs_roots = args.fs_roots;
-            }
-            // The identity dir holds the agent's key and its trusted workspace files.
-            agent.private_dirs.push(data_dir.clone());
-            agent.state_dir = data_dir;
-            let gpus = piface_agent::gpu::discover();
-            agent.speech =
-                args.audio.speech_service(&gpus, piface_agent::speech::in_cache).map_err(anyhow::Error::msg)?;
-            agent.tts = args.audio.tts_service(&gpus, piface_agent::tts::in_cache).map_err(anyhow::Error::msg)?;
             piface_agent::link::run(link, agent, shutdown).await
         }
     }
-}
-
-fn nix_hostname() -> anyhow::Result<String> {
-    let h = piface_agent::hello(None).hostname;
-    anyhow::ensure!(!h.is_empty(), "cannot read the host name; pass --name");
-    Ok(h)
 }
 
 fn import_state(args: ImportArgs) -> anyhow::Result<()> {
@@ -212,10 +164,10 @@ async fn serve(
     };
     piface_coordinator::private::dir(&data_dir)?;
     let auth = args.auth_mode().map_err(anyhow::Error::msg)?;
-    let hostname = Some(piface_agent::hello(None).hostname).filter(|h| !h.is_empty());
+    let hostname = Some(piface_link::hostname()).filter(|h| !h.is_empty());
     let front_door = args.front_door(hostname).map_err(anyhow::Error::msg)?;
-    let pi_bin = args.pi_bin.clone().unwrap_or_else(find_pi);
-    if !is_runnable(&pi_bin) {
+    let pi_bin = args.pi_bin.clone().unwrap_or_else(piface_agent::cli::find_pi);
+    if !piface_agent::cli::is_runnable(&pi_bin) {
         warn!(
             "pi not found at {}; sessions cannot start until it is installed \
              (scripts/install-pi.sh, or --pi-bin)",
@@ -234,9 +186,7 @@ async fn serve(
     config.max_upload = args.max_upload_mib << 20;
     config.tts_cache_max = args.tts_cache_mib << 20;
     if cluster.is_none_or(|(_, local_agent, _)| local_agent) {
-        let gpus = piface_agent::gpu::discover();
-        config.speech = args.audio.speech_service(&gpus, piface_agent::speech::in_cache).map_err(anyhow::Error::msg)?;
-        config.tts = args.audio.tts_service(&gpus, piface_agent::tts::in_cache).map_err(anyhow::Error::msg)?;
+        (config.speech, config.tts) = args.audio.services()?;
     }
     if let Some((quic, local_agent, limits)) = cluster {
         config.quic = Some(quic);
@@ -286,27 +236,4 @@ async fn cancel_on_signal(token: CancellationToken) {
 fn default_data_dir() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME").context("HOME is not set; pass --data-dir")?;
     Ok(Path::new(&home).join(".local/share/piface"))
-}
-
-/// `pi` on PATH, else the pinned copy installed next to the source tree by
-/// `scripts/install-pi.sh`, else plain `pi` (start-up then warns).
-fn find_pi() -> PathBuf {
-    if let Some(paths) = std::env::var_os("PATH") {
-        if let Some(found) = std::env::split_paths(&paths).map(|d| d.join("pi")).find(|p| is_runnable(p)) {
-            return found;
-        }
-    }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.pi-runtime/node_modules/.bin/pi");
-    if is_runnable(&local) {
-        return local;
-    }
-    PathBuf::from("pi")
-}
-
-fn is_runnable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    if path.components().count() == 1 {
-        return std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| is_runnable(&d.join(path))));
-    }
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

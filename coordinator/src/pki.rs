@@ -7,7 +7,7 @@
 //! error naming it, never silently replaced, since a new CA would cut off every enrolled
 //! agent.
 //!
-//! Join tokens are stateless (see `piface_agent::tls` for the text format): HMAC-SHA256 over
+//! Join tokens are stateless (see `piface_link::tls` for the text format): HMAC-SHA256 over
 //! the CA fingerprint, a random id and an expiry. [`ClusterCa::verify_token`] returns the id;
 //! enforcing single use (remembering spent ids) is the caller's job, as is refusing removed
 //! agents by certificate fingerprint ([`cert_fingerprint`] of [`peer_certificate`]).
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use piface_agent::tls::{
+use piface_link::tls::{
     fingerprint, hex_decode, hex_encode, write_file_atomic, JoinToken, Transport, ALPN, SERVER_NAME, TOKEN_VERSION,
 };
 use rcgen::{
@@ -182,7 +182,7 @@ impl ClusterCa {
         let chain = vec![leaf.der().clone(), self.ca_der.clone()];
         let key = PrivateKeyDer::Pkcs8(key.serialize_der().into());
 
-        let provider = piface_agent::tls::provider();
+        let provider = piface_link::tls::provider();
         let mut roots = RootCertStore::empty();
         roots.add(self.ca_der.clone()).context("using the CA as the root of client certificates")?;
         let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 /// Creates `path` (and missing parents) as 0700 and makes an existing one 0700.
 pub fn dir(path: &Path) -> anyhow::Result<()> {
-    piface_agent::tls::private_dir(path)
+    piface_link::tls::private_dir(path)
 }
 
 /// Makes an existing file 0600.

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Context};
-use piface_agent::wire::{write_frame, FrameReader};
+use piface_link::wire::{write_frame, FrameReader};
 use piface_shared::protocol::{EnrollReply, EnrollRequest, FromAgent, StreamHeader, ToAgent};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
@@ -118,10 +118,10 @@ fn printable(s: &str) -> String {
 /// verify, so the agent learns at once that the old connection is gone (instead of after its
 /// idle timeout) and reconnects.
 pub fn bind(ca: &ClusterCa, cluster_dir: &std::path::Path, addr: SocketAddr) -> anyhow::Result<quinn::Endpoint> {
-    let mut server = ca.server_config(&piface_agent::tls::Transport::default())?;
+    let mut server = ca.server_config(&piface_link::tls::Transport::default())?;
     // Until a peer is known to be an agent it may open one bidirectional stream (enrollment or
     // control) and no other, and have little data in flight; agents get more once identified.
-    let mut transport = piface_agent::tls::Transport::default().quinn_config()?;
+    let mut transport = piface_link::tls::Transport::default().quinn_config()?;
     transport
         .max_concurrent_bidi_streams(1u32.into())
         .max_concurrent_uni_streams(0u32.into())
@@ -136,7 +136,7 @@ pub fn bind(ca: &ClusterCa, cluster_dir: &std::path::Path, addr: SocketAddr) -> 
             let mut bytes = vec![0u8; 32];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
                 .map_err(|_| anyhow!("no randomness for the reset key"))?;
-            piface_agent::tls::write_file_atomic(&path, &bytes, 0o600)?;
+            piface_link::tls::write_file_atomic(&path, &bytes, 0o600)?;
             bytes
         }
         Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
@@ -334,7 +334,7 @@ async fn serve_agent(
         return Err(anyhow!("agent {name} was removed while connecting"));
     }
     drop(admitted);
-    handle.send(ToAgent::Hello(piface_agent::hello(None))).await?;
+    handle.send(ToAgent::Hello(piface_link::hello(None))).await?;
     info!(agent = %name, remote = %conn.remote_address(), "agent link up");
     let control = tokio::spawn(run_control(app.clone(), name.clone(), handle.clone(), from_rx));
     // Sessions whose pi ran on while the agent was away come back; those whose pi is gone

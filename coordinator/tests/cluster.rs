@@ -457,8 +457,8 @@ async fn link_cuts_and_loss_lose_and_duplicate_nothing() {
 /// Enrolls a hand-made agent through the real protocol and returns a QUIC connection that
 /// presents its certificate, for feeding the coordinator bad frames.
 async fn enrolled_connection(server: &Piface, name: &str) -> quinn::Connection {
-    use piface_agent::tls::{self, AgentIdentity, JoinToken, Transport};
-    use piface_agent::wire::{write_frame, FrameReader};
+    use piface_link::tls::{self, AgentIdentity, JoinToken, Transport};
+    use piface_link::wire::{write_frame, FrameReader};
     use piface_shared::protocol::{EnrollReply, EnrollRequest, StreamHeader};
     let addr: std::net::SocketAddr = server.quic_addr.clone().unwrap().parse().unwrap();
     let token = JoinToken::parse(&token(&server.data_dir, "10m")).unwrap();
@@ -483,7 +483,7 @@ async fn enrolled_connection(server: &Piface, name: &str) -> quinn::Connection {
 
 #[tokio::test]
 async fn bad_frames_from_an_agent_never_take_the_coordinator_down() {
-    use piface_agent::wire::write_frame;
+    use piface_link::wire::write_frame;
     use piface_shared::protocol::{FromAgent, StreamHeader};
     let llm = spawn_fake_llm().await.unwrap();
     let (server, _env) = coordinator(&llm).await;
@@ -493,7 +493,7 @@ async fn bad_frames_from_an_agent_never_take_the_coordinator_down() {
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     write_frame(&mut send, &StreamHeader::Control).await.unwrap();
     send.write_all(&[0, 0, 0, 2, 250, 0]).await.unwrap(); // variant 250 does not exist
-    write_frame(&mut send, &FromAgent::Hello(piface_agent::hello(Some("odd-pi".into())))).await.unwrap();
+    write_frame(&mut send, &FromAgent::Hello(piface_link::hello(Some("odd-pi".into())))).await.unwrap();
     for _ in 0..200 {
         if agents(&server).await.iter().any(|a| a["name"] == "odd" && a["pi_version"] == "odd-pi") {
             break;
@@ -529,7 +529,7 @@ async fn bad_frames_from_an_agent_never_take_the_coordinator_down() {
     let conn = enrolled_connection(&server, "odd2").await;
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     write_frame(&mut send, &StreamHeader::Control).await.unwrap();
-    write_frame(&mut send, &FromAgent::Hello(piface_agent::hello(None))).await.unwrap();
+    write_frame(&mut send, &FromAgent::Hello(piface_link::hello(None))).await.unwrap();
     wait_agents_up(&server, &["odd2"]).await;
 }
 

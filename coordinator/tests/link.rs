@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use piface_agent::tls::{self, AgentIdentity, JoinToken, Transport};
-use piface_agent::wire::{write_frame, FrameReader};
+use piface_link::tls::{self, AgentIdentity, JoinToken, Transport};
+use piface_link::wire::{write_frame, FrameReader};
 use piface_shared::protocol::{EventMeta, FromAgent, PiEvent, Spawned, StreamHeader, ToAgent};
 use piface_test_support::piface::{workspace_bin, Frame, Options, Piface};
 use piface_test_support::sim_agent::{self, SimConfig};
@@ -157,7 +157,7 @@ async fn raw_agent(endpoint: &quinn::Endpoint, addr: SocketAddr, identity: &Agen
     let conn = agent_connection(endpoint, addr, identity).await;
     let (mut send, recv) = conn.open_bi().await.unwrap();
     write_frame(&mut send, &StreamHeader::Control).await.unwrap();
-    write_frame(&mut send, &FromAgent::Hello(piface_agent::hello(None))).await.unwrap();
+    write_frame(&mut send, &FromAgent::Hello(piface_link::hello(None))).await.unwrap();
     tokio::spawn(async move {
         let mut reader = FrameReader::new(recv);
         while let Ok(Some(msg)) = reader.next::<ToAgent>().await {

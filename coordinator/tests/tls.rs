@@ -1,5 +1,5 @@
 //! Enrollment and mutual TLS over real QUIC on loopback: the cluster CA of `pki`, the agent's
-//! configurations of `piface_agent::tls`, and a small test server that plays the
+//! configurations of `piface_link::tls`, and a small test server that plays the
 //! coordinator's part (token check, CSR signing, reading the peer's certificate).
 //!
 //! The enrollment exchange here is test framing (length-prefixed frames on one bi stream),
@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use piface_agent::tls::{self, AgentIdentity, JoinToken, Transport, SERVER_NAME};
 use piface_coordinator::pki::{self, ClusterCa, TokenError};
+use piface_link::tls::{self, AgentIdentity, JoinToken, Transport, SERVER_NAME};
 use tokio::sync::mpsc;
 
 const STEP: Duration = Duration::from_secs(10);

@@ -505,7 +505,7 @@ pub fn join_token(data: &[u8]) {
         edit(&mut bytes, &mut input);
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    let _ = piface_agent::tls::JoinToken::parse(&text);
+    let _ = piface_link::tls::JoinToken::parse(&text);
     if cluster.ca.verify_token(&text, cluster.now).is_ok() {
         let (body, mac) = text.trim().rsplit_once('.').unwrap();
         let (real_body, real_mac) = cluster.token.rsplit_once('.').unwrap();

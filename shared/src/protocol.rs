@@ -1,9 +1,12 @@
 //! Messages of the agent⇄coordinator protocol.
 //!
 //! Compatibility rules (see ARCHITECTURE.md, "Wire protocol"): the protocol evolves by adding.
-//! New messages go at the end of their enum, new fields go last, a retired variant keeps its
-//! slot, and [`PROTOCOL_VERSION`] changes only when an old peer could misread a new frame.
-//! Both sides send a [`Hello`] first and refuse a peer whose version they cannot speak.
+//! New messages go at the end of their enum, a retired variant keeps its
+//! slot. A change to the bytes of an existing message, or a removed variant, comes with a new
+//! [`PROTOCOL_VERSION`] and that version's golden bytes; a variant added at the end joins the
+//! current version (an older peer skips the frame) with its golden added (`tests/golden.rs`
+//! fails until it is). Both sides send a [`Hello`] first and refuse a peer whose version they
+//! cannot speak.
 //!
 //! pi's own output crosses as [`FromAgent::Events`]: each JSON line exactly as pi wrote it plus an
 //! [`EventMeta`] that the agent extracted once, so the coordinator never parses the line again.
@@ -13,7 +16,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-/// Version of this protocol. Bumped only for changes an older peer cannot skip safely.
+/// Version of this protocol. Bumped for every change to the bytes of an existing message and for
+/// a removed variant; `tests/golden/v<N>/` pins the bytes of version N.
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Identifier of a session: the `piface_id` (a UUID string) that also names it in URLs.

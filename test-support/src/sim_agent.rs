@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use bytes::Bytes;
-use piface_agent::tls::{self, AgentIdentity, JoinToken, Transport};
-use piface_agent::wire::{write_frame, FrameReader};
+use piface_link::tls::{self, AgentIdentity, JoinToken, Transport};
+use piface_link::wire::{write_frame, FrameReader};
 use piface_shared::protocol::{
     EnrollReply, EnrollRequest, EventMeta, FromAgent, PiEvent, Spawned, StreamHeader, ToAgent,
 };
@@ -77,7 +77,7 @@ pub async fn connect(
     let conn = endpoint.connect_with(client, addr, tls::SERVER_NAME)?.await?;
     let (mut send, recv) = conn.open_bi().await?;
     write_frame(&mut send, &StreamHeader::Control).await?;
-    write_frame(&mut send, &FromAgent::Hello(piface_agent::hello(Some("simulated".into())))).await?;
+    write_frame(&mut send, &FromAgent::Hello(piface_link::hello(Some("simulated".into())))).await?;
     let emitted = Arc::new(AtomicU64::new(0));
     let (out_tx, mut out_rx) = mpsc::channel::<FromAgent>(256);
     let writer = tokio::spawn(async move {

@@ -1,5 +1,6 @@
-//! The agent's side of cluster enrollment and mutual TLS: join tokens, the agent's identity
-//! on disk, and the QUIC client configurations.
+//! Cluster enrollment and mutual TLS as both ends share them: join tokens, the agent's
+//! identity on disk, the QUIC client configurations, the transport timers and ALPN both ends
+//! use, and the private-file helpers (0700 directories, atomic 0600 writes).
 //!
 //! Enrollment works as in k3s. A join token carries the SHA-256 fingerprint of the cluster
 //! CA's certificate; the agent connects without a client certificate, accepts the
@@ -8,8 +9,9 @@
 //! certificate is stored with the key ([`AgentIdentity`]) and used from then on
 //! ([`client_config`]), with the stored CA as the only root.
 //!
-//! What it is not: it neither speaks the enrollment request (the link does) nor verifies the
-//! token's secret (only the coordinator holds the key; see `piface_coordinator::pki`). It
+//! What it is not: it neither speaks the enrollment request (the agent's link does,
+//! `piface_agent::link`) nor verifies the token's secret (only the coordinator holds the key;
+//! see `piface_coordinator::pki`, which also builds the server configuration). It
 //! installs no process-wide rustls crypto provider: every configuration names *ring*.
 //!
 //! Token text (version 1), fields separated by `.`:
