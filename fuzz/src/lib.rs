@@ -343,10 +343,12 @@ pub fn envelope_inspect(data: &[u8]) {
         // takes both, so a skipped one may pass (both found by this target). A lone surrogate
         // is reported in several words ("lone leading surrogate", "unexpected end of hex
         // escape" when a quote follows it): the line must parse once every surrogate escape is
-        // replaced by a plain one.
-        Err(e) if e.to_string().contains("number out of range") => return,
+        // replaced by a plain one, or then fail only for a number (a line may hold both: found
+        // by this target in the long run).
+        Err(e) if out_of_range(&e) => return,
         Err(e) => match serde_json::from_slice::<Value>(&without_surrogate_escapes(data)) {
             Ok(_) => return,
+            Err(again) if out_of_range(&again) => return,
             Err(_) => panic!("inspect accepted what is not JSON: {e}"),
         },
     };
@@ -355,6 +357,10 @@ pub fn envelope_inspect(data: &[u8]) {
     assert_eq!(meta.id.as_deref(), object.get("id").and_then(Value::as_str));
     assert_eq!(meta.command.as_deref(), object.get("command").and_then(Value::as_str));
     assert_eq!(meta.success, object.get("success").and_then(Value::as_bool));
+}
+
+fn out_of_range(e: &serde_json::Error) -> bool {
+    e.to_string().contains("number out of range")
 }
 
 /// `data` with every `\uXXXX` escape of a UTF-16 surrogate (D800–DFFF) replaced by `\u0041`,
