@@ -25,8 +25,14 @@ pub enum LinkError {
     Timeout(Duration),
 }
 
+/// One connection of an agent: a reconnect is a new link with a new id, so news of an old
+/// link (its end, its session list) can be told from news of the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkId(u64);
+
 /// Sends requests to an agent and matches replies.
 pub struct AgentHandle {
+    link: LinkId,
     tx: mpsc::Sender<ToAgent>,
     pending: Mutex<HashMap<RequestId, oneshot::Sender<FromAgent>>>,
     /// Replies that come as a stream (histories), waiting for the agent to open it.
@@ -38,13 +44,20 @@ pub struct AgentHandle {
 impl AgentHandle {
     /// A handle over the agent's command channel.
     pub fn new(tx: mpsc::Sender<ToAgent>) -> AgentHandle {
+        static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
         AgentHandle {
+            link: LinkId(NEXT_LINK.fetch_add(1, Ordering::Relaxed)),
             tx,
             pending: Mutex::default(),
             reply_streams: Mutex::default(),
             next: AtomicU64::new(1),
             hello: OnceLock::new(),
         }
+    }
+
+    /// Which connection of its agent this handle speaks over.
+    pub fn link(&self) -> LinkId {
+        self.link
     }
 
     /// The agent's hello, once received.

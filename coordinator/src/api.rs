@@ -78,7 +78,7 @@ async fn remove_agent(
     }
     match app.agents.revoke(&*app.store, &name) {
         Ok(true) => {
-            app.agent_gone(&name).await;
+            app.sessions.link_down(&name, None);
             Ok(Json(json!({ "removed": name })))
         }
         Ok(false) => Err(ApiError::new(StatusCode::NOT_FOUND, "Agent not found")),
@@ -95,7 +95,7 @@ async fn create_session(
     body: Result<Json<CreateSession>, JsonRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let Json(req) = body?;
-    let record = app.create_session(req).await?;
+    let record = crate::sessions::create(&app, req).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -119,17 +119,17 @@ async fn patch_session(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::validation(e.to_string()))?
     };
-    app.patch_session(&id, patch.render_markdown).map(Json)
+    crate::sessions::patch(&app, &id, patch.render_markdown).await.map(Json)
 }
 
 async fn kill_session(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<impl IntoResponse> {
     let Path(id) = id?;
-    app.kill_session(&id).await.map(Json)
+    crate::sessions::kill(&app, &id).await.map(Json)
 }
 
 async fn resume_session(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<impl IntoResponse> {
     let Path(id) = id?;
-    app.resume_session(&id).await.map(Json)
+    crate::sessions::resume(&app, &id).await.map(Json)
 }
 
 async fn history(State(app): AppState, id: Result<Path<String>, PathRejection>) -> ApiResult<Response> {
@@ -157,7 +157,7 @@ async fn branch_session(
 ) -> ApiResult<Response> {
     let Path(id) = id?;
     let Json(body) = body?;
-    match app.branch_session(&id, body.entry_id.as_deref().unwrap_or_default(), body.session_name).await? {
+    match crate::sessions::branch(&app, &id, body.entry_id.as_deref().unwrap_or_default(), body.session_name).await? {
         Some(branched) => Ok((
             StatusCode::CREATED,
             Json(json!({ "cancelled": false, "selected_text": branched.selected_text, "session": branched.session })),

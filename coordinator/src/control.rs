@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use crate::agent_link::AgentHandle;
 use crate::hub::BatchOutcome;
+use crate::sessions::{SessionEvent, StreamEvent};
 use crate::App;
 
 /// Messages (batches of events) a session stream may hold before the agent's reader waits, and
@@ -52,7 +53,7 @@ pub async fn run_control(app: Arc<App>, name: String, agent: Arc<AgentHandle>, m
                 warn!(session_id = %session, "terminal output on the control stream; dropped")
             }
             FromAgent::DeltaBase { .. } => warn!("a coding state on the control stream; dropped"),
-            FromAgent::Notice { session, message } => app.notice(session.as_deref(), message).await,
+            FromAgent::Notice { session, message } => app.sessions.notice(session, message),
             FromAgent::Events { session, .. } | FromAgent::Exited { session, .. } => {
                 warn!(session_id = %session, "session message on the control stream; dropped")
             }
@@ -62,7 +63,7 @@ pub async fn run_control(app: Arc<App>, name: String, agent: Arc<AgentHandle>, m
     // Everyone waiting for a reply learns the agent is gone.
     agent.fail_pending();
     app.agents.down(&name, &agent);
-    app.agent_gone(&name).await;
+    app.sessions.link_down(&name, Some(agent.link()));
 }
 
 /// [`SessionStreams`] for an agent in this process: a channel per session, pumped into the
@@ -117,13 +118,9 @@ impl SessionStreams for LocalStreams {
 /// the relay exactly-once across streams: an event already delivered is skipped, and a hole
 /// (events lost with a dead link) gives the clients a notice and a fresh replay.
 pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionId, mut rx: mpsc::Receiver<FromAgent>) {
-    // Only the agent a session's record names may feed it (re-checked here for every kind of
-    // link; the QUIC side refuses such streams before decoding anything).
-    if app.registry.agent_of(&session).as_deref() != Some(agent.as_str()) {
-        warn!(session_id = %session, agent = %agent, "events for a session this agent does not run; dropping its stream");
-        return;
-    }
-    let Some(hub) = app.reattach(&agent, &session) else {
+    // Only the agent a session's record names may feed it (checked by the session actor for
+    // every kind of link; the QUIC side refuses such streams before decoding anything).
+    let Some(hub) = app.sessions.open_stream(&agent, &session).await else {
         warn!(session_id = %session, agent = %agent, "events for an unknown session; dropping its stream");
         return;
     };
@@ -134,19 +131,16 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
         let BatchOutcome { agent_end, gap, exited, attention_changed } = hub.relay_batch(batch.drain(..));
         hub.make_room().await;
         if attention_changed {
-            // Dashboards show a badge while an extension dialog waits for an answer.
-            if let Some(record) = app.registry.get(&session) {
-                app.dashboard.session(&record);
-            }
+            app.sessions.post(SessionEvent::Stream(StreamEvent::Attention { session: session.clone() }));
         }
         if gap {
-            app.resync_clients(&session, &hub).await;
+            crate::sessions::resync_clients(&app, &session, &hub).await;
         }
         if agent_end {
-            app.after_agent_end(&session);
+            app.sessions.post(SessionEvent::Stream(StreamEvent::AgentEnd { session: session.clone(), hub: hub.clone() }));
         }
         if let Some((code, stderr)) = exited {
-            app.session_exited(&session, &hub, code, &stderr).await;
+            app.sessions.post(SessionEvent::Stream(StreamEvent::Exited { session, hub, code, stderr }));
             return;
         }
     }

@@ -80,7 +80,7 @@ impl App {
         if self.registry.live_hub(id).is_some() {
             let mut cmd = Map::new();
             cmd.insert("type".into(), "get_fork_messages".into());
-            return match self.pi_request(id, cmd).await {
+            return match crate::sessions::pi_request(self, id, cmd).await {
                 Ok(reply) => {
                     let messages = reply.pointer("/data/messages").cloned().unwrap_or_else(|| json!([]));
                     Ok(json_response(json!({ "messages": messages })))

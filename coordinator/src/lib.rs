@@ -27,7 +27,6 @@ pub mod pki;
 pub mod private;
 pub mod quic;
 pub mod record;
-pub mod registry;
 pub mod routes;
 pub mod server;
 pub mod socket;
@@ -51,7 +50,7 @@ use crate::agent_link::AgentHandle;
 use crate::control::LocalStreams;
 use crate::hub::HubLimits;
 use crate::models::ModelsCache;
-use crate::registry::Registry;
+use crate::sessions::{Registry, Sessions};
 use crate::store::{RedbStore, StateStore};
 
 /// Routes of one module: (path, handlers), collected into one table by [`routes::table`].
@@ -140,16 +139,18 @@ impl App {
         shutdown: CancellationToken,
     ) -> Arc<App> {
         let dashboard = Arc::new(dashboard::Dashboard::default());
+        let registry = Arc::new(Registry::new(store.clone(), snapshot, dashboard.clone()));
+        let agents = Arc::new(agents::Agents::new(enrolled, dashboard.clone()));
         Arc::new(App {
             tts: tts::TtsCache::new(config.data_dir.join("tts-cache"), config.tts_cache_max),
-            registry: Registry::new(store.clone(), snapshot, dashboard.clone()),
-            agents: agents::Agents::new(enrolled, dashboard.clone()),
+            sessions: Sessions::start(registry.clone(), agents.clone(), &config),
+            registry,
+            agents,
             dashboard,
             store,
             models: ModelsCache::default(),
             terminals: terminal::Terminals::default(),
             shutdown,
-            stopping: std::sync::atomic::AtomicBool::new(false),
             auth,
             ws_slots: limits::WsSlots::default(),
             config,
@@ -163,10 +164,12 @@ pub struct App {
     pub config: Config,
     /// Synthesised speech, cached.
     pub tts: tts::TtsCache,
-    /// Sessions and their hubs.
-    pub registry: Registry,
+    /// Sessions and their hubs, to read; changes go through [`App::sessions`].
+    pub registry: Arc<Registry>,
+    /// The session actor, the only writer of the registry.
+    pub sessions: Sessions,
     /// The agents that run pi: the in-process one for `serve`, others over QUIC.
-    pub agents: agents::Agents,
+    pub agents: Arc<agents::Agents>,
     /// Where state is kept (the registry writes sessions; enrollment writes agents).
     pub store: Arc<dyn StateStore>,
     /// Changes pushed to dashboards.
@@ -177,9 +180,6 @@ pub struct App {
     pub terminals: terminal::Terminals,
     /// Cancelled at shutdown; long-lived tasks (WebSockets) end with it.
     pub shutdown: CancellationToken,
-    /// Set while Piface stops its pis: their exits must not archive the sessions, which come
-    /// back at the next start.
-    pub stopping: std::sync::atomic::AtomicBool,
     /// The login.
     pub auth: auth::Auth,
     /// Open WebSockets per session.
@@ -233,7 +233,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     // Sessions that were live come back before the first request is served, so a reconnecting
     // browser finds them live (connections wait in the listen backlog meanwhile).
-    app.restore_sessions().await;
+    sessions::restore(&app).await;
     if app.config.probe_models_at_start {
         let (app, asked) = (app.clone(), std::time::Instant::now());
         tokio::spawn(async move { app.models.refresh(&app, asked).await });
@@ -246,7 +246,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     info!("shutting down: stopping pi processes");
     // Records stay live: they are restored at the next start.
-    app.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+    app.sessions.stopping();
     let mut stops = tokio::task::JoinSet::new();
     // Only the in-process agent's sessions: agents on other machines keep theirs running and
     // re-announce them when the coordinator is back.

@@ -67,7 +67,7 @@ async fn from_live_session(app: &Arc<App>) -> Option<Bytes> {
     let id = app.registry.live_ids().into_iter().next()?;
     let mut cmd = Map::new();
     cmd.insert("type".into(), "get_available_models".into());
-    match app.pi_request(&id, cmd).await {
+    match crate::sessions::pi_request(app, &id, cmd).await {
         Ok(reply) => {
             let models: Vec<&Value> = reply
                 .pointer("/data/models")

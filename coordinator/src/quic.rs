@@ -342,7 +342,7 @@ async fn serve_agent(
     let (app2, handle2, name2) = (app.clone(), handle.clone(), name.clone());
     tokio::spawn(async move {
         match handle2.request(|req| ToAgent::ListSessions { req }, Duration::from_secs(30)).await {
-            Ok(FromAgent::SessionList { sessions, .. }) => app2.reconcile_agent(&name2, &sessions),
+            Ok(FromAgent::SessionList { sessions, .. }) => app2.sessions.listed(&name2, handle2.link(), sessions),
             Ok(other) => warn!("unexpected answer to ListSessions: {other:?}"),
             Err(e) => warn!(agent = %name2, "could not list the agent's sessions: {e}"),
         }

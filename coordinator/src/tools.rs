@@ -321,11 +321,14 @@ async fn directories_remove(
         .collect();
     for record in doomed {
         if app.registry.live_hub(&record.piface_id).is_some() {
-            if let Err(e) = app.kill_session(&record.piface_id).await {
+            if let Err(e) = crate::sessions::kill(&app, &record.piface_id).await {
                 tracing::warn!(session_id = %record.piface_id, "remove: kill failed: {:?}", e.detail);
             }
         }
-        app.registry.remove(&record.piface_id);
+        if !app.sessions.remove(&record.piface_id).await {
+            tracing::warn!(session_id = %record.piface_id, "remove: the session went live again; kept");
+            continue;
+        }
         app.terminals.remove(&record.piface_id);
     }
     collect_uploads(&app).await;
@@ -358,7 +361,7 @@ pub async fn collect_uploads(app: &Arc<App>) {
             }
         }
         if forget {
-            app.registry.forget_upload(&upload.upload_id);
+            app.sessions.forget_upload(&upload.upload_id);
         }
     }
 }
@@ -494,9 +497,7 @@ async fn upload(
         upload_json(&app, &target, request, &mut stored).await
     };
     for upload in &stored {
-        app.registry
-            .add_upload(&id, upload.clone())
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        app.sessions.add_upload(&id, upload.clone()).await?;
     }
     outcome?;
     let uploads: Vec<_> = stored

@@ -289,7 +289,7 @@ async fn read_loop(
 async fn request_replay(app: &Arc<App>, id: &str, hub: &Hub, client: ClientId) -> Result<(), String> {
     let rid = hub.new_replay(client);
     let line = json!({ "type": "get_messages", "id": rid }).to_string();
-    app.send_to_pi(id, line.into_bytes()).await
+    crate::sessions::send_to_pi(app, id, line.into_bytes()).await
 }
 
 /// Handles one client message; `Err` is the `piface_error` text for this client.
@@ -404,7 +404,7 @@ async fn handle_text(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId,
 async fn forward(app: &Arc<App>, id: &str, msg: &Map<String, Value>) -> Result<(), String> {
     // Re-encoding keeps the command on one line whatever whitespace the client used.
     let line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
-    app.send_to_pi(id, line).await
+    crate::sessions::send_to_pi(app, id, line).await
 }
 
 /// A `!` or `!!` shortcut found in a prompt.
@@ -552,7 +552,7 @@ async fn local_shell(app: &Arc<App>, id: &str, cmd_id: String, command: String) 
         Ok(agent) => agent.request(shell, Duration::from_secs(3600)).await,
         Err(e) => Err(e),
     };
-    app.registry.update(id, |r| r.last_active = crate::record::now());
+    app.sessions.post(crate::sessions::SessionEvent::Client(crate::sessions::ClientCommand::Sent { session: id.into() }));
     match reply {
         Ok(FromAgent::ShellDone { result, .. }) => crate::frames::shell_response(&cmd_id, &command, result.as_ref().map_err(String::as_str)),
         Ok(other) => crate::frames::shell_response(&cmd_id, &command, Err(&format!("unexpected agent reply: {other:?}"))),

@@ -1,10 +1,11 @@
 //! The session registry: every session record and, for live ones, its hub, written through
 //! to the [`StateStore`].
 //!
-//! Records are kept in creation order (the list endpoint returns them so). The registry is the
-//! only writer of the store, and it writes while holding its lock, so the store sees changes in
-//! the order memory does. A std mutex: a store write is a short local transaction; nothing
-//! here awaits.
+//! Anyone reads it; only the session actor writes it (the write methods are visible to the
+//! `sessions` module alone, and only its actor calls them). Records are kept in creation order
+//! (the list endpoint returns them so). The registry is the only writer of the session part of
+//! the store, and it writes while holding its lock, so the store sees changes in the order
+//! memory does. A std mutex: a store write is a short local transaction; nothing here awaits.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,7 +26,7 @@ struct Entry {
 
 /// Why [`Registry::attach_hub`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attach {
+pub(super) enum Attach {
     /// No such session.
     Unknown,
     /// The session has an open hub (its pi runs).
@@ -71,7 +72,7 @@ impl Registry {
     }
 
     /// Adds a session that is starting (not listed, not saved yet).
-    pub fn insert_starting(&self, record: SessionRecord, hub: Arc<Hub>) {
+    pub(super) fn insert_starting(&self, record: SessionRecord, hub: Arc<Hub>) {
         let mut inner = self.inner.lock().unwrap();
         let id = record.piface_id.clone();
         if inner.map.insert(id.clone(), Entry { record, hub: Some(hub), visible: false }).is_none() {
@@ -80,7 +81,7 @@ impl Registry {
     }
 
     /// Removes a session, from the store too. Its upload references go with it.
-    pub fn remove(&self, id: &str) {
+    pub(super) fn remove(&self, id: &str) {
         let mut inner = self.inner.lock().unwrap();
         if let Some(entry) = inner.map.remove(id) {
             inner.order.retain(|x| x != id);
@@ -127,7 +128,7 @@ impl Registry {
     }
 
     /// Changes a record and saves it (when listed); returns the new version.
-    pub fn update(&self, id: &str, f: impl FnOnce(&mut SessionRecord)) -> Option<SessionRecord> {
+    pub(super) fn update(&self, id: &str, f: impl FnOnce(&mut SessionRecord)) -> Option<SessionRecord> {
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.map.get_mut(id)?;
         let before = entry.record.clone();
@@ -141,7 +142,7 @@ impl Registry {
     }
 
     /// Lists and saves a session whose pi is up, after `f`.
-    pub fn set_live(&self, id: &str, f: impl FnOnce(&mut SessionRecord)) -> Option<SessionRecord> {
+    pub(super) fn set_live(&self, id: &str, f: impl FnOnce(&mut SessionRecord)) -> Option<SessionRecord> {
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.map.get_mut(id)?;
         entry.visible = true;
@@ -155,7 +156,7 @@ impl Registry {
     /// Gives a listed session (being resumed or restored) a new hub; returns its record.
     /// A hub still open is never replaced: its clients would be left on a hub that no event
     /// reaches (`Err(Attach::Occupied)`).
-    pub fn attach_hub(&self, id: &str, hub: Arc<Hub>) -> Result<SessionRecord, Attach> {
+    pub(super) fn attach_hub(&self, id: &str, hub: Arc<Hub>) -> Result<SessionRecord, Attach> {
         let mut inner = self.inner.lock().unwrap();
         let entry = inner.map.get_mut(id).ok_or(Attach::Unknown)?;
         if entry.hub.as_ref().is_some_and(|h| !h.is_closed()) {
@@ -165,30 +166,21 @@ impl Registry {
         Ok(entry.record.clone())
     }
 
-    /// The open hub of session `id` of `agent`, or, when it has none, a new one from `make`,
-    /// attached in the same step (`true`): two paths that find no hub at once (a reconnected
-    /// agent's session stream and the reconciliation of its session list) end up on one hub.
-    /// `None` when the session is unknown or not `agent`'s.
-    pub fn hub_or_attach(&self, id: &str, agent: &str, make: impl FnOnce() -> Arc<Hub>) -> Option<(Arc<Hub>, bool)> {
-        let mut inner = self.inner.lock().unwrap();
-        let entry = inner.map.get_mut(id).filter(|e| e.record.agent == agent)?;
-        match &entry.hub {
-            Some(hub) if !hub.is_closed() => Some((hub.clone(), false)),
-            _ => {
-                let hub = make();
-                entry.hub = Some(hub.clone());
-                Some((hub, true))
-            }
-        }
-    }
-
     /// Drops a session's hub if it is still `hub` (a newer one may have replaced it).
-    pub fn detach_hub(&self, id: &str, hub: &Arc<Hub>) {
+    pub(super) fn detach_hub(&self, id: &str, hub: &Arc<Hub>) {
         let mut inner = self.inner.lock().unwrap();
         if let Some(entry) = inner.map.get_mut(id) {
             if entry.hub.as_ref().is_some_and(|h| Arc::ptr_eq(h, hub)) {
                 entry.hub = None;
             }
+        }
+    }
+
+    /// Tells dashboards about a record again (its attention badge changed).
+    pub(super) fn announce(&self, id: &str) {
+        let inner = self.inner.lock().unwrap();
+        if let Some(entry) = inner.map.get(id).filter(|e| e.visible) {
+            self.dashboard.session(&with_attention(entry));
         }
     }
 
@@ -216,7 +208,7 @@ impl Registry {
 
     /// Makes session `id` reference `uploads` too (a branch inherits its source's), and
     /// saves it.
-    pub fn share_uploads(&self, id: &str, uploads: Vec<String>) {
+    pub(super) fn share_uploads(&self, id: &str, uploads: Vec<String>) {
         let mut inner = self.inner.lock().unwrap();
         if let Err(e) = self.store.share_uploads(id, &uploads) {
             tracing::error!(session_id = %id, "could not save upload references: {e}");
@@ -237,7 +229,7 @@ impl Registry {
     }
 
     /// Records a new upload of session `id`; saved before it is visible.
-    pub fn add_upload(&self, id: &str, mut upload: UploadRecord) -> Result<(), crate::store::StoreError> {
+    pub(super) fn add_upload(&self, id: &str, mut upload: UploadRecord) -> Result<(), crate::store::StoreError> {
         if !upload.ref_sessions.iter().any(|s| s == id) {
             upload.ref_sessions.push(id.to_string());
         }
@@ -262,7 +254,7 @@ impl Registry {
     }
 
     /// Forgets an upload whose blob is gone.
-    pub fn forget_upload(&self, upload_id: &str) {
+    pub(super) fn forget_upload(&self, upload_id: &str) {
         let mut inner = self.inner.lock().unwrap();
         if let Err(e) = self.store.delete_upload(upload_id) {
             tracing::error!(upload_id, "could not delete the upload record: {e}");
