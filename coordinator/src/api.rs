@@ -166,3 +166,6 @@ async fn branch_session(
         None => Ok(Json(json!({ "cancelled": true, "selected_text": "", "session": null })).into_response()),
     }
 }
+
+#[cfg(test)]
+mod tests;

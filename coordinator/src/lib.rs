@@ -34,6 +34,8 @@ pub mod sessions;
 pub mod speech;
 pub mod store;
 pub mod terminal;
+#[cfg(test)]
+mod testkit;
 pub mod tools;
 pub mod tts;
 pub mod ws;
@@ -198,26 +200,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let mut snapshot = store.load()?;
     let enrolled = std::mem::take(&mut snapshot.agents);
     info!(sessions = snapshot.sessions.len(), "state loaded");
-    let streams = Arc::new(LocalStreams::default());
-    let link = config.local_agent.then(|| {
-        let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
-        agent_config.start_timeout = config.start_timeout;
-        agent_config.fs_roots.clone_from(&config.fs_roots);
-        // Never served, even inside a root; the local agent keeps its own state in there.
-        agent_config.private_dirs.push(config.data_dir.clone());
-        agent_config.state_dir = config.data_dir.join("agent");
-        agent_config.speech.clone_from(&config.speech);
-        agent_config.tts.clone_from(&config.tts);
-        piface_agent::spawn(agent_config, streams.clone())
-    });
+    let local = config.local_agent.then(|| LocalAgent::spawn(&config));
     let app = App::new(config, store, snapshot, enrolled, auth, shutdown.clone());
-    streams.bind(&app);
     let mut control = None;
-    if let Some(link) = link {
-        let local = Arc::new(AgentHandle::new(link.tx));
-        app.agents.up(agents::LOCAL, local.clone(), None);
-        local.send(piface_shared::protocol::ToAgent::Hello(piface_link::hello(None))).await?;
-        control = Some(tokio::spawn(control::run_control(app.clone(), agents::LOCAL.to_string(), local, link.rx)));
+    if let Some(local) = local {
+        control = Some(local.connect(&app).await?);
     }
     let mut quic_endpoint = None;
     if let Some(addr) = app.config.quic {
@@ -269,6 +256,41 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         control.abort();
     }
     result
+}
+
+/// The agent that runs in the coordinator's process (`serve`, `coordinator --local-agent`):
+/// started before the [`App`] exists (the app needs the agent, the agent its streams), then
+/// connected to it. [`run`] and the in-process tests start it the same way.
+pub(crate) struct LocalAgent {
+    link: piface_agent::AgentLink,
+    streams: Arc<LocalStreams>,
+}
+
+impl LocalAgent {
+    /// Starts the agent with the coordinator's settings for it.
+    pub(crate) fn spawn(config: &Config) -> LocalAgent {
+        let streams = Arc::new(LocalStreams::default());
+        let mut agent_config = piface_agent::AgentConfig::new(config.pi_bin.clone());
+        agent_config.start_timeout = config.start_timeout;
+        agent_config.fs_roots.clone_from(&config.fs_roots);
+        // Never served, even inside a root; the local agent keeps its own state in there.
+        agent_config.private_dirs.push(config.data_dir.clone());
+        agent_config.state_dir = config.data_dir.join("agent");
+        agent_config.speech.clone_from(&config.speech);
+        agent_config.tts.clone_from(&config.tts);
+        let link = piface_agent::spawn(agent_config, streams.clone());
+        LocalAgent { link, streams }
+    }
+
+    /// Binds its session streams to `app`, brings it up as [`agents::LOCAL`] and says hello;
+    /// the task returned reads its control messages until the agent stops.
+    pub(crate) async fn connect(self, app: &Arc<App>) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        self.streams.bind(app);
+        let local = Arc::new(AgentHandle::new(self.link.tx));
+        app.agents.up(agents::LOCAL, local.clone(), None);
+        local.send(piface_shared::protocol::ToAgent::Hello(piface_link::hello(None))).await?;
+        Ok(tokio::spawn(control::run_control(app.clone(), agents::LOCAL.to_string(), local, self.link.rx)))
+    }
 }
 
 /// Opens the store in `data_dir`, importing the original Piface's `state.json` from there

@@ -2,7 +2,7 @@
 //!
 //! Modules list their routes here instead of building routers of their own, so the table is
 //! one value a test can walk: every route must answer 401 without credentials unless
-//! `auth::is_public` names it (`tests` below, and `coordinator/tests/front_door.rs`).
+//! `auth::is_public` names it, and gets the front door's and its family's checks (`api/tests.rs`).
 
 use crate::{Config, Routes};
 
