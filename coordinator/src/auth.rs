@@ -467,8 +467,17 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// The login routes.
 pub fn routes() -> crate::Routes {
     use axum::routing::{get, post};
-    vec![("/api/auth/status", get(status)), ("/api/auth/login", post(login)), ("/api/auth/logout", post(logout))]
+    use crate::limits::body_limit;
+    vec![
+        ("/api/auth/status", get(status)),
+        // Open to anyone who reaches the port: a token is a few dozen bytes.
+        ("/api/auth/login", body_limit(post(login), LOGIN_BODY)),
+        ("/api/auth/logout", body_limit(post(logout), LOGIN_BODY)),
+    ]
 }
+
+/// The largest body the login routes read.
+const LOGIN_BODY: usize = 16 * 1024;
 
 /// `GET /api/auth/status` → `{"authenticated", "mode", "user"}`.
 async fn status(State(app): State<Arc<App>>, identity: Option<Extension<Identity>>) -> Json<serde_json::Value> {
