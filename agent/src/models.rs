@@ -3,17 +3,18 @@
 //! the Hugging Face hub into the local cache with progress (bytes, rate, ETA) in the log and in
 //! the hello, hence in the coordinator's `GET /api/agents`.
 //!
-//! Fetching uses `hf-hub`'s client, so the cache it fills is the one the Python tools use
-//! (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`) and `HF_ENDPOINT` points it at
-//! a mirror. `HF_HUB_OFFLINE=1` never touches the network.
+//! Fetching goes through `piface-hub` (`hf-hub`'s client), so the cache it fills is the one the
+//! Python tools use (`$HF_HUB_CACHE`, `$HF_HOME/hub`, `~/.cache/huggingface/hub`) and
+//! `HF_ENDPOINT` points it at a mirror. `HF_HUB_OFFLINE=1` never touches the network. Which
+//! files of a repo make a model is the worker's ([`Source::pick`]); the repo id's rule is
+//! `piface-hub`'s ([`piface_hub::ModelRef`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hf_hub::api::tokio::{ApiBuilder, Progress};
-use hf_hub::{Cache, Repo, RepoType};
+use piface_hub::{HubCache, Location, ModelRef, Remote};
 use piface_shared::protocol::{ModelService, ModelState};
 use tracing::info;
 
@@ -99,15 +100,11 @@ impl Drop for Job {
     }
 }
 
-/// Where a kind of model comes from: its crate's local lookup and hub cache, and which files of a
-/// repo it needs.
+/// Where a kind of model comes from: its crate's local lookup, and which files of a repo it
+/// needs.
 pub struct Source {
     /// Finds `spec` on disk (a path, or a repo id in the hub cache).
     pub resolve: fn(&str) -> Result<std::path::PathBuf, String>,
-    /// The hub cache a download goes to.
-    pub cache_dir: fn() -> std::path::PathBuf,
-    /// Whether downloads are off (`HF_HUB_OFFLINE`).
-    pub offline: fn() -> bool,
     /// The files of a repo the model needs, given its file list.
     pub pick: fn(&str, &[String]) -> Vec<String>,
 }
@@ -131,13 +128,15 @@ pub async fn load<M: Send + 'static>(
     set(kind, &service.model, &device_label, ModelState::Loading);
     let path = match (source.resolve)(spec) {
         Ok(path) => path,
-        Err(e) if service.download && is_repo_id(spec) && !(source.offline)() => {
-            info!(model = spec, "not in the local Hugging Face cache ({e}); downloading");
-            fetch(kind, spec, &device_label, (source.cache_dir)(), source.pick).await.map_err(fail)?;
-            set(kind, &service.model, &device_label, ModelState::Loading);
-            (source.resolve)(spec).map_err(fail)?
-        }
-        Err(e) => return Err(fail(e)),
+        Err(e) => match repo(spec).filter(|_| service.download && !piface_hub::offline()) {
+            Some(model) => {
+                info!(model = spec, "not in the local Hugging Face cache ({e}); downloading");
+                fetch(kind, &model, &device_label, HubCache::from_env(), source.pick).await.map_err(fail)?;
+                set(kind, &service.model, &device_label, ModelState::Loading);
+                (source.resolve)(spec).map_err(fail)?
+            }
+            None => return Err(fail(e)),
+        },
     };
     let device = crate::speech::device(service.gpu.as_ref()).map_err(fail)?;
     let started = Instant::now();
@@ -157,49 +156,38 @@ pub async fn load<M: Send + 'static>(
     Ok(model)
 }
 
-/// Whether `spec` names a Hugging Face repo (`org/name[@revision]`) rather than a local path.
-pub fn is_repo_id(spec: &str) -> bool {
-    let id = spec.split_once('@').map_or(spec, |(id, _)| id);
-    !std::path::Path::new(spec).exists()
-        && id.split('/').count() == 2
-        && !id.starts_with(['/', '.', '~'])
-        && id.split('/').all(|p| !p.is_empty() && p != "..")
+/// The Hugging Face repo `spec` names (`owner/name[@revision]`, under `piface-hub`'s rule), unless
+/// it is a local path.
+pub fn repo(spec: &str) -> Option<ModelRef> {
+    match Location::of(spec) {
+        Ok(Location::Repo(model)) => Some(model),
+        Ok(Location::Path(_)) | Err(_) => None,
+    }
 }
 
-/// Fetches into the local hub cache the files of repo `spec` that `pick` chooses from the
-/// repo's file list (files already cached are kept), reporting progress to `kind`'s status.
+/// Fetches into `cache` the files of `model` that `pick` chooses from the repo's file list
+/// (files already cached are kept), reporting progress to `kind`'s status.
 pub async fn fetch(
     kind: Kind,
-    spec: &str,
+    model: &ModelRef,
     device: &str,
-    cache: std::path::PathBuf,
+    cache: HubCache,
     pick: fn(&str, &[String]) -> Vec<String>,
 ) -> Result<(), String> {
-    let (id, revision) = spec.split_once('@').unwrap_or((spec, "main"));
-    let mut builder = ApiBuilder::from_cache(Cache::new(cache.clone())).with_progress(false);
-    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
-        builder = builder.with_endpoint(endpoint.trim_end_matches('/').to_string());
-    }
-    let api = builder.build().map_err(|e| format!("Hugging Face client: {e}"))?;
-    let repo = Repo::with_revision(id.to_string(), RepoType::Model, revision.to_string());
-    let remote = api.repo(repo.clone());
-    let listing = remote.info().await.map_err(|e| format!("cannot list {spec} on the Hugging Face hub: {e}"))?;
-    let names: Vec<String> = listing.siblings.into_iter().map(|s| s.rfilename).collect();
-    let files = pick(id, &names);
+    let spec = model.to_string();
+    let remote = Remote::new(&cache, model).map_err(|e| e.to_string())?;
+    let names = remote.files().await.map_err(|e| e.to_string())?;
+    let files = pick(model.repo(), &names);
     if files.is_empty() {
         return Err(format!("{spec} on the Hugging Face hub has no model files this agent can load"));
     }
-    let cached = Cache::new(cache).repo(repo);
-    let tracker = Tracker::new(kind, spec, device);
+    let tracker = Tracker::new(kind, &spec, device);
     for file in files {
-        if cached.get(&file).is_some() {
+        if remote.is_cached(&file) {
             continue;
         }
         info!(model = spec, file, "downloading {} model", kind.label());
-        remote
-            .download_with_progress(&file, tracker.clone())
-            .await
-            .map_err(|e| format!("downloading {file} of {spec}: {e}"))?;
+        remote.download(&file, tracker.clone()).await.map_err(|e| e.to_string())?;
     }
     tracker.log(true);
     Ok(())
@@ -299,21 +287,21 @@ impl Progressed {
     }
 }
 
-impl Progress for Tracker {
-    async fn init(&mut self, size: usize, filename: &str) {
+impl piface_hub::Progress for Tracker {
+    fn start(&mut self, file: &str, size: u64) {
         {
             let mut p = self.0.lock().unwrap();
-            p.file = filename.to_string();
-            p.total += size as u64;
+            p.file = file.to_string();
+            p.total += size;
             p.report(true);
         }
         self.log(false);
     }
 
-    async fn update(&mut self, size: usize) {
+    fn advance(&mut self, bytes: u64) {
         let log = {
             let mut p = self.0.lock().unwrap();
-            p.done += size as u64;
+            p.done += bytes;
             p.report(false);
             let due = p.last_log.elapsed() >= LOG_EVERY;
             if due {
@@ -326,7 +314,7 @@ impl Progress for Tracker {
         }
     }
 
-    async fn finish(&mut self) {
+    fn finish(&mut self) {
         self.0.lock().unwrap().report(true);
     }
 }
@@ -336,14 +324,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repo_ids_and_paths() {
-        assert!(is_repo_id("nvidia/parakeet-tdt-0.6b-v3"));
-        assert!(is_repo_id("kakao-enterprise/vits-ljs@main"));
-        assert!(!is_repo_id("/models/x.nemo"));
-        assert!(!is_repo_id("./x/y"));
-        assert!(!is_repo_id("../x"));
-        assert!(!is_repo_id("a/b/c"));
-        assert!(!is_repo_id("justaname"));
+    fn repo_ids_are_fetched_and_paths_are_not() {
+        assert_eq!(repo("kakao-enterprise/vits-ljs@v1").map(|m| m.revision().to_string()), Some("v1".into()));
+        assert!(repo("nvidia/parakeet-tdt-0.6b-v3").is_some());
+        for local in ["/models/x.nemo", "./x/y", "../x", "a/b/c", "~/m", "org/m@../../x"] {
+            assert!(repo(local).is_none(), "{local}");
+        }
+        // Something on disk is a path, whatever its name looks like.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("org");
+        std::fs::create_dir_all(path.join("name")).unwrap();
+        assert!(repo(&path.join("name").display().to_string()).is_none());
     }
 
     #[test]

@@ -38,7 +38,7 @@ static WORKER: OnceLock<Arc<Worker>> = OnceLock::new();
 
 /// Whether `spec` (a path or repo id) is on disk already.
 pub fn in_cache(spec: &str) -> bool {
-    piface_speech::hub::resolve(spec).is_ok()
+    piface_speech::resolve(spec).is_ok()
 }
 
 /// Which files of a Hugging Face repo make a Parakeet model: its `.nemo` archive (the one named
@@ -73,9 +73,7 @@ pub fn pick_files(id: &str, files: &[String]) -> Vec<String> {
 /// stands is in [`models::snapshot`]`(Kind::Stt)` all along.
 pub async fn start(service: ServiceConfig) -> Result<Arc<Worker>, String> {
     let source = models::Source {
-        resolve: |spec| piface_speech::hub::resolve(spec).map_err(|e| e.to_string()),
-        cache_dir: piface_speech::hub::cache_dir,
-        offline: piface_speech::hub::offline,
+        resolve: |spec| piface_speech::resolve(spec).map_err(|e| e.to_string()),
         pick: pick_files,
     };
     let model = models::load(Kind::Stt, &service, &service.model, source, |path, device| {

@@ -41,7 +41,7 @@ pub fn loaded() -> Option<&'static Arc<Worker>> {
 /// What a model name means here: the original's Coqui name is the same voice on the hub.
 pub fn hub_name(spec: &str) -> &str {
     if spec == ORIGINAL_MODEL {
-        piface_tts::hub::DEFAULT_MODEL
+        piface_tts::DEFAULT_MODEL
     } else {
         spec
     }
@@ -49,7 +49,7 @@ pub fn hub_name(spec: &str) -> &str {
 
 /// Whether `spec` (a folder or repo id) is on disk already.
 pub fn in_cache(spec: &str) -> bool {
-    piface_tts::hub::resolve(hub_name(spec)).is_ok()
+    piface_tts::resolve(hub_name(spec)).is_ok()
 }
 
 /// The files of a Hugging Face repo that make a `VitsModel` voice.
@@ -73,9 +73,7 @@ pub fn pick_files(_id: &str, files: &[String]) -> Vec<String> {
 /// [`models::snapshot`]`(Kind::Tts)` all along.
 pub async fn start(service: ServiceConfig) -> Result<Arc<Worker>, String> {
     let source = models::Source {
-        resolve: |spec| piface_tts::hub::resolve(spec).map_err(|e| e.to_string()),
-        cache_dir: piface_tts::hub::cache_dir,
-        offline: piface_tts::hub::offline,
+        resolve: |spec| piface_tts::resolve(spec).map_err(|e| e.to_string()),
         pick: pick_files,
     };
     let voice = models::load(Kind::Tts, &service, hub_name(&service.model), source, |dir, device| {
