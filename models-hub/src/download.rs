@@ -106,6 +106,11 @@ impl Remote {
         Ok(Remote { model: model.clone(), cache: cache.clone(), repo })
     }
 
+    /// The repo (and revision) it fetches.
+    pub fn model(&self) -> &ModelRef {
+        &self.model
+    }
+
     /// The repo's files at the revision, as the hub lists them; names that are not plain relative paths
     /// are left out.
     pub async fn files(&self) -> Result<Vec<String>, FetchError> {
