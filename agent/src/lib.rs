@@ -137,6 +137,8 @@ pub struct AgentLink {
     pub rx: mpsc::Receiver<FromAgent>,
     /// Finishes when the agent has stopped every pi it ran.
     pub task: JoinHandle<()>,
+    /// The agent's model services, for a link that builds its own hellos ([`agent_hello`]).
+    pub models: Arc<models::Models>,
 }
 
 /// Opens the per-session streams that carry a session's events to the coordinator.
@@ -168,28 +170,33 @@ pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink
     if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         roots = roots.with_worktrees(&PathBuf::from(home).join(".local/share/piface").join(tools::fs::WORKTREES));
     }
+    // This agent's model services: its own, so two agents in one process share no model state.
+    let models = models::Models::new();
     if let Some(service) = config.speech.clone() {
         // Loading takes a while (seconds to minutes for the real model, longer when it must be
         // downloaded first): the agent serves meanwhile and says hello as loading goes on.
+        let models = models.clone();
         tokio::spawn(async move {
-            if let Err(e) = speech::start(service).await {
+            if let Err(e) = speech::start(models, service).await {
                 warn!("speech-to-text is off: {e}");
             }
         });
     }
     if let Some(service) = config.tts.clone() {
+        let models = models.clone();
         tokio::spawn(async move {
-            if let Err(e) = tts::start(service).await {
+            if let Err(e) = tts::start(models, service).await {
                 warn!("text-to-speech is off: {e}");
             }
         });
     }
     // Say hello again whenever what we advertise changes, at most once a second.
     let out = from_tx.clone();
+    let watched = models.clone();
     tokio::spawn(async move {
         loop {
-            models::CHANGED.notified().await;
-            if out.send(FromAgent::Hello(agent_hello(None))).await.is_err() {
+            watched.changed().await;
+            if out.send(FromAgent::Hello(agent_hello(&watched, None))).await.is_err() {
                 break;
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -203,19 +210,20 @@ pub fn spawn(config: AgentConfig, streams: Arc<dyn SessionStreams>) -> AgentLink
         streams,
         roots,
         uploads: Arc::default(),
+        models: models.clone(),
     };
     let task = tokio::spawn(agent.run(to_rx).instrument(tracing::info_span!("agent")));
-    AgentLink { tx: to_tx, rx: from_rx, task }
+    AgentLink { tx: to_tx, rx: from_rx, task, models }
 }
 
-/// The hello an agent sends: [`piface_link::hello`] plus its GPUs (discovered once per process)
-/// and its model services.
-pub fn agent_hello(pi_version: Option<String>) -> Hello {
+/// The hello an agent sends: [`piface_link::hello`] plus its GPUs (discovered once per process:
+/// the machine's, whichever agent asks) and the model services in `models`.
+pub fn agent_hello(models: &models::Models, pi_version: Option<String>) -> Hello {
     static GPUS: std::sync::OnceLock<Vec<piface_shared::protocol::GpuInfo>> = std::sync::OnceLock::new();
     Hello {
         gpus: GPUS.get_or_init(gpu::discover).clone(),
-        speech: models::snapshot(models::Kind::Stt).map(Box::new),
-        tts: models::snapshot(models::Kind::Tts).map(Box::new),
+        speech: models.snapshot(models::Kind::Stt).map(Box::new),
+        tts: models.snapshot(models::Kind::Tts).map(Box::new),
         ..piface_link::hello(pi_version)
     }
 }
@@ -232,11 +240,13 @@ struct Agent {
     roots: tools::fs::Roots,
     uploads: Arc<tools::upload::Uploads>,
     terminals: Arc<tools::pty::Terminals>,
+    /// The model services (speech-to-text, text-to-speech) and their loaded models.
+    models: Arc<models::Models>,
 }
 
 impl Agent {
     async fn run(self, mut rx: mpsc::Receiver<ToAgent>) {
-        if self.out.send(FromAgent::Hello(agent_hello(None))).await.is_err() {
+        if self.out.send(FromAgent::Hello(agent_hello(&self.models, None))).await.is_err() {
             return;
         }
         while let Some(msg) = rx.recv().await {
@@ -328,10 +338,10 @@ impl Agent {
                 });
             }
             ToAgent::Transcribe { req, audio } => {
-                let out = self.out.clone();
+                let (out, models) = (self.out.clone(), self.models.clone());
                 tokio::spawn(async move {
-                    let result = match speech::loaded() {
-                        Some(w) => speech::transcribe(w.clone(), audio).await.map(|v| v.to_string()),
+                    let result = match models.speech() {
+                        Some(w) => speech::transcribe(&models, w, audio).await.map(|v| v.to_string()),
                         None => Err(piface_shared::protocol::ToolError::new(
                             503,
                             "Speech transcription is not configured on this agent",
@@ -341,10 +351,10 @@ impl Agent {
                 });
             }
             ToAgent::Synthesize { req, text } => {
-                let out = self.out.clone();
+                let (out, models) = (self.out.clone(), self.models.clone());
                 tokio::spawn(async move {
-                    let result = match tts::loaded() {
-                        Some(w) => tts::synthesize(w.clone(), text).await,
+                    let result = match models.voice() {
+                        Some(w) => tts::synthesize(&models, w, text).await,
                         None => Err(piface_shared::protocol::ToolError::new(
                             503,
                             "Text-to-speech is not configured on this agent",

@@ -59,7 +59,7 @@ pub async fn run(
     let pi_version = detect_pi_version(&agent.pi_bin).await;
     let streams = Arc::new(QuicStreams::new(link.replay_bytes));
     let core = crate::spawn(agent, streams.clone());
-    let (tx, mut rx) = (core.tx, core.rx);
+    let (tx, mut rx, models) = (core.tx, core.rx, core.models);
     let mut backoff = Backoff::default();
     loop {
         let attempt = async {
@@ -67,7 +67,7 @@ pub async fn run(
             let conn = endpoint.connect(addr, SERVER_NAME)?.await.with_context(|| format!("connecting to {addr}"))?;
             info!(coordinator = %addr, "link up");
             backoff = Backoff::default();
-            serve_connection(&conn, &tx, &mut rx, &streams, pi_version.clone()).await
+            serve_connection(&conn, &tx, &mut rx, &streams, &models, pi_version.clone()).await
         };
         let result = tokio::select! {
             r = attempt => r,
@@ -95,11 +95,12 @@ async fn serve_connection(
     tx: &mpsc::Sender<ToAgent>,
     rx: &mut mpsc::Receiver<FromAgent>,
     streams: &QuicStreams,
+    models: &crate::models::Models,
     pi_version: Option<String>,
 ) -> anyhow::Result<()> {
     let (mut send, recv) = conn.open_bi().await?;
     write_frame(&mut send, &StreamHeader::Control).await?;
-    write_frame(&mut send, &FromAgent::Hello(crate::agent_hello(pi_version.clone()))).await?;
+    write_frame(&mut send, &FromAgent::Hello(crate::agent_hello(models, pi_version.clone()))).await?;
     streams.conn.send_replace(Some(conn.clone()));
     let reader = async {
         let mut frames = FrameReader::new(recv);
@@ -116,7 +117,7 @@ async fn serve_connection(
             // The core says hello again when something it advertises changed (a speech model
             // finished loading): send ours, which carries the pi version too.
             let msg = match msg {
-                FromAgent::Hello(_) => FromAgent::Hello(crate::agent_hello(pi_version.clone())),
+                FromAgent::Hello(_) => FromAgent::Hello(crate::agent_hello(models, pi_version.clone())),
                 other => other,
             };
             write_frame(&mut send, &msg).await?;

@@ -2,7 +2,7 @@
 //! format ffmpeg reads → 16 kHz mono → Parakeet TDT (`piface-speech`) → text, one clip at a
 //! time; and the "Mic → Clean" pass, a short-lived pi that rewrites a transcript.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -10,7 +10,7 @@ use piface_shared::protocol::{SpawnSpec, ToolError};
 use piface_speech::ParakeetModel;
 use tokio::io::AsyncWriteExt;
 
-use crate::models::{self, Kind};
+use crate::models::{self, Kind, Models};
 use crate::{AgentConfig, ServiceConfig};
 use piface_shared::protocol::{GpuInfo, ModelState};
 
@@ -21,7 +21,8 @@ const FFMPEG_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest clean-up by pi.
 const CLEAN_TIMEOUT: Duration = Duration::from_secs(45);
 
-/// A loaded model, shared by the requests (one clip at a time: a clip uses the whole device).
+/// A loaded model, shared by the requests (one clip at a time: a clip uses the whole device); the
+/// agent's [`Models`] holds it.
 pub struct Worker {
     model: Arc<ParakeetModel>,
     turn: tokio::sync::Semaphore,
@@ -29,16 +30,9 @@ pub struct Worker {
     pub name: String,
 }
 
-/// The speech model this process has loaded, once it has.
-pub fn loaded() -> Option<&'static Arc<Worker>> {
-    WORKER.get()
-}
-
-static WORKER: OnceLock<Arc<Worker>> = OnceLock::new();
-
 /// Whether `spec` (a path or repo id) is on disk already.
 pub fn in_cache(spec: &str) -> bool {
-    piface_speech::hub::resolve(spec).is_ok()
+    piface_speech::resolve(spec).is_ok()
 }
 
 /// Which files of a Hugging Face repo make a Parakeet model: its `.nemo` archive (the one named
@@ -69,23 +63,20 @@ pub fn pick_files(id: &str, files: &[String]) -> Vec<String> {
 }
 
 /// Loads the speech model `service` names — fetching it from the Hugging Face hub first when it
-/// is a repo missing from the local cache and fetching is allowed — and serves it. Where this
-/// stands is in [`models::snapshot`]`(Kind::Stt)` all along.
-pub async fn start(service: ServiceConfig) -> Result<Arc<Worker>, String> {
-    let source = models::Source {
-        resolve: |spec| piface_speech::hub::resolve(spec).map_err(|e| e.to_string()),
-        cache_dir: piface_speech::hub::cache_dir,
-        offline: piface_speech::hub::offline,
-        pick: pick_files,
-    };
-    let model = models::load(Kind::Stt, &service, &service.model, source, |path, device| {
-        ParakeetModel::load(path, &device).map_err(|e| format!("Failed to load Parakeet model: {e}"))
-    })
-    .await?;
+/// is a repo missing from the local cache and fetching is allowed — and keeps it in `models`
+/// ([`Models::speech`]). Where this stands is in `models.snapshot(Kind::Stt)` all along.
+pub async fn start(models: Arc<Models>, service: ServiceConfig) -> Result<Arc<Worker>, String> {
+    let source =
+        models::Source { resolve: |spec| piface_speech::resolve(spec).map_err(|e| e.to_string()), pick: pick_files };
+    let model = models
+        .load(Kind::Stt, &service, &service.model, source, |path, device| {
+            ParakeetModel::load(path, &device).map_err(|e| format!("Failed to load Parakeet model: {e}"))
+        })
+        .await?;
     let worker =
         Arc::new(Worker { model: Arc::new(model), turn: tokio::sync::Semaphore::new(1), name: service.model.clone() });
-    let _ = WORKER.set(worker.clone());
-    models::set(Kind::Stt, &service.model, &service.device_label(), ModelState::Ready);
+    models.set_speech(worker.clone());
+    models.set(Kind::Stt, &service.model, &service.device_label(), ModelState::Ready);
     Ok(worker)
 }
 
@@ -156,8 +147,12 @@ pub async fn decode(audio: Bytes) -> Result<Vec<f32>, ToolError> {
     Ok(out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
-/// Transcribes one clip: `{"text": …}`.
-pub async fn transcribe(worker: Arc<Worker>, audio: Bytes) -> Result<serde_json::Value, ToolError> {
+/// Transcribes one clip with `worker`, counted as a job of `models`: `{"text": …}`.
+pub async fn transcribe(
+    models: &Arc<Models>,
+    worker: Arc<Worker>,
+    audio: Bytes,
+) -> Result<serde_json::Value, ToolError> {
     if audio.is_empty() {
         return Err(ToolError::new(400, "Audio payload is empty"));
     }
@@ -165,7 +160,7 @@ pub async fn transcribe(worker: Arc<Worker>, audio: Bytes) -> Result<serde_json:
     if samples.len() < 1_600 {
         return Err(ToolError::new(422, "No transcript was produced for this audio clip."));
     }
-    let job = models::Job::start(Kind::Stt);
+    let job = models.job(Kind::Stt);
     let _turn = worker.turn.acquire().await.map_err(|e| ToolError::new(500, e.to_string()))?;
     let model = worker.model.clone();
     let transcript = tokio::task::spawn_blocking(move || model.transcribe(&samples))

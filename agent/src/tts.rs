@@ -1,7 +1,7 @@
 //! The text-to-speech worker of an agent that has a VITS voice (`--tts-model`): text → sentences
 //! → VITS (`piface-tts`) → one waveform → MP3 by ffmpeg, one text at a time.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -9,7 +9,7 @@ use piface_shared::protocol::{ModelState, ToolError};
 use piface_tts::{SynthOptions, Voice};
 use tracing::info;
 
-use crate::models::{self, Kind};
+use crate::models::{self, Kind, Models};
 use crate::ServiceConfig;
 
 /// The original's model name (Coqui's LJSpeech VITS); here it means the same voice in the
@@ -23,7 +23,7 @@ const CHUNK_CHARS: usize = 400;
 /// Silence between two chunks, seconds.
 const GAP_S: f32 = 0.2;
 
-/// A loaded voice, shared by the requests (one text at a time).
+/// A loaded voice, shared by the requests (one text at a time); the agent's [`Models`] holds it.
 pub struct Worker {
     voice: Arc<Voice>,
     turn: tokio::sync::Semaphore,
@@ -31,17 +31,10 @@ pub struct Worker {
     pub name: String,
 }
 
-static WORKER: OnceLock<Arc<Worker>> = OnceLock::new();
-
-/// The voice this process has loaded, once it has.
-pub fn loaded() -> Option<&'static Arc<Worker>> {
-    WORKER.get()
-}
-
 /// What a model name means here: the original's Coqui name is the same voice on the hub.
 pub fn hub_name(spec: &str) -> &str {
     if spec == ORIGINAL_MODEL {
-        piface_tts::hub::DEFAULT_MODEL
+        piface_tts::DEFAULT_MODEL
     } else {
         spec
     }
@@ -49,7 +42,7 @@ pub fn hub_name(spec: &str) -> &str {
 
 /// Whether `spec` (a folder or repo id) is on disk already.
 pub fn in_cache(spec: &str) -> bool {
-    piface_tts::hub::resolve(hub_name(spec)).is_ok()
+    piface_tts::resolve(hub_name(spec)).is_ok()
 }
 
 /// The files of a Hugging Face repo that make a `VitsModel` voice.
@@ -69,23 +62,20 @@ pub fn pick_files(_id: &str, files: &[String]) -> Vec<String> {
 }
 
 /// Loads the voice `service` names — fetching it first when it is a repo missing from the local
-/// cache and fetching is allowed — and serves it; the status is in
-/// [`models::snapshot`]`(Kind::Tts)` all along.
-pub async fn start(service: ServiceConfig) -> Result<Arc<Worker>, String> {
-    let source = models::Source {
-        resolve: |spec| piface_tts::hub::resolve(spec).map_err(|e| e.to_string()),
-        cache_dir: piface_tts::hub::cache_dir,
-        offline: piface_tts::hub::offline,
-        pick: pick_files,
-    };
-    let voice = models::load(Kind::Tts, &service, hub_name(&service.model), source, |dir, device| {
-        Voice::load(dir, &device).map_err(|e| format!("Failed to load the VITS voice: {e}"))
-    })
-    .await?;
+/// cache and fetching is allowed — and keeps it in `models` ([`Models::voice`]); the status is in
+/// `models.snapshot(Kind::Tts)` all along.
+pub async fn start(models: Arc<Models>, service: ServiceConfig) -> Result<Arc<Worker>, String> {
+    let source =
+        models::Source { resolve: |spec| piface_tts::resolve(spec).map_err(|e| e.to_string()), pick: pick_files };
+    let voice = models
+        .load(Kind::Tts, &service, hub_name(&service.model), source, |dir, device| {
+            Voice::load(dir, &device).map_err(|e| format!("Failed to load the VITS voice: {e}"))
+        })
+        .await?;
     let worker =
         Arc::new(Worker { voice: Arc::new(voice), turn: tokio::sync::Semaphore::new(1), name: service.model.clone() });
-    let _ = WORKER.set(worker.clone());
-    models::set(Kind::Tts, &service.model, &service.device_label(), ModelState::Ready);
+    models.set_voice(worker.clone());
+    models.set(Kind::Tts, &service.model, &service.device_label(), ModelState::Ready);
     Ok(worker)
 }
 
@@ -113,13 +103,13 @@ pub fn chunks(text: &str) -> Vec<String> {
     out
 }
 
-/// Speaks `text`: the MP3 and its duration in seconds.
-pub async fn synthesize(worker: Arc<Worker>, text: String) -> Result<(Bytes, f32), ToolError> {
+/// Speaks `text` with `worker`, counted as a job of `models`: the MP3 and its duration in seconds.
+pub async fn synthesize(models: &Arc<Models>, worker: Arc<Worker>, text: String) -> Result<(Bytes, f32), ToolError> {
     let pieces = chunks(&text);
     if pieces.is_empty() {
         return Err(ToolError::new(400, "TTS text has nothing to say"));
     }
-    let job = models::Job::start(Kind::Tts);
+    let job = models.job(Kind::Tts);
     let _turn = worker.turn.acquire().await.map_err(|e| ToolError::new(500, e.to_string()))?;
     let voice = worker.voice.clone();
     let started = std::time::Instant::now();

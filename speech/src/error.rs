@@ -23,6 +23,9 @@ pub enum SpeechError {
     Tokenizer(String),
     #[error("model {0} not found (local path or Hugging Face cache)")]
     NotFound(String),
+    /// A model spec that names no file or folder and no cached Hugging Face repo.
+    #[error(transparent)]
+    Lookup(#[from] piface_hub::LookupError),
     #[error("audio: {0}")]
     Audio(String),
     #[error(transparent)]

@@ -4,6 +4,10 @@
 //! the state dict) and the tokenizer files, named `<hex>_tokenizer.model` and referred to from the config as
 //! `nemo:<hex>_tokenizer.model`. A safetensors folder holds `model_config.yaml`, one or more `*.safetensors`
 //! with NeMo's key names and PyTorch layouts, and `tokenizer.model` (or the config's `joint.vocabulary`).
+//!
+//! Finding one ([`resolve`]): a local path, or a Hugging Face repo id looked up in the hub cache by
+//! `piface-hub`; this module only says which file of the repo's snapshot is the model. Nothing here downloads
+//! (the agent does, with `piface-hub`'s `download` feature).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -14,6 +18,40 @@ use candle_core::{Device, Tensor};
 use crate::config::ModelConfig;
 use crate::error::{io_err, Result, SpeechError};
 use crate::tokenizer::Tokenizer;
+
+/// The model the original runs.
+pub const DEFAULT_MODEL: &str = "nvidia/parakeet-tdt-0.6b-v3";
+
+/// Resolves `spec` (a path to a `.nemo` or a model folder, or `owner/name[@revision]`) to something
+/// [`crate::ParakeetModel::load`] reads, looking repo ids up in the hub cache ([`piface_hub::cache_dir`]).
+pub fn resolve(spec: &str) -> Result<PathBuf> {
+    resolve_in(spec, &piface_hub::cache_dir())
+}
+
+/// [`resolve`] against an explicit cache directory.
+pub fn resolve_in(spec: &str, cache: &Path) -> Result<PathBuf> {
+    Ok(piface_hub::resolve_in(spec, &piface_hub::HubCache::new(cache), model_in_snapshot)?)
+}
+
+/// The model in a repo's snapshot folder: the `.nemo` named after the repo, else a safetensors conversion
+/// (the folder, with `model_config.yaml`), else the first `.nemo` by name (some repos name the archive
+/// differently).
+fn model_in_snapshot(dir: &Path, model: &piface_hub::ModelRef) -> Option<PathBuf> {
+    let named = dir.join(format!("{}.nemo", model.name()));
+    if named.exists() {
+        return Some(named);
+    }
+    if dir.join("model_config.yaml").exists() {
+        return Some(dir.to_owned());
+    }
+    let mut nemos: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "nemo"))
+        .collect();
+    nemos.sort();
+    nemos.into_iter().next()
+}
 
 /// Everything a model is built from, with the weights on the CPU.
 pub struct ModelFiles {

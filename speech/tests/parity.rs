@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
 use piface_speech::model::{plan_chunks, Chunking};
-use piface_speech::{hub, loader, ParakeetModel};
+use piface_speech::{loader, ParakeetModel};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
@@ -253,17 +253,31 @@ fn hub_finds_a_model_in_a_cache_laid_out_like_huggingface() {
     std::fs::copy(nemo(), &blob).unwrap();
     std::os::unix::fs::symlink("../../blobs/5e3b", snap.join("parakeet-tdt-0.6b-v3.nemo")).unwrap();
 
-    let found = hub::resolve_in(hub::DEFAULT_MODEL, cache.path()).unwrap();
+    let found = piface_speech::resolve_in(piface_speech::DEFAULT_MODEL, cache.path()).unwrap();
     assert_eq!(found, snap.join("parakeet-tdt-0.6b-v3.nemo"));
     let m = ParakeetModel::load(&found, &device()).unwrap();
     assert_eq!(m.transcribe(&read_wav("hello.wav")).unwrap().text, Reference::load("hello").text());
 
     // a path is taken as it is; an unknown repo or revision is a clear error
-    assert_eq!(hub::resolve_in(nemo().to_str().unwrap(), cache.path()).unwrap(), nemo());
-    let err = hub::resolve_in("nvidia/other-model", cache.path()).unwrap_err().to_string();
+    let resolve_in = piface_speech::resolve_in;
+    assert_eq!(resolve_in(nemo().to_str().unwrap(), cache.path()).unwrap(), nemo());
+    let err = resolve_in("nvidia/other-model", cache.path()).unwrap_err().to_string();
     assert!(err.contains("hf download nvidia/other-model"), "{err}");
-    assert!(hub::resolve_in("nvidia/parakeet-tdt-0.6b-v3@v9", cache.path()).is_err());
-    assert!(hub::resolve_in("no-such-file.nemo", cache.path()).is_err());
+    let err = resolve_in("nvidia/parakeet-tdt-0.6b-v3@v9", cache.path()).unwrap_err().to_string();
+    assert!(err.contains("hf download nvidia/parakeet-tdt-0.6b-v3 --revision v9"), "{err}");
+    assert!(resolve_in("no-such-file.nemo", cache.path()).is_err());
+    // A snapshot with a safetensors conversion (model_config.yaml) is the folder; one with a differently
+    // named archive is that archive.
+    let other = "fedcba9876543210fedcba9876543210fedcba98";
+    let snap = repo.join("snapshots").join(other);
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::write(repo.join("refs/conv"), other).unwrap();
+    std::fs::write(snap.join("model_config.yaml"), "").unwrap();
+    assert_eq!(resolve_in("nvidia/parakeet-tdt-0.6b-v3@conv", cache.path()).unwrap(), snap);
+    std::fs::remove_file(snap.join("model_config.yaml")).unwrap();
+    std::os::unix::fs::symlink("../../blobs/5e3b", snap.join("b.nemo")).unwrap();
+    std::os::unix::fs::symlink("../../blobs/5e3b", snap.join("a.nemo")).unwrap();
+    assert_eq!(resolve_in("nvidia/parakeet-tdt-0.6b-v3@conv", cache.path()).unwrap(), snap.join("a.nemo"));
 }
 
 #[test]

@@ -24,6 +24,9 @@ pub enum TtsError {
     Phonemizer(String),
     #[error("model {0} not found (local path or Hugging Face cache)")]
     NotFound(String),
+    /// A model spec that names no folder and no cached Hugging Face repo.
+    #[error(transparent)]
+    Lookup(#[from] piface_hub::LookupError),
     /// Input the model cannot synthesise (no ids, an id outside the vocabulary, a bad option).
     #[error("input: {0}")]
     Input(String),

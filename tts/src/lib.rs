@@ -2,8 +2,8 @@
 //! `model.safetensors`, `vocab.json`, `tokenizer_config.json`) as transformers writes them.
 //!
 //! ```no_run
-//! use piface_tts::{hub, SynthOptions, Voice};
-//! let dir = hub::resolve("facebook/mms-tts-eng")?; // or a model folder
+//! use piface_tts::{SynthOptions, Voice};
+//! let dir = piface_tts::resolve("facebook/mms-tts-eng")?; // or a model folder
 //! let voice = Voice::load(&dir, &candle_core::Device::Cpu)?;
 //! let audio = voice.speak("Hello world.", &SynthOptions { seed: Some(1), ..Default::default() })?;
 //! println!("{} samples at {} Hz", audio.waveform.len(), audio.sample_rate);
@@ -32,19 +32,19 @@
 //!
 //! - `kakao-enterprise/vits-ljs`: **MIT** (the model card's licence tag); the original VITS weights trained on
 //!   LJ Speech (public domain). English, 22.05 kHz, phoneme input, so espeak-ng (GPL-3.0, run as a separate
-//!   program, not linked) must be installed. [`hub::DEFAULT_MODEL`].
+//!   program, not linked) must be installed. [`DEFAULT_MODEL`].
 //! - `facebook/mms-tts-eng`: **CC-BY-NC 4.0** (stated in the model card: non-commercial use only). English,
 //!   16 kHz, character input, no extra programs.
 //!
 //! Modules: [`config`], [`weights`] (checkpoint reading), [`text_encoder`], [`duration`] (and [`spline`]),
-//! [`flow`], [`hifigan`], [`model`] (the pipeline), [`noise`], [`tokenizer`], [`phonemize`], [`hub`].
+//! [`flow`], [`hifigan`], [`model`] (the pipeline), [`noise`], [`tokenizer`], [`phonemize`]; [`resolve`] finds a
+//! voice (a folder, or a repo in the Hugging Face cache through `piface-hub`; nothing here downloads).
 
 pub mod config;
 pub mod duration;
 pub mod error;
 pub mod flow;
 pub mod hifigan;
-pub mod hub;
 mod layers;
 pub mod model;
 pub mod noise;
@@ -54,7 +54,7 @@ pub mod text_encoder;
 pub mod tokenizer;
 pub mod weights;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use config::VitsConfig;
 pub use error::{Result, TtsError};
@@ -62,6 +62,26 @@ pub use model::{Inference, SynthOptions, Synthesis, VitsModel, MAX_FRAMES};
 pub use noise::{NoiseSource, RecordedNoise, SeededNoise};
 pub use phonemize::Espeak;
 pub use tokenizer::VitsTokenizer;
+
+/// A permissively licensed English voice (MIT): VITS trained on LJ Speech, phoneme input (needs espeak-ng).
+pub const DEFAULT_MODEL: &str = "kakao-enterprise/vits-ljs";
+
+/// Resolves `spec` (a model folder, or `owner/name[@revision]`) to a folder [`VitsModel::load`] and
+/// [`VitsTokenizer::load`] read, looking repo ids up in the hub cache ([`piface_hub::cache_dir`]).
+pub fn resolve(spec: &str) -> Result<PathBuf> {
+    resolve_in(spec, &piface_hub::cache_dir())
+}
+
+/// [`resolve`] against an explicit cache directory.
+pub fn resolve_in(spec: &str, cache: &Path) -> Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.exists() && !path.is_dir() {
+        return Err(TtsError::NotFound(format!("{spec} is a file; a VITS model is a folder with config.json")));
+    }
+    // A snapshot is a voice when it has the config; the weights' absence is `VitsModel::load`'s error.
+    let voice = |dir: &Path, _: &piface_hub::ModelRef| dir.join("config.json").exists().then(|| dir.to_owned());
+    Ok(piface_hub::resolve_in(spec, &piface_hub::HubCache::new(cache), voice)?)
+}
 
 /// A model with its tokenizer: text in, audio out.
 #[derive(Debug, Clone)]

@@ -271,6 +271,26 @@ fn models_can_move_to_a_synthesis_thread() {
 fn a_missing_model_is_a_not_found_error() {
     let dir = fixtures().join("tiny_vits_phonemes"); // a tokenizer without config.json or weights
     assert!(matches!(VitsModel::load(&dir, &Device::Cpu), Err(TtsError::Io { .. })));
-    let err = piface_tts::hub::resolve_in("nobody/no-such-voice", &fixtures()).unwrap_err();
+    let err = piface_tts::resolve_in("nobody/no-such-voice", &fixtures()).unwrap_err();
     assert!(err.to_string().contains("hf download nobody/no-such-voice"), "{err}");
+}
+
+#[test]
+fn a_voice_is_a_folder_or_a_snapshot_with_a_config() {
+    let cache = tempfile::tempdir().unwrap();
+    let base = cache.path().join("models--org--voice");
+    let snap = base.join("snapshots").join("abc123");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(base.join("refs")).unwrap();
+    std::fs::write(base.join("refs").join("main"), "abc123").unwrap();
+    std::fs::write(snap.join("config.json"), "{}").unwrap();
+    let resolve_in = piface_tts::resolve_in;
+    assert_eq!(resolve_in("org/voice", cache.path()).unwrap(), snap);
+    let err = resolve_in("org/other@v2", cache.path()).unwrap_err().to_string();
+    assert!(err.contains("hf download org/other --revision v2"), "{err}");
+    assert!(matches!(resolve_in("not a repo", cache.path()), Err(TtsError::Lookup(_))));
+    let folder = fixtures().join("tiny_vits");
+    assert_eq!(resolve_in(folder.to_str().unwrap(), cache.path()).unwrap(), folder);
+    let file = folder.join("config.json");
+    assert!(matches!(resolve_in(file.to_str().unwrap(), cache.path()), Err(TtsError::NotFound(_))), "a file");
 }
