@@ -422,6 +422,89 @@ pub struct ServeArgs {
     /// Speech-to-text and text-to-speech (served by this machine's agent).
     #[command(flatten)]
     pub audio: AudioArgs,
+    /// Where the state is kept.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where a coordinator keeps its state.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// `embedded` (a file in the data dir) or `etcd` (for several coordinators; needs a build
+    /// with the `etcd` feature).
+    #[arg(long = "store", value_enum, default_value = "embedded")]
+    pub kind: StoreKind,
+    /// etcd's client URLs, comma-separated (http:// or https://).
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub etcd_endpoints: Vec<String>,
+    /// Every key Piface writes to etcd starts with this.
+    #[arg(long, default_value = "/piface/")]
+    pub etcd_prefix: String,
+    /// etcd user (with `--etcd-password-file`).
+    #[arg(long, value_name = "NAME")]
+    pub etcd_user: Option<String>,
+    /// File holding the etcd user's password (a file, so that it shows in no process list).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_password_file: Option<PathBuf>,
+    /// PEM of the CA that signed etcd's certificate (https endpoints).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_ca: Option<PathBuf>,
+    /// PEM certificate of this coordinator, for etcd's client-certificate check.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_cert: Option<PathBuf>,
+    /// PEM private key of `--etcd-cert`.
+    #[arg(long, value_name = "FILE")]
+    pub etcd_key: Option<PathBuf>,
+}
+
+/// See [`StoreArgs::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Embedded,
+    Etcd,
+}
+
+impl StoreArgs {
+    /// The store the flags choose, with its files read.
+    pub fn choice(&self) -> anyhow::Result<crate::StoreChoice> {
+        if self.etcd_user.is_some() != self.etcd_password_file.is_some() {
+            anyhow::bail!("--etcd-user and --etcd-password-file go together");
+        }
+        if self.etcd_cert.is_some() != self.etcd_key.is_some() {
+            anyhow::bail!("--etcd-cert and --etcd-key go together");
+        }
+        if self.kind == StoreKind::Embedded {
+            if !self.etcd_endpoints.is_empty() {
+                anyhow::bail!("--etcd-endpoints needs --store etcd");
+            }
+            return Ok(crate::StoreChoice::Embedded);
+        }
+        #[cfg(feature = "etcd")]
+        {
+            use anyhow::Context;
+            let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+            let user = match (&self.etcd_user, &self.etcd_password_file) {
+                (Some(user), Some(file)) => {
+                    let password = String::from_utf8(read(file)?).context("the etcd password file is not UTF-8")?;
+                    Some((user.clone(), password.trim_end_matches(['\r', '\n']).to_string()))
+                }
+                _ => None,
+            };
+            let identity_pem = match (&self.etcd_cert, &self.etcd_key) {
+                (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                _ => None,
+            };
+            Ok(crate::StoreChoice::Etcd(crate::store::etcd::EtcdOptions {
+                endpoints: self.etcd_endpoints.clone(),
+                prefix: self.etcd_prefix.clone(),
+                user,
+                ca_pem: self.etcd_ca.as_ref().map(read).transpose()?,
+                identity_pem,
+            }))
+        }
+        #[cfg(not(feature = "etcd"))]
+        anyhow::bail!("this piface was built without etcd; build it with `--features etcd` (needs protoc) for --store etcd")
+    }
 }
 
 impl ServeArgs {

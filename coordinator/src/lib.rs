@@ -58,6 +58,17 @@ use crate::store::{RedbStore, StateStore};
 /// Routes of one module: (path, handlers), collected into one table by [`routes::table`].
 pub type Routes = Vec<(&'static str, axum::routing::MethodRouter<Arc<App>>)>;
 
+/// Where the coordinator keeps its state.
+#[derive(Debug, Clone, Default)]
+pub enum StoreChoice {
+    /// `<data dir>/state.redb`.
+    #[default]
+    Embedded,
+    /// etcd (`--store etcd`).
+    #[cfg(feature = "etcd")]
+    Etcd(store::etcd::EtcdOptions),
+}
+
 /// Settings of a coordinator with its in-process agent.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -67,6 +78,8 @@ pub struct Config {
     pub direnv_default: bool,
     /// Where Piface keeps its own files.
     pub data_dir: PathBuf,
+    /// Where the state is kept (sessions, uploads, enrolled agents).
+    pub store: StoreChoice,
     /// How long a new pi may take to answer its first command.
     pub start_timeout: Duration,
     /// Limits of each session's event hub.
@@ -108,6 +121,7 @@ impl Config {
             pi_bin,
             direnv_default: true,
             data_dir,
+            store: StoreChoice::Embedded,
             start_timeout: Duration::from_secs(30),
             hub_limits: HubLimits::default(),
             max_body: 2 * 1024 * 1024,
@@ -190,7 +204,7 @@ pub struct App {
 
 /// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let store = open_store(&config.data_dir)?;
+    let store = open_configured_store(&config)?;
     // Everything Piface keeps is for its user only, including what older versions left.
     private::tighten(&config.data_dir)?;
     let auth = auth::Auth::new(config.auth.clone(), &config.data_dir)?;
@@ -309,6 +323,30 @@ pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn StateSto
         }
     }
     Ok(Arc::new(store))
+}
+
+/// The store `config` chooses: the embedded one in the data dir, or etcd. A new store of
+/// either kind gets the original Piface's `state.json` from the data dir, when there is one.
+pub fn open_configured_store(config: &Config) -> anyhow::Result<Arc<dyn StateStore>> {
+    match &config.store {
+        StoreChoice::Embedded => open_store(&config.data_dir),
+        #[cfg(feature = "etcd")]
+        StoreChoice::Etcd(options) => {
+            use anyhow::Context;
+            private::dir(&config.data_dir)?;
+            let store = store::etcd::EtcdStore::connect(options)
+                .with_context(|| format!("connecting to etcd at {}", options.endpoints.join(",")))?;
+            info!(endpoints = %options.endpoints.join(","), prefix = %options.prefix, "state in etcd");
+            let legacy = config.data_dir.join("state.json");
+            if store.was_empty() && legacy.is_file() {
+                match import_state(&store, &legacy) {
+                    Ok(n) => info!(sessions = n, from = %legacy.display(), "imported the original Piface's state"),
+                    Err(e) => warn!(from = %legacy.display(), "could not import the original Piface's state: {e:#}"),
+                }
+            }
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// Adds the sessions and uploads of an original Piface `state.json` that the store does not

@@ -175,6 +175,7 @@ async fn serve(
         );
     }
     let mut config = piface_coordinator::Config::new(pi_bin, data_dir);
+    config.store = args.store.choice()?;
     config.direnv_default = args.direnv_default();
     config.auth = auth;
     config.front_door = front_door;

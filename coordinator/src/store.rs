@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::SessionRecord;
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
+
 const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
 const SESSION_UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("session_uploads");
@@ -33,6 +36,12 @@ pub enum StoreError {
     /// The database file could not be used.
     #[error("state store: {0}")]
     Db(#[from] redb::Error),
+    /// etcd could not be reached in time, or refused (`--store etcd`).
+    #[error("state store (etcd): {0}")]
+    Etcd(String),
+    /// A change saw its inputs change under it; it is computed again (never returned).
+    #[error("state store: a change raced another; retried")]
+    Retry,
     /// A stored value is not what this version writes.
     #[error("state store holds an unreadable value for {key}: {reason}")]
     Corrupt {
@@ -372,19 +381,47 @@ mod tests {
         }
     }
 
-    #[test]
-    fn upload_references_go_with_their_sessions_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
+    fn session(id: &str, created_at: &str) -> SessionRecord {
+        serde_json::from_value(serde_json::json!({
+            "piface_id": id, "working_dir": "/w", "status": "live", "agent": "local",
+            "created_at": created_at, "last_active": created_at,
+        }))
+        .unwrap()
+    }
+
+    fn agent(name: &str) -> AgentRecord {
+        AgentRecord { name: name.into(), cert_fingerprint: "ab".into(), enrolled_at: "2026-12-05T00:00:00Z".into() }
+    }
+
+    /// What every [`StateStore`] must do; `open` opens the same store again (a restart).
+    pub(crate) fn contract(open: &dyn Fn() -> Box<dyn StateStore>) {
         {
-            let store = RedbStore::open(&path).unwrap();
+            let store = open();
+            store.put_session(&session("late", "2026-12-05T00:00:02Z")).unwrap();
+            store.put_session(&session("early", "2026-12-05T00:00:01Z")).unwrap();
+            let mut changed = session("late", "2026-12-05T00:00:02Z");
+            changed.session_name = Some("renamed".into());
+            store.put_session(&changed).unwrap();
             store.add_upload("a", &upload("u1")).unwrap();
             store.add_upload("a", &upload("u2")).unwrap();
             store.share_uploads("b", &["u1".into()]).unwrap(); // a branch of a
             store.delete_session("a").unwrap();
+            let merged = Snapshot { sessions: vec![session("early", "x"), session("new", "2026-12-05T00:00:03Z")], ..Snapshot::default() };
+            assert_eq!(store.merge(&merged).unwrap(), 1, "only the session not there yet is added");
+            assert_eq!(store.enroll("t1", &agent("box")).unwrap(), Ok(()));
+            assert!(store.enroll("t1", &agent("other")).unwrap().is_err(), "a join token works once");
+            assert!(store.enroll("t2", &agent("box")).unwrap().is_err(), "a name is enrolled once");
+            assert_eq!(store.enroll("t3", &agent("other")).unwrap(), Ok(()));
+            assert!(store.delete_agent("other").unwrap());
+            assert!(!store.delete_agent("other").unwrap());
         } // closed as a crash would leave it: every step above is its own commit
-        let store = RedbStore::open(&path).unwrap();
+        let store = open();
         let snap = store.load().unwrap();
+        let ids: Vec<_> = snap.sessions.iter().map(|r| r.piface_id.as_str()).collect();
+        assert_eq!(ids, ["early", "late", "new"], "oldest first");
+        assert_eq!(snap.sessions[0].created_at, "2026-12-05T00:00:01Z", "merge never replaces");
+        assert_eq!(snap.sessions[1].session_name.as_deref(), Some("renamed"));
+        assert_eq!(snap.agents.keys().collect::<Vec<_>>(), ["box"]);
         assert_eq!(snap.uploads["u1"].ref_sessions, ["b"], "b still references u1");
         assert!(snap.uploads["u2"].ref_sessions.is_empty(), "u2 is an orphan now");
         assert_eq!(snap.session_uploads.get("b").map(Vec::as_slice), Some(&["u1".to_string()][..]));
@@ -394,5 +431,27 @@ mod tests {
         store.delete_upload("u1").unwrap();
         store.delete_upload("u2").unwrap();
         assert!(store.load().unwrap().uploads.is_empty());
+    }
+
+    #[test]
+    fn the_embedded_store_keeps_the_contract_across_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        contract(&|| Box::new(RedbStore::open(&path).unwrap()));
+    }
+
+    /// The same against a real etcd (Debian's `etcd-server`), under a prefix of its own.
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn the_etcd_store_keeps_the_contract_across_reconnecting() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let etcd = rt.block_on(piface_test_support::etcd::Etcd::start()).unwrap();
+        let options = etcd::EtcdOptions { endpoints: vec![etcd.url()], prefix: "/test/".into(), ..Default::default() };
+        assert!(etcd::EtcdStore::connect(&options).unwrap().was_empty());
+        contract(&|| Box::new(etcd::EtcdStore::connect(&options).unwrap()));
+        assert!(!etcd::EtcdStore::connect(&options).unwrap().was_empty());
+        let other = etcd::EtcdOptions { prefix: "/other/".into(), ..options.clone() };
+        assert!(etcd::EtcdStore::connect(&other).unwrap().load().unwrap().sessions.is_empty(), "prefixes are apart");
+        drop(etcd);
     }
 }

@@ -12,6 +12,7 @@
 //! - the `fake-pi` binary: a pi stand-in for edge cases (garbage lines, huge lines, crashes) and
 //!   for the relay benchmark's upper bound.
 
+pub mod etcd;
 pub mod fake_hub;
 pub mod fake_llm;
 pub mod netns;

@@ -1,0 +1,443 @@
+//! [`EtcdStore`]: the state in etcd, for a coordinator that outgrew one machine (`--store etcd`).
+//!
+//! Same semantics as the embedded store: each call is one etcd transaction, durable (committed
+//! by etcd's quorum) when it returns. Keys live under a prefix (`--etcd-prefix`, default
+//! `/piface/`), one folder per table of the embedded store:
+//!
+//! ```text
+//! <prefix>sessions/<id>         the session record (JSON)
+//! <prefix>uploads/<id>          an upload's record (JSON)
+//! <prefix>session_uploads/<id>  the upload ids a session references (JSON list)
+//! <prefix>agents/<name>         an enrolled agent (JSON)
+//! <prefix>used_tokens/<id>      a redeemed join token (its time of use)
+//! ```
+//!
+//! A change that reads before it writes (an upload's references, an enrollment) is optimistic:
+//! the transaction commits only if every key it read still has the revision it read (a key read
+//! as absent must still be absent), and is computed again otherwise. An etcd that cannot be
+//! reached is retried with backoff for [`RETRY_FOR`]; what cannot be written by then is an error
+//! of the call, which the registry logs. No private key is ever written to etcd.
+//!
+//! The [`StateStore`] interface is synchronous (the embedded store's transactions are local):
+//! the etcd client runs on a small runtime of its own, and a call waits for its answer the
+//! way a redb commit waits for its fsync.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, SortOrder, SortTarget, TlsOptions,
+    Txn, TxnOp,
+};
+
+use super::{AgentRecord, Snapshot, StateStore, StoreError, UploadRecord};
+use crate::record::SessionRecord;
+
+/// How long a call keeps retrying an etcd it cannot reach.
+pub const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// How to reach etcd.
+#[derive(Debug, Clone, Default)]
+pub struct EtcdOptions {
+    /// `http://host:port` or `https://host:port`, one or more members.
+    pub endpoints: Vec<String>,
+    /// Every key starts with this.
+    pub prefix: String,
+    /// etcd's user and password (authentication on).
+    pub user: Option<(String, String)>,
+    /// PEM of the CA that signed etcd's certificate (TLS).
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM certificate and key of this coordinator (etcd's `--client-cert-auth`).
+    pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// See the module docs.
+pub struct EtcdStore {
+    client: Client,
+    prefix: String,
+    /// Always `Some` until dropped (see the `Drop`).
+    runtime: Option<tokio::runtime::Runtime>,
+    was_empty: bool,
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its tasks, which an async caller (the coordinator's
+        // shutdown) must not do.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// What one attempt of a read-modify-write change wants to write.
+type Writes = Vec<TxnOp>;
+
+/// The keys a change read, with the revision each had (0: absent) and its value.
+struct Reads(BTreeMap<String, (i64, Option<Vec<u8>>)>);
+
+impl Reads {
+    fn json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        match self.0.get(key).and_then(|(_, v)| v.as_deref()) {
+            Some(bytes) => Ok(Some(from_json(key, bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn exists(&self, key: &str) -> bool {
+        self.0.get(key).is_some_and(|(_, v)| v.is_some())
+    }
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { key: key.to_string(), reason: e.to_string() })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise")
+}
+
+fn etcd_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Etcd(e.to_string())
+}
+
+impl EtcdStore {
+    /// Connects to etcd (waiting up to [`RETRY_FOR`] for it to answer).
+    pub fn connect(options: &EtcdOptions) -> Result<EtcdStore, StoreError> {
+        if options.endpoints.is_empty() {
+            return Err(etcd_error("no etcd endpoint given (--etcd-endpoints)"));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("etcd")
+            .enable_all()
+            .build()
+            .map_err(etcd_error)?;
+        let mut connect = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(5))
+            .with_timeout(Duration::from_secs(10))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        if let Some((user, password)) = &options.user {
+            connect = connect.with_user(user.clone(), password.clone());
+        }
+        if options.ca_pem.is_some() || options.identity_pem.is_some() {
+            let mut tls = TlsOptions::new();
+            if let Some(ca) = &options.ca_pem {
+                tls = tls.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &options.identity_pem {
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            connect = connect.with_tls(tls);
+        }
+        let endpoints = options.endpoints.clone();
+        let client = wait_on(&runtime, retrying("connecting to etcd", move || {
+            let (endpoints, connect) = (endpoints.clone(), connect.clone());
+            async move {
+                let mut client = Client::connect(endpoints, Some(connect)).await?;
+                // Connecting is lazy: a read proves etcd answers (and the login works).
+                client.get("\0", Some(GetOptions::new().with_count_only())).await?;
+                Ok(client)
+            }
+        }))?;
+        let prefix = if options.prefix.is_empty() { "/piface/".to_string() } else { options.prefix.clone() };
+        let (probe, folder) = (client.clone(), prefix.clone());
+        let was_empty = wait_on(&runtime, retrying("reading from etcd", move || {
+            let (client, folder) = (probe.clone(), folder.clone());
+            async move {
+                let options = GetOptions::new().with_prefix().with_count_only();
+                Ok(client.kv_client().get(folder.as_str(), Some(options)).await?.count() == 0)
+            }
+        }))?;
+        Ok(EtcdStore { client, prefix, runtime: Some(runtime), was_empty })
+    }
+
+    /// Whether Piface had written nothing under the prefix before this connection.
+    pub fn was_empty(&self) -> bool {
+        self.was_empty
+    }
+
+    fn wait<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        match &self.runtime {
+            Some(runtime) => wait_on(runtime, future),
+            None => Err(etcd_error("the etcd client stopped")),
+        }
+    }
+
+    fn key(&self, table: &str, id: &str) -> String {
+        format!("{}{table}/{id}", self.prefix)
+    }
+
+    /// Every value of `table`, by id, oldest first.
+    async fn table(client: &Client, prefix: &str, table: &str) -> Result<Vec<(String, Vec<u8>)>, etcd_client::Error> {
+        let folder = format!("{prefix}{table}/");
+        let options = GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend);
+        let reply = client.kv_client().get(folder.as_str(), Some(options)).await?;
+        Ok(reply
+            .kvs()
+            .iter()
+            .map(|kv| (String::from_utf8_lossy(&kv.key()[folder.len()..]).into_owned(), kv.value().to_vec()))
+            .collect())
+    }
+
+    /// A change: `compute` gets the current values of `keys` and says what to write (and what
+    /// to return); it is committed if none of the keys changed meanwhile, else computed again.
+    fn change<T>(
+        &self,
+        keys: Vec<String>,
+        compute: impl Fn(&Reads) -> Result<(Writes, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        loop {
+            let (client, read_keys) = (self.client.clone(), keys.clone());
+            let reads = self.wait(retrying("reading from etcd", move || {
+                let (client, keys) = (client.clone(), read_keys.clone());
+                async move {
+                    let mut kv = client.kv_client();
+                    let mut reads = BTreeMap::new();
+                    for key in keys {
+                        let reply = kv.get(key.as_str(), None).await?;
+                        let found = reply.kvs().first().map(|kv| (kv.mod_revision(), Some(kv.value().to_vec())));
+                        reads.insert(key, found.unwrap_or((0, None)));
+                    }
+                    Ok(Reads(reads))
+                }
+            }))?;
+            let (writes, result) = compute(&reads)?;
+            let client = self.client.clone();
+            if writes.is_empty() {
+                return Ok(result);
+            }
+            let compares: Vec<Compare> = reads
+                .0
+                .iter()
+                .map(|(key, (revision, _))| Compare::mod_revision(key.as_str(), CompareOp::Equal, *revision))
+                .collect();
+            let committed = self.wait(retrying("writing to etcd", move || {
+                let (client, txn) = (client.clone(), Txn::new().when(compares.clone()).and_then(writes.clone()));
+                async move { Ok(client.kv_client().txn(txn).await?.succeeded()) }
+            }))?;
+            if committed {
+                return Ok(result);
+            }
+            // Someone else changed a key we read: read again.
+        }
+    }
+
+    fn put(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
+        self.change(vec![], move |_| Ok((vec![TxnOp::put(key.as_str(), value.clone(), None)], ())))
+    }
+}
+
+/// Runs `future` on the store's runtime and waits for it from this (synchronous) caller, which
+/// may itself be a task of another runtime.
+fn wait_on<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    runtime.spawn(async move {
+        let _ = tx.send(future.await);
+    });
+    rx.recv().unwrap_or_else(|_| Err(etcd_error("the etcd client stopped")))
+}
+
+/// `attempt` until it succeeds or [`RETRY_FOR`] has passed, backing off from 100 ms to 2 s.
+async fn retrying<T, F, Fut>(what: &'static str, attempt: F) -> Result<T, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, etcd_client::Error>>,
+{
+    let start = Instant::now();
+    let mut wait = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                if warned {
+                    tracing::info!("{what}: etcd answers again");
+                }
+                return Ok(value);
+            }
+            Err(e) if start.elapsed() < RETRY_FOR => {
+                if !warned {
+                    tracing::warn!("{what}: {e}; retrying for up to {} s", RETRY_FOR.as_secs());
+                    warned = true;
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(etcd_error(format!("{what}: {e}"))),
+        }
+    }
+}
+
+impl StateStore for EtcdStore {
+    fn load(&self) -> Result<Snapshot, StoreError> {
+        let (client, prefix) = (self.client.clone(), self.prefix.clone());
+        let tables = self.wait(retrying("loading from etcd", move || {
+            let (client, prefix) = (client.clone(), prefix.clone());
+            async move {
+                let mut tables = Vec::new();
+                for table in ["sessions", "uploads", "session_uploads", "agents"] {
+                    tables.push(Self::table(&client, &prefix, table).await?);
+                }
+                Ok(tables)
+            }
+        }))?;
+        let [sessions, uploads, refs, agents]: [Vec<(String, Vec<u8>)>; 4] =
+            tables.try_into().map_err(|_| etcd_error("etcd answered a load with the wrong number of tables"))?;
+        let mut snap = Snapshot::default();
+        for (id, v) in sessions {
+            snap.sessions.push(from_json(&id, &v)?);
+        }
+        snap.sessions.sort_by(|a, b| (&a.created_at, &a.piface_id).cmp(&(&b.created_at, &b.piface_id)));
+        for (id, v) in uploads {
+            let record = from_json(&id, &v)?;
+            snap.uploads.insert(id, record);
+        }
+        for (id, v) in refs {
+            let list = from_json(&id, &v)?;
+            snap.session_uploads.insert(id, list);
+        }
+        for (name, v) in agents {
+            let record = from_json(&name, &v)?;
+            snap.agents.insert(name, record);
+        }
+        Ok(snap)
+    }
+
+    fn put_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
+        self.put(self.key("sessions", &record.piface_id), to_json(record))
+    }
+
+    fn delete_session(&self, id: &str) -> Result<(), StoreError> {
+        let refs_key = self.key("session_uploads", id);
+        // The session's upload list says which uploads to touch; the change re-reads it and
+        // commits only if it is unchanged.
+        let list: Vec<String> = self.change(vec![refs_key.clone()], |r| Ok((vec![], r.json(&refs_key)?.unwrap_or_default())))?;
+        let upload_keys: Vec<String> = list.iter().map(|u| self.key("uploads", u)).collect();
+        let session_key = self.key("sessions", id);
+        let mut keys = vec![refs_key.clone()];
+        keys.extend(upload_keys.iter().cloned());
+        self.change(keys, |r| {
+            let now: Vec<String> = r.json(&refs_key)?.unwrap_or_default();
+            if now != list {
+                return Err(StoreError::Retry);
+            }
+            let mut writes = vec![TxnOp::delete(session_key.as_str(), None), TxnOp::delete(refs_key.as_str(), None)];
+            for key in &upload_keys {
+                if let Some(mut record) = r.json::<UploadRecord>(key)? {
+                    record.ref_sessions.retain(|s| s != id);
+                    writes.push(TxnOp::put(key.as_str(), to_json(&record), None));
+                }
+            }
+            Ok((writes, ()))
+        })
+        .or_else(|e| match e {
+            // The list changed between the two reads: start over.
+            StoreError::Retry => self.delete_session(id),
+            e => Err(e),
+        })
+    }
+
+    fn add_upload(&self, session: &str, upload: &UploadRecord) -> Result<(), StoreError> {
+        let refs_key = self.key("session_uploads", session);
+        let upload_key = self.key("uploads", &upload.upload_id);
+        self.change(vec![refs_key.clone()], |r| {
+            let mut list: Vec<String> = r.json(&refs_key)?.unwrap_or_default();
+            if !list.contains(&upload.upload_id) {
+                list.push(upload.upload_id.clone());
+            }
+            let writes =
+                vec![TxnOp::put(upload_key.as_str(), to_json(upload), None), TxnOp::put(refs_key.as_str(), to_json(&list), None)];
+            Ok((writes, ()))
+        })
+    }
+
+    fn share_uploads(&self, session: &str, ids: &[String]) -> Result<(), StoreError> {
+        let refs_key = self.key("session_uploads", session);
+        let upload_keys: Vec<String> = ids.iter().map(|u| self.key("uploads", u)).collect();
+        let mut keys = vec![refs_key.clone()];
+        keys.extend(upload_keys.iter().cloned());
+        self.change(keys, |r| {
+            let mut list: Vec<String> = r.json(&refs_key)?.unwrap_or_default();
+            let mut writes = Vec::new();
+            for (id, key) in ids.iter().zip(&upload_keys) {
+                if !list.contains(id) {
+                    list.push(id.clone());
+                }
+                if let Some(mut record) = r.json::<UploadRecord>(key)? {
+                    if !record.ref_sessions.iter().any(|s| s == session) {
+                        record.ref_sessions.push(session.to_string());
+                        writes.push(TxnOp::put(key.as_str(), to_json(&record), None));
+                    }
+                }
+            }
+            writes.push(TxnOp::put(refs_key.as_str(), to_json(&list), None));
+            Ok((writes, ()))
+        })
+    }
+
+    fn delete_upload(&self, id: &str) -> Result<(), StoreError> {
+        let key = self.key("uploads", id);
+        self.change(vec![], move |_| Ok((vec![TxnOp::delete(key.as_str(), None)], ())))
+    }
+
+    fn merge(&self, snapshot: &Snapshot) -> Result<usize, StoreError> {
+        let mut entries: Vec<(String, Vec<u8>, bool)> = Vec::new();
+        for record in &snapshot.sessions {
+            entries.push((self.key("sessions", &record.piface_id), to_json(record), true));
+        }
+        for (id, upload) in &snapshot.uploads {
+            entries.push((self.key("uploads", id), to_json(upload), false));
+        }
+        for (id, list) in &snapshot.session_uploads {
+            entries.push((self.key("session_uploads", id), to_json(list), false));
+        }
+        let keys = entries.iter().map(|(k, _, _)| k.clone()).collect();
+        self.change(keys, |r| {
+            let mut added = 0;
+            let mut writes = Vec::new();
+            for (key, value, is_session) in &entries {
+                if !r.exists(key) {
+                    writes.push(TxnOp::put(key.as_str(), value.clone(), None));
+                    added += usize::from(*is_session);
+                }
+            }
+            Ok((writes, added))
+        })
+    }
+
+    fn enroll(&self, token_id: &str, agent: &AgentRecord) -> Result<Result<(), &'static str>, StoreError> {
+        let token_key = self.key("used_tokens", token_id);
+        let agent_key = self.key("agents", &agent.name);
+        self.change(vec![token_key.clone(), agent_key.clone()], |r| {
+            if r.exists(&token_key) {
+                return Ok((vec![], Err("this join token was used already; create a new one with `piface token create`")));
+            }
+            if r.exists(&agent_key) {
+                return Ok((
+                    vec![],
+                    Err("an agent with this name is enrolled already; choose another --name or remove it first"),
+                ));
+            }
+            let writes = vec![
+                TxnOp::put(token_key.as_str(), agent.enrolled_at.as_bytes(), None),
+                TxnOp::put(agent_key.as_str(), to_json(agent), None),
+            ];
+            Ok((writes, Ok(())))
+        })
+    }
+
+    fn delete_agent(&self, name: &str) -> Result<bool, StoreError> {
+        let key = self.key("agents", name);
+        self.change(vec![key.clone()], |r| {
+            let existed = r.exists(&key);
+            Ok((if existed { vec![TxnOp::delete(key.as_str(), None)] } else { vec![] }, existed))
+        })
+    }
+}
