@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, SortOrder, SortTarget, TlsOptions,
-    Txn, TxnOp,
+    Txn, TxnOp, TxnOpResponse,
 };
 
 use super::{AgentRecord, Snapshot, StateStore, StoreError, UploadRecord};
@@ -196,11 +196,17 @@ impl EtcdStore {
             let reads = self.wait(retrying("reading from etcd", move || {
                 let (client, keys) = (client.clone(), read_keys.clone());
                 async move {
-                    let mut kv = client.kv_client();
+                    // One transaction of gets: one round trip, every key read at one revision.
+                    let gets: Vec<TxnOp> = keys.iter().map(|key| TxnOp::get(key.as_str(), None)).collect();
+                    let reply = client.kv_client().txn(Txn::new().and_then(gets)).await?;
                     let mut reads = BTreeMap::new();
-                    for key in keys {
-                        let reply = kv.get(key.as_str(), None).await?;
-                        let found = reply.kvs().first().map(|kv| (kv.mod_revision(), Some(kv.value().to_vec())));
+                    for (key, op) in keys.into_iter().zip(reply.op_responses()) {
+                        let found = match op {
+                            TxnOpResponse::Get(get) => {
+                                get.kvs().first().map(|kv| (kv.mod_revision(), Some(kv.value().to_vec())))
+                            }
+                            _ => None,
+                        };
                         reads.insert(key, found.unwrap_or((0, None)));
                     }
                     Ok(Reads(reads))
