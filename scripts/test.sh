@@ -16,8 +16,12 @@ npm --prefix "$root/frontend" run check
 npm --prefix "$root/frontend" test
 npm --prefix "$root/frontend" run build
 
-cargo build --workspace --bins
-cargo test --workspace "$@"
+# The etcd backend is a feature (it needs protoc); the tests run the state store's contract and the
+# persistence and failover tests against a real etcd, so it is on here, for the build and the tests
+# alike (one feature set, one build).
+features=(--features piface-coordinator/etcd)
+cargo build --workspace --bins "${features[@]}"
+cargo test --workspace "${features[@]}" "$@"
 
 # The UI end to end: the piface and fake-llm binaries just built, the real pi, Debian's chromium.
 npm --prefix "$root/frontend" run e2e
