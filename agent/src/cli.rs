@@ -22,9 +22,11 @@ use crate::{AgentConfig, ServiceConfig};
 /// subcommand, beside `list`/`remove`).
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The coordinator's agent address, `HOST:PORT` (its `--quic`).
-    #[arg(long)]
-    pub coordinator: Option<String>,
+    /// The coordinator's agent address, `HOST:PORT` (its `--quic`). With several coordinators
+    /// (a leader and standbys, `--store etcd`), all of them, comma-separated or repeated: the
+    /// agent goes to the one that leads.
+    #[arg(long, value_name = "HOST:PORT", value_delimiter = ',')]
+    pub coordinator: Vec<String>,
     /// Join token from `piface token create` (needed the first time). Prefer `--token-file` or
     /// the `PIFACE_TOKEN` variable: a command line is visible to every user in `ps`.
     #[arg(long, env = "PIFACE_TOKEN", hide_env_values = true, conflicts_with = "token_file")]
@@ -63,7 +65,11 @@ impl RunArgs {
     /// the host unless told, and picks the model services (discovering the GPUs).
     pub fn configs(self) -> anyhow::Result<(LinkConfig, AgentConfig)> {
         let transport = self.transport();
-        let coordinator = self.coordinator.context("--coordinator HOST:PORT is required to run an agent")?;
+        let coordinators: Vec<String> =
+            self.coordinator.iter().map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect();
+        if coordinators.is_empty() {
+            anyhow::bail!("--coordinator HOST:PORT is required to run an agent");
+        }
         let name = match self.name {
             Some(n) => n,
             None => Some(piface_link::hostname())
@@ -85,7 +91,7 @@ impl RunArgs {
             (token, None) => token,
         };
         let link = LinkConfig {
-            coordinator,
+            coordinators,
             token,
             name,
             data_dir: data_dir.clone(),
@@ -348,7 +354,7 @@ mod tests {
         let args = ["--coordinator", "h:7833", "--name", "box", "--data-dir", data_s, "--token-file", file];
         let (link, agent) =
             parse(&[&args[..], &["--link-timeout", "9", "--no-speech", "--no-tts"]].concat()).configs().unwrap();
-        assert_eq!((link.coordinator.as_str(), link.name.as_str()), ("h:7833", "box"));
+        assert_eq!((link.coordinators.as_slice(), link.name.as_str()), (&["h:7833".to_string()][..], "box"));
         assert_eq!(link.token.as_deref(), Some("PIFACE1.x"));
         assert_eq!(
             link.transport,

@@ -27,8 +27,9 @@ use piface_shared::codec::encode_frame;
 /// How to reach and join the coordinator.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
-    /// `HOST:PORT` of the coordinator's QUIC listener.
-    pub coordinator: String,
+    /// `HOST:PORT` of the coordinators' QUIC listeners: one, or a leader and its standbys in
+    /// any order (never empty).
+    pub coordinators: Vec<String>,
     /// Join token, needed to enroll (first start); afterwards it only pins the CA.
     pub token: Option<String>,
     /// This agent's name in the cluster.
@@ -53,7 +54,7 @@ pub async fn run(
         None => enroll(&link).await?,
     };
     let client = tls::client_config(&identity, pinned.as_deref(), &link.transport)?;
-    let mut endpoint = quinn::Endpoint::client(unspecified_for(&link.coordinator).await?)?;
+    let mut endpoint = quinn::Endpoint::client(unspecified_for(&link.coordinators).await)?;
     endpoint.set_default_client_config(client);
 
     let pi_version = detect_pi_version(&agent.pi_bin).await;
@@ -61,23 +62,41 @@ pub async fn run(
     let core = crate::spawn(agent, streams.clone());
     let (tx, mut rx, models) = (core.tx, core.rx, core.models);
     let mut backoff = Backoff::default();
+    let mut targets = Targets::new(link.coordinators.clone());
     loop {
+        let target = targets.pick();
         let attempt = async {
-            let addr = resolve(&link.coordinator).await?;
+            let addr = resolve(&target).await?;
             let conn = endpoint.connect(addr, SERVER_NAME)?.await.with_context(|| format!("connecting to {addr}"))?;
-            info!(coordinator = %addr, "link up");
+            let served = serve_connection(&conn, &tx, &mut rx, &streams, &models, pi_version.clone()).await;
+            if let Some(quinn::ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
+                if close.error_code == piface_link::close::STANDBY.into() {
+                    let leader = piface_link::close::standby_redirect(&close.reason).map(str::to_string);
+                    return Ok(Attempt::Standby(leader));
+                }
+            }
             backoff = Backoff::default();
-            serve_connection(&conn, &tx, &mut rx, &streams, &models, pi_version.clone()).await
+            served.map(|()| Attempt::Served)
         };
         let result = tokio::select! {
             r = attempt => r,
             () = shutdown.cancelled() => break,
         };
-        match result {
-            Ok(()) => info!("link closed"),
-            Err(e) => warn!("link: {e:#}"),
-        }
-        let pause = backoff.next();
+        let pause = match result {
+            Ok(Attempt::Served) => {
+                info!("link closed");
+                targets.served();
+                backoff.next()
+            }
+            Ok(Attempt::Standby(leader)) => {
+                info!(coordinator = %target, leader = ?leader, "that coordinator is a standby");
+                targets.standby(&target, leader).unwrap_or_else(|| backoff.next())
+            }
+            Err(e) => {
+                warn!("link: {e:#}");
+                targets.failed(&target).unwrap_or_else(|| backoff.next())
+            }
+        };
         debug!(?pause, "reconnecting");
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
@@ -107,6 +126,8 @@ async fn serve_connection(
         while let Some(msg) = frames.next::<ToAgent>().await? {
             if let ToAgent::Hello(h) = &msg {
                 h.check_compatible()?;
+                // The coordinator's hello: it leads and took this agent (a standby closes first).
+                info!(coordinator = %conn.remote_address(), "link up");
             }
             tx.send(msg).await.context("the agent core stopped")?;
         }
@@ -139,20 +160,33 @@ async fn enroll(link: &LinkConfig) -> anyhow::Result<AgentIdentity> {
     )?;
     let token = JoinToken::parse(raw)?;
     let (key_pem, csr_pem) = tls::new_csr(&link.name)?;
-    let mut endpoint = quinn::Endpoint::client(unspecified_for(&link.coordinator).await?)?;
+    let mut endpoint = quinn::Endpoint::client(unspecified_for(&link.coordinators).await)?;
     endpoint.set_default_client_config(tls::enrollment_client_config(&token.ca_fingerprint, &link.transport)?);
-    let addr = resolve(&link.coordinator).await?;
-    let conn = endpoint
-        .connect(addr, SERVER_NAME)?
-        .await
-        .with_context(|| format!("connecting to the coordinator at {addr} to enroll"))?;
-    let (mut send, recv) = conn.open_bi().await?;
-    write_frame(&mut send, &StreamHeader::Enroll).await?;
-    write_frame(&mut send, &EnrollRequest { token: token.raw.clone(), name: link.name.clone(), csr_pem }).await?;
-    send.finish()?;
-    let reply =
-        FrameReader::new(recv).next::<EnrollReply>().await?.context("the coordinator sent no enrollment answer")?;
-    conn.close(0u32.into(), b"enrolled");
+    let request = EnrollRequest { token: token.raw.clone(), name: link.name.clone(), csr_pem };
+    // The leader enrolls; a standby names it. Each coordinator of the list once, and the
+    // leaders named, before giving up.
+    let mut targets = Targets::new(link.coordinators.clone());
+    let mut errors = Vec::new();
+    let reply = loop {
+        let target = targets.pick();
+        match enroll_at(&endpoint, &target, &request).await {
+            Ok(Enrollment::Reply(reply)) => break reply,
+            Ok(Enrollment::Standby(leader)) => {
+                info!(coordinator = %target, leader = ?leader, "that coordinator is a standby");
+                errors.push(format!("{target}: a standby"));
+                if targets.standby(&target, leader).is_none() {
+                    bail!("no coordinator would enroll this agent ({})", errors.join("; "));
+                }
+            }
+            Err(e) => {
+                errors.push(format!("{target}: {e:#}"));
+                if targets.failed(&target).is_none() {
+                    bail!("could not enroll: {}", errors.join("; "));
+                }
+            }
+        }
+        tokio::time::sleep(NEXT_COORDINATOR).await;
+    };
     endpoint.wait_idle().await;
     match reply {
         EnrollReply::Enrolled { cert_pem, ca_pem } => {
@@ -168,6 +202,36 @@ async fn enroll(link: &LinkConfig) -> anyhow::Result<AgentIdentity> {
     }
 }
 
+/// What an enrollment attempt got.
+enum Enrollment {
+    Reply(EnrollReply),
+    Standby(Option<String>),
+}
+
+async fn enroll_at(endpoint: &quinn::Endpoint, target: &str, request: &EnrollRequest) -> anyhow::Result<Enrollment> {
+    let addr = resolve(target).await?;
+    let conn = endpoint
+        .connect(addr, SERVER_NAME)?
+        .await
+        .with_context(|| format!("connecting to the coordinator at {addr} to enroll"))?;
+    let exchange = async {
+        let (mut send, recv) = conn.open_bi().await?;
+        write_frame(&mut send, &StreamHeader::Enroll).await?;
+        write_frame(&mut send, request).await?;
+        send.finish()?;
+        FrameReader::new(recv).next::<EnrollReply>().await?.context("the coordinator sent no enrollment answer")
+    };
+    let reply = exchange.await;
+    if let Some(quinn::ConnectionError::ApplicationClosed(close)) = conn.close_reason() {
+        if close.error_code == piface_link::close::STANDBY.into() {
+            return Ok(Enrollment::Standby(piface_link::close::standby_redirect(&close.reason).map(str::to_string)));
+        }
+    }
+    let reply = reply?;
+    conn.close(0u32.into(), b"enrolled");
+    Ok(Enrollment::Reply(reply))
+}
+
 async fn resolve(target: &str) -> anyhow::Result<SocketAddr> {
     tokio::net::lookup_host(target)
         .await
@@ -176,9 +240,83 @@ async fn resolve(target: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("{target} resolves to no address"))
 }
 
-/// A local address of the same family as the coordinator's.
-async fn unspecified_for(target: &str) -> anyhow::Result<SocketAddr> {
-    Ok(if resolve(target).await?.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? })
+/// A local address of the same family as the first coordinator that resolves (IPv4 when
+/// none does yet: the link retries later).
+async fn unspecified_for(targets: &[String]) -> SocketAddr {
+    for target in targets {
+        if let Ok(addr) = resolve(target).await {
+            return if addr.is_ipv6() { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() } else { (std::net::Ipv4Addr::UNSPECIFIED, 0).into() };
+        }
+    }
+    (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+}
+
+/// How one connection attempt ended, when it connected.
+enum Attempt {
+    /// The coordinator took the agent; the link served until it closed.
+    Served,
+    /// The coordinator is a standby; it named the leader's address when it knew it.
+    Standby(Option<String>),
+}
+
+/// Which coordinator to try next: the one a standby named, else the next of the list. A pause
+/// is short while untried coordinators remain, and the caller's backoff once every one failed
+/// (`None`), so a leader change costs a round trip, not a backoff.
+struct Targets {
+    list: Vec<String>,
+    next: usize,
+    /// The leader a standby named, tried next.
+    hint: Option<String>,
+    /// Attempts since one was served; past a round of the list (plus its redirects) the
+    /// caller backs off.
+    misses: usize,
+}
+
+/// The pause before trying the next coordinator of a round.
+const NEXT_COORDINATOR: Duration = Duration::from_millis(100);
+
+impl Targets {
+    fn new(list: Vec<String>) -> Targets {
+        assert!(!list.is_empty(), "at least one coordinator");
+        Targets { list, next: 0, hint: None, misses: 0 }
+    }
+
+    fn pick(&mut self) -> String {
+        self.hint.take().unwrap_or_else(|| self.list[self.next % self.list.len()].clone())
+    }
+
+    /// The link was up: the same coordinator is tried first next time.
+    fn served(&mut self) {
+        self.misses = 0;
+    }
+
+    /// `target` could not be reached.
+    fn failed(&mut self, target: &str) -> Option<Duration> {
+        if self.list[self.next % self.list.len()] == target {
+            self.next += 1;
+        }
+        self.miss()
+    }
+
+    /// `target` is a standby that named `leader`.
+    fn standby(&mut self, target: &str, leader: Option<String>) -> Option<Duration> {
+        if self.list[self.next % self.list.len()] == target {
+            self.next += 1;
+        }
+        self.hint = leader.filter(|l| l != target);
+        self.miss()
+    }
+
+    fn miss(&mut self) -> Option<Duration> {
+        self.misses += 1;
+        // Each coordinator of the list once, and the leader each standby names: a round.
+        if self.misses % (2 * self.list.len()) == 0 {
+            self.hint = None;
+            None
+        } else {
+            Some(NEXT_COORDINATOR)
+        }
+    }
 }
 
 async fn detect_pi_version(pi: &std::path::Path) -> Option<String> {

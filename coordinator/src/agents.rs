@@ -337,14 +337,5 @@ fn service_json(s: &ModelService) -> serde_json::Value {
     v
 }
 
-/// Application close codes on agent connections.
-pub mod close {
-    /// The certificate is not (or no longer) that of an enrolled agent.
-    pub const REFUSED: u32 = 1;
-    /// The agent was removed while connected.
-    pub const REMOVED: u32 = 2;
-    /// Protocol violation (bad first frame, unexpected stream).
-    pub const PROTOCOL: u32 = 3;
-    /// Enrollment took longer than its deadline.
-    pub const TIMEOUT: u32 = 4;
-}
+/// Application close codes on agent connections (shared with the agent).
+pub use piface_link::close;

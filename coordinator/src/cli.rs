@@ -455,6 +455,18 @@ pub struct StoreArgs {
     /// PEM private key of `--etcd-cert`.
     #[arg(long, value_name = "FILE")]
     pub etcd_key: Option<PathBuf>,
+    /// Seconds of the leader's lease in etcd: a dead leader is replaced after at most this
+    /// long, and a leader that cannot reach etcd for this long stops (with `--store etcd`).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub leader_ttl: u64,
+    /// This coordinator's URL for browsers, which a standby names (and redirects page loads
+    /// to) while this one leads (default: its listening address, unless that is 0.0.0.0 or ::).
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
+    /// This coordinator's agent address, `HOST:PORT`, which a standby sends agents to while
+    /// this one leads (default: its `--quic` address, unless that is 0.0.0.0 or ::).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise_agents: Option<String>,
 }
 
 /// See [`StoreArgs::kind`].
@@ -500,6 +512,7 @@ impl StoreArgs {
                 user,
                 ca_pem: self.etcd_ca.as_ref().map(read).transpose()?,
                 identity_pem,
+                leader_ttl: std::time::Duration::from_secs(self.leader_ttl),
             }))
         }
         #[cfg(not(feature = "etcd"))]
@@ -576,9 +589,13 @@ mod tests {
         let cli = parse(&["agent", "--coordinator", "h:7833", "--token", "T", "--name", "n"]);
         let Some(Command::Agent(a)) = cli.command else { panic!("not agent") };
         assert_eq!(
-            (a.run.coordinator.as_deref(), a.run.name.as_deref(), a.action.is_none()),
-            (Some("h:7833"), Some("n"), true)
+            (a.run.coordinator.as_slice(), a.run.name.as_deref(), a.action.is_none()),
+            (&["h:7833".to_string()][..], Some("n"), true)
         );
+        // A leader and its standbys: comma-separated, repeated, or both.
+        let cli = parse(&["agent", "--coordinator", "a:1,b:2", "--coordinator", "c:3"]);
+        let Some(Command::Agent(a)) = cli.command else { panic!("not agent") };
+        assert_eq!(a.run.coordinator, ["a:1", "b:2", "c:3"]);
         let cli = parse(&["agent", "remove", "box"]);
         let Some(Command::Agent(AgentArgs { action: Some(AgentAction::Remove { name, .. }), .. })) = cli.command else {
             panic!("not agent remove")

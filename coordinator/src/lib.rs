@@ -21,6 +21,7 @@ pub mod front_door;
 pub mod frontend;
 pub mod history;
 pub mod hub;
+pub mod leader;
 pub mod limits;
 pub mod models;
 pub mod pki;
@@ -112,6 +113,10 @@ pub struct Config {
     pub limits: limits::Limits,
     /// `--dev`: the UI from this Vite dev server instead of the embedded build.
     pub dev_server: Option<dev_proxy::DevServer>,
+    /// This coordinator's URL for browsers, published while it leads (`--advertise-url`).
+    pub advertise_url: Option<String>,
+    /// This coordinator's agent address, published while it leads (`--advertise-agents`).
+    pub advertise_agents: Option<String>,
 }
 
 impl Config {
@@ -138,6 +143,8 @@ impl Config {
             front_door: front_door::Policy::default(),
             limits: limits::Limits::default(),
             dev_server: None,
+            advertise_url: None,
+            advertise_agents: None,
         }
     }
 }
@@ -203,14 +210,65 @@ pub struct App {
 }
 
 /// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
+///
+/// With the state in etcd it first campaigns to lead the cluster, answering as a standby
+/// meanwhile (see [`leader`]); a leader that loses its lease stops with an error.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let store = open_configured_store(&config)?;
     // Everything Piface keeps is for its user only, including what older versions left.
     private::tighten(&config.data_dir)?;
     let auth = auth::Auth::new(config.auth.clone(), &config.data_dir)?;
     if config.auth == auth::Mode::None {
         warn!("LOGIN IS OFF (--auth none): anyone who can reach this address gets a shell on every machine of the cluster");
     }
+    // The agents' port comes first: a standby refuses agents on it, sending them to the leader.
+    let mut cluster = None;
+    if let Some(addr) = config.quic {
+        let cluster_dir = config.data_dir.join("cluster");
+        let ca = Arc::new(pki::ClusterCa::load_or_create(&cluster_dir)?);
+        let endpoint = quic::bind(&ca, &cluster_dir, addr)?;
+        let bound = endpoint.local_addr()?;
+        // Machine-readable, after the HTTP line: scripts and tests read the agents' port here.
+        println!("agents connect to {bound} (CA fingerprint {})", ca.fingerprint());
+        info!(addr = %bound, "listening for agents");
+        cluster = Some((ca, endpoint));
+    }
+    let me = leader::LeaderInfo {
+        name: format!("{}:{}", piface_link::hostname(), listener.local_addr()?.port()),
+        url: config.advertise_url.clone().or_else(|| {
+            let addr = listener.local_addr().ok().filter(|a| !a.ip().is_unspecified())?;
+            Some(format!("http://{addr}"))
+        }),
+        agents: config.advertise_agents.clone().or_else(|| {
+            let addr = cluster.as_ref()?.1.local_addr().ok().filter(|a| !a.ip().is_unspecified())?;
+            Some(addr.to_string())
+        }),
+    };
+    let (store, election) = open_store_to_lead(&config, cluster.as_ref().map(|(ca, _)| &**ca), me)?;
+    let listener = match &election {
+        None => listener,
+        Some(election) => match stand_by(&config, election, listener, cluster.as_ref(), &shutdown).await? {
+            Some(listener) => listener,
+            // Stopped before leading: nothing of the cluster's was touched.
+            None => {
+                election.resign().await;
+                return Ok(());
+            }
+        },
+    };
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(election) = &election {
+        let (lost_token, lost, shutdown) = (election.lost.clone(), lost.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = lost_token.cancelled() => {
+                    lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                    shutdown.cancel();
+                }
+                () = shutdown.cancelled() => {}
+            }
+        });
+    }
+
     let mut snapshot = store.load()?;
     let enrolled = std::mem::take(&mut snapshot.agents);
     info!(sessions = snapshot.sessions.len(), "state loaded");
@@ -221,14 +279,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         control = Some(local.connect(&app).await?);
     }
     let mut quic_endpoint = None;
-    if let Some(addr) = app.config.quic {
-        let cluster_dir = app.config.data_dir.join("cluster");
-        let ca = Arc::new(pki::ClusterCa::load_or_create(&cluster_dir)?);
-        let endpoint = quic::bind(&ca, &cluster_dir, addr)?;
-        let bound = endpoint.local_addr()?;
-        // Machine-readable, after the HTTP line: scripts and tests read the agents' port here.
-        println!("agents connect to {bound} (CA fingerprint {})", ca.fingerprint());
-        info!(addr = %bound, "listening for agents");
+    if let Some((ca, endpoint)) = cluster {
         tokio::spawn(quic::serve(app.clone(), ca, endpoint.clone()));
         quic_endpoint = Some(endpoint);
     }
@@ -269,7 +320,86 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if let Some(control) = control {
         control.abort();
     }
+    if let Some(election) = &election {
+        // A standby takes over now rather than when the lease runs out.
+        election.resign().await;
+    }
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("this coordinator lost the lead of the cluster (its lease in etcd ended); start it again to stand by");
+    }
     result
+}
+
+/// Serves as a standby (see [`leader`]) until this coordinator leads, and returns the
+/// listener to serve as the leader on; `None` when `shutdown` came first.
+async fn stand_by(
+    config: &Config,
+    election: &leader::Election,
+    listener: TcpListener,
+    cluster: Option<&(Arc<pki::ClusterCa>, quinn::Endpoint)>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<TcpListener>> {
+    if election.elected.is_cancelled() {
+        return Ok(Some(listener));
+    }
+    info!("standing by: another coordinator may lead; campaigning in etcd");
+    let standing = shutdown.child_token();
+    // The standby answers on a second handle of the same socket, closed when it leads: requests
+    // in flight finish, later ones reach the leader's routes.
+    let socket = listener.into_std()?;
+    let standby_socket = TcpListener::from_std(socket.try_clone()?)?;
+    let listener = TcpListener::from_std(socket)?;
+    let router = leader::standby_router(election.leader.clone(), config.front_door.clone());
+    let http = tokio::spawn(server::serve(standby_socket, router, config.limits.server, standing.clone()));
+    if let Some((_, endpoint)) = cluster {
+        tokio::spawn(leader::refuse_agents(endpoint.clone(), election.leader.clone(), standing.clone()));
+    }
+    let mut leader = election.leader.clone();
+    let led = loop {
+        if let Some(info) = leader.borrow_and_update().as_ref() {
+            info!(leader = %info.name, url = ?info.url, "another coordinator leads");
+        }
+        tokio::select! {
+            () = election.elected.cancelled() => break true,
+            () = shutdown.cancelled() => break false,
+            changed = leader.changed() => if changed.is_err() {
+                // The campaign ended without electing us (its etcd client stopped).
+                break false;
+            },
+        }
+    };
+    standing.cancel();
+    let _ = http.await;
+    Ok(led.then_some(listener))
+}
+
+/// The store `config` chooses, and the election when it is shared (etcd): see
+/// [`open_configured_store`]. With a cluster CA, etcd pins it (a coordinator with another CA
+/// cannot join the election).
+fn open_store_to_lead(
+    config: &Config,
+    ca: Option<&pki::ClusterCa>,
+    me: leader::LeaderInfo,
+) -> anyhow::Result<(Arc<dyn StateStore>, Option<leader::Election>)> {
+    match &config.store {
+        StoreChoice::Embedded => {
+            let _ = (ca, me);
+            Ok((open_store(&config.data_dir)?, None))
+        }
+        #[cfg(feature = "etcd")]
+        StoreChoice::Etcd(options) => {
+            let store = open_etcd(config, options)?;
+            if let Some(ca) = ca {
+                store.pin_cluster(&store::etcd::ClusterPin {
+                    ca_fingerprint: ca.fingerprint(),
+                    ca_pem: ca.ca_pem(),
+                    token_key_check: ca.token_key_check(),
+                })?;
+            }
+            let election = store.elect(me);
+            Ok((store, Some(election)))
+        }
+    }
 }
 
 /// The agent that runs in the coordinator's process (`serve`, `coordinator --local-agent`):
@@ -331,22 +461,25 @@ pub fn open_configured_store(config: &Config) -> anyhow::Result<Arc<dyn StateSto
     match &config.store {
         StoreChoice::Embedded => open_store(&config.data_dir),
         #[cfg(feature = "etcd")]
-        StoreChoice::Etcd(options) => {
-            use anyhow::Context;
-            private::dir(&config.data_dir)?;
-            let store = store::etcd::EtcdStore::connect(options)
-                .with_context(|| format!("connecting to etcd at {}", options.endpoints.join(",")))?;
-            info!(endpoints = %options.endpoints.join(","), prefix = %options.prefix, "state in etcd");
-            let legacy = config.data_dir.join("state.json");
-            if store.was_empty() && legacy.is_file() {
-                match import_state(&store, &legacy) {
-                    Ok(n) => info!(sessions = n, from = %legacy.display(), "imported the original Piface's state"),
-                    Err(e) => warn!(from = %legacy.display(), "could not import the original Piface's state: {e:#}"),
-                }
-            }
-            Ok(Arc::new(store))
+        StoreChoice::Etcd(options) => Ok(open_etcd(config, options)?),
+    }
+}
+
+#[cfg(feature = "etcd")]
+fn open_etcd(config: &Config, options: &store::etcd::EtcdOptions) -> anyhow::Result<Arc<store::etcd::EtcdStore>> {
+    use anyhow::Context;
+    private::dir(&config.data_dir)?;
+    let store = store::etcd::EtcdStore::connect(options)
+        .with_context(|| format!("connecting to etcd at {}", options.endpoints.join(",")))?;
+    info!(endpoints = %options.endpoints.join(","), prefix = %options.prefix, "state in etcd");
+    let legacy = config.data_dir.join("state.json");
+    if store.was_empty() && legacy.is_file() {
+        match import_state(&store, &legacy) {
+            Ok(n) => info!(sessions = n, from = %legacy.display(), "imported the original Piface's state"),
+            Err(e) => warn!(from = %legacy.display(), "could not import the original Piface's state: {e:#}"),
         }
     }
+    Ok(Arc::new(store))
 }
 
 /// Adds the sessions and uploads of an original Piface `state.json` that the store does not

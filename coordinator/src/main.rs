@@ -176,6 +176,8 @@ async fn serve(
     }
     let mut config = piface_coordinator::Config::new(pi_bin, data_dir);
     config.store = args.store.choice()?;
+    config.advertise_url.clone_from(&args.store.advertise_url);
+    config.advertise_agents.clone_from(&args.store.advertise_agents);
     config.direnv_default = args.direnv_default();
     config.auth = auth;
     config.front_door = front_door;

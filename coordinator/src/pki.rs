@@ -144,6 +144,12 @@ impl ClusterCa {
         self.fingerprint.clone()
     }
 
+    /// A check value of the join-token key: HMAC-SHA256 of a fixed text under it (hex). Two
+    /// coordinators with the same key give the same value; the value tells nothing of the key.
+    pub fn token_key_check(&self) -> String {
+        hex_encode(ring::hmac::sign(&self.token_key, b"piface cluster: join-token key check").as_ref())
+    }
+
     /// The CA certificate, PEM.
     pub fn ca_pem(&self) -> String {
         self.ca_pem.clone()

@@ -7,6 +7,7 @@
 //!   QUIC transport timers, the ALPN, the crypto provider both sides name, and the private
 //!   file helpers (`private_dir`, `write_file_atomic`).
 //! - [`hello`]: the `Hello` either side sends first.
+//! - [`close`]: the application close codes of agent connections (refused, removed, standby…).
 //! - [`journal`]: the bookkeeping of one agent → coordinator stream across reconnects
 //!   (bounded queue, resend window, delta-coding state), without I/O.
 //!
@@ -16,6 +17,7 @@
 //! listener and PKI are `piface_coordinator::{quic, pki}`. Nothing here knows about pi, sessions
 //! or HTTP.
 
+pub mod close;
 pub mod journal;
 pub mod tls;
 pub mod wire;

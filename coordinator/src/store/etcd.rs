@@ -31,7 +31,11 @@ use etcd_client::{
     Txn, TxnOp, TxnOpResponse,
 };
 
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
 use super::{AgentRecord, Snapshot, StateStore, StoreError, UploadRecord};
+use crate::leader::{Election, LeaderInfo};
 use crate::record::SessionRecord;
 
 /// How long a call keeps retrying an etcd it cannot reach.
@@ -50,6 +54,37 @@ pub struct EtcdOptions {
     pub ca_pem: Option<Vec<u8>>,
     /// PEM certificate and key of this coordinator (etcd's `--client-cert-auth`).
     pub identity_pem: Option<(Vec<u8>, Vec<u8>)>,
+    /// The leader's lease (`--leader-ttl`): how long a dead leader leads on, and how long a
+    /// leader may lose etcd before it stops.
+    pub leader_ttl: Duration,
+}
+
+/// The leader's lease unless `--leader-ttl` says otherwise.
+pub const DEFAULT_LEADER_TTL: Duration = Duration::from_secs(10);
+
+/// The client options `options` ask for; `request_timeout` bounds each call (the election's
+/// client has none: a campaign waits as long as another coordinator leads).
+fn connect_options(options: &EtcdOptions, request_timeout: Option<Duration>) -> ConnectOptions {
+    let mut connect = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+    if let Some(timeout) = request_timeout {
+        connect = connect.with_timeout(timeout);
+    }
+    if let Some((user, password)) = &options.user {
+        connect = connect.with_user(user.clone(), password.clone());
+    }
+    if options.ca_pem.is_some() || options.identity_pem.is_some() {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = &options.ca_pem {
+            tls = tls.ca_certificate(Certificate::from_pem(ca));
+        }
+        if let Some((cert, key)) = &options.identity_pem {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        connect = connect.with_tls(tls);
+    }
+    connect
 }
 
 /// See the module docs.
@@ -59,6 +94,8 @@ pub struct EtcdStore {
     /// Always `Some` until dropped (see the `Drop`).
     runtime: Option<tokio::runtime::Runtime>,
     was_empty: bool,
+    /// How it connected: the election opens a client of its own with these.
+    options: EtcdOptions,
 }
 
 impl Drop for EtcdStore {
@@ -114,23 +151,7 @@ impl EtcdStore {
             .enable_all()
             .build()
             .map_err(etcd_error)?;
-        let mut connect = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(5))
-            .with_timeout(Duration::from_secs(10))
-            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
-        if let Some((user, password)) = &options.user {
-            connect = connect.with_user(user.clone(), password.clone());
-        }
-        if options.ca_pem.is_some() || options.identity_pem.is_some() {
-            let mut tls = TlsOptions::new();
-            if let Some(ca) = &options.ca_pem {
-                tls = tls.ca_certificate(Certificate::from_pem(ca));
-            }
-            if let Some((cert, key)) = &options.identity_pem {
-                tls = tls.identity(Identity::from_pem(cert, key));
-            }
-            connect = connect.with_tls(tls);
-        }
+        let connect = connect_options(options, Some(Duration::from_secs(10)));
         let endpoints = options.endpoints.clone();
         let client = wait_on(&runtime, retrying("connecting to etcd", move || {
             let (endpoints, connect) = (endpoints.clone(), connect.clone());
@@ -150,7 +171,7 @@ impl EtcdStore {
                 Ok(client.kv_client().get(folder.as_str(), Some(options)).await?.count() == 0)
             }
         }))?;
-        Ok(EtcdStore { client, prefix, runtime: Some(runtime), was_empty })
+        Ok(EtcdStore { client, prefix, runtime: Some(runtime), was_empty, options: options.clone() })
     }
 
     /// Whether Piface had written nothing under the prefix before this connection.
@@ -235,6 +256,250 @@ impl EtcdStore {
 
     fn put(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
         self.change(vec![], move |_| Ok((vec![TxnOp::put(key.as_str(), value.clone(), None)], ())))
+    }
+}
+
+/// The election (see `crate::leader`): one key per candidate under `<prefix>leader`, each on
+/// its candidate's lease; the oldest key leads.
+impl EtcdStore {
+    /// Campaigns for leadership as `me` on a lease of `--leader-ttl`, in the background on the
+    /// store's runtime, with an etcd client of its own (its calls wait as long as another
+    /// coordinator leads, so they cannot share the store's request timeout).
+    pub fn elect(&self, me: LeaderInfo) -> Election {
+        let ttl = if self.options.leader_ttl.is_zero() { DEFAULT_LEADER_TTL } else { self.options.leader_ttl };
+        let (leader_tx, leader) = watch::channel(None);
+        let election = Election {
+            leader,
+            elected: CancellationToken::new(),
+            lost: CancellationToken::new(),
+            resign: CancellationToken::new(),
+            resigned: CancellationToken::new(),
+        };
+        let campaign = Campaign {
+            options: self.options.clone(),
+            name: format!("{}leader", self.prefix),
+            me,
+            ttl,
+            leader: leader_tx,
+            elected: election.elected.clone(),
+            lost: election.lost.clone(),
+            resign: election.resign.clone(),
+            resigned: election.resigned.clone(),
+        };
+        match &self.runtime {
+            Some(runtime) => {
+                runtime.spawn(campaign.run());
+            }
+            None => election.lost.cancel(),
+        }
+        election
+    }
+
+    /// Pins the cluster this prefix belongs to: the first coordinator records its cluster CA
+    /// (the certificate, public) and a check value of its join-token key (an HMAC under the
+    /// key, not the key); every later one must present the same, since agents trust one CA
+    /// and tokens made by one coordinator must be accepted by the next leader. The private
+    /// keys stay in each coordinator's data dir (copied there by the operator, see the README):
+    /// no private key is ever written to etcd.
+    pub fn pin_cluster(&self, pin: &ClusterPin) -> Result<(), StoreError> {
+        let key = format!("{}cluster", self.prefix);
+        let value = to_json(pin);
+        let found = self.change(vec![key.clone()], move |reads| match reads.json::<ClusterPin>(&key)? {
+            Some(existing) => Ok((vec![], Some(existing))),
+            None => Ok((vec![TxnOp::put(key.as_str(), value.clone(), None)], None)),
+        })?;
+        match found {
+            Some(existing) if existing.ca_fingerprint != pin.ca_fingerprint => Err(etcd_error(format!(
+                "this coordinator's cluster CA ({}) is not the cluster's ({}): copy the data dir's cluster/ folder from a coordinator of this cluster",
+                pin.ca_fingerprint, existing.ca_fingerprint
+            ))),
+            Some(existing) if existing.token_key_check != pin.token_key_check => Err(etcd_error(
+                "this coordinator's join-token key is not the cluster's: copy the data dir's cluster/ folder from a coordinator of this cluster",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What [`EtcdStore::pin_cluster`] records under `<prefix>cluster`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterPin {
+    /// SHA-256 of the cluster CA's certificate (hex).
+    pub ca_fingerprint: String,
+    /// The CA's certificate (PEM), for operators and tools.
+    pub ca_pem: String,
+    /// HMAC-SHA256 of a fixed text under the join-token key (hex): equal keys give equal checks.
+    pub token_key_check: String,
+}
+
+/// One coordinator's campaign, run on the store's runtime.
+struct Campaign {
+    options: EtcdOptions,
+    name: String,
+    me: LeaderInfo,
+    ttl: Duration,
+    leader: watch::Sender<Option<LeaderInfo>>,
+    elected: CancellationToken,
+    lost: CancellationToken,
+    resign: CancellationToken,
+    resigned: CancellationToken,
+}
+
+impl Campaign {
+    async fn run(self) {
+        let client = tokio::select! {
+            client = self.connect() => client,
+            () = self.resign.cancelled() => {
+                self.resigned.cancel();
+                return;
+            }
+        };
+        tokio::spawn(observe(client.clone(), self.name.clone(), self.leader.clone(), self.resign.clone()));
+        // A lease that ends while this coordinator is a standby (etcd lost it for a whole TTL)
+        // takes its candidacy with it: campaign again on a new one.
+        let mut lease_id = None;
+        while !self.resign.is_cancelled() && !self.lost.is_cancelled() {
+            let Some(lease) = self.grant(&client).await else { break };
+            lease_id = Some(lease);
+            let lease_ended = CancellationToken::new();
+            let keeper = tokio::spawn(keep_alive(client.clone(), lease, self.ttl, lease_ended.clone()));
+            let elected = tokio::select! {
+                won = self.campaign(&client, lease) => won,
+                () = lease_ended.cancelled() => false,
+                () = self.resign.cancelled() => false,
+            };
+            if elected {
+                tracing::info!(name = %self.me.name, ttl_s = self.ttl.as_secs(), "this coordinator leads the cluster");
+                self.leader.send_replace(Some(self.me.clone()));
+                self.elected.cancel();
+                tokio::select! {
+                    () = lease_ended.cancelled() => {
+                        tracing::error!("the leader's lease in etcd could not be renewed for a whole TTL, or ended: this coordinator no longer leads");
+                        self.lost.cancel();
+                    }
+                    () = self.resign.cancelled() => {}
+                }
+            } else if lease_ended.is_cancelled() {
+                tracing::warn!("this standby's lease in etcd ended; campaigning again");
+            }
+            keeper.abort();
+            if self.resign.is_cancelled() || self.lost.is_cancelled() {
+                break;
+            }
+        }
+        if let Some(lease) = lease_id {
+            // Giving the lease back deletes the campaign key at once: a standby leads now, not
+            // a TTL later.
+            let mut leases = client.lease_client();
+            match tokio::time::timeout(Duration::from_secs(3), leases.revoke(lease)).await {
+                Ok(Ok(_)) => tracing::info!("gave the leader's lease back"),
+                Ok(Err(e)) => tracing::warn!("giving the lease back: {e}"),
+                Err(_) => tracing::warn!("giving the lease back: etcd did not answer"),
+            }
+        }
+        self.resigned.cancel();
+    }
+
+    async fn connect(&self) -> Client {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match Client::connect(self.options.endpoints.clone(), Some(connect_options(&self.options, None))).await {
+                Ok(client) => return client,
+                Err(e) => tracing::warn!("election: connecting to etcd: {e}"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// A new lease, retried until etcd grants one; `None` when resigning meanwhile.
+    async fn grant(&self, client: &Client) -> Option<i64> {
+        let ttl = i64::try_from(self.ttl.as_secs().max(1)).unwrap_or(i64::MAX);
+        loop {
+            let mut leases = client.lease_client();
+            let attempt = tokio::time::timeout(Duration::from_secs(5), leases.grant(ttl, None));
+            tokio::select! {
+                r = attempt => match r {
+                    Ok(Ok(reply)) => return Some(reply.id()),
+                    Ok(Err(e)) => tracing::warn!("election: asking etcd for a lease: {e}"),
+                    Err(_) => tracing::warn!("election: asking etcd for a lease: no answer"),
+                },
+                () = self.resign.cancelled() => return None,
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Campaigns until elected (true) or the campaign cannot go on (false); a campaign on the
+    /// same lease is taken up where it was after an error.
+    async fn campaign(&self, client: &Client, lease: i64) -> bool {
+        let value = serde_json::to_vec(&self.me).expect("leader info serialises");
+        loop {
+            match client.election_client().campaign(self.name.as_str(), value.clone(), lease).await {
+                Ok(_) => return true,
+                Err(e) => tracing::debug!("election: campaign: {e}; again"),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Renews `lease` every third of `ttl` until it can no longer be sure the lease lives: etcd
+/// says it ended, or no renewal got through for a whole `ttl`. Then `ended` fires.
+async fn keep_alive(client: Client, lease: i64, ttl: Duration, ended: CancellationToken) {
+    let mut renewed = Instant::now();
+    let every = ttl / 3;
+    'reconnect: while renewed.elapsed() < ttl {
+        let opened = tokio::time::timeout(every, client.lease_client().keep_alive(lease)).await;
+        let Ok(Ok((mut keeper, mut replies))) = opened else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        while renewed.elapsed() < ttl {
+            if keeper.keep_alive().await.is_err() {
+                continue 'reconnect;
+            }
+            match tokio::time::timeout(every, replies.message()).await {
+                Ok(Ok(Some(reply))) if reply.ttl() > 0 => renewed = Instant::now(),
+                Ok(Ok(Some(_))) => {
+                    tracing::warn!(lease, "etcd says the lease ended");
+                    break 'reconnect;
+                }
+                _ => continue 'reconnect,
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+    ended.cancel();
+}
+
+/// Follows who leads, for the standby's answers, until `stop`.
+async fn observe(
+    client: Client,
+    name: String,
+    leader: watch::Sender<Option<LeaderInfo>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let follow = async {
+            let mut stream = client.election_client().observe(name.as_str()).await?;
+            while let Some(reply) = stream.message().await? {
+                let info = reply.kv().and_then(|kv| serde_json::from_slice::<LeaderInfo>(kv.value()).ok());
+                leader.send_if_modified(|current| {
+                    let changed = *current != info;
+                    *current = info.clone();
+                    changed
+                });
+            }
+            Ok::<(), etcd_client::Error>(())
+        };
+        tokio::select! {
+            r = follow => if let Err(e) = r {
+                tracing::debug!("election: observing the leader: {e}");
+            },
+            () = stop.cancelled() => return,
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
