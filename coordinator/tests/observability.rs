@@ -18,10 +18,13 @@ const PIFACE: &str = env!("CARGO_BIN_EXE_piface");
 /// Exported spans leave within a tenth of a second instead of the SDK's five.
 const SHORT_BATCH_DELAY: (&str, &str) = ("OTEL_BSP_SCHEDULE_DELAY", "100");
 
-/// `piface agent` joining `quic` as `name`, exporting its spans to `otlp`.
-fn start_agent(env: &PiEnv, data: &Path, quic: &str, token: &str, name: &str, otlp: &str) -> Child {
+/// `piface agent` joining `quic` as `name` with `token` (or the identity it enrolled with in
+/// `data` before), exporting its spans to `otlp`.
+fn start_agent(env: &PiEnv, data: &Path, quic: &str, token: Option<&str>, name: &str, otlp: &str) -> Child {
     let token_file = data.join("join-token");
-    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    if let Some(token) = token {
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    }
     Command::new(PIFACE)
         .args(["agent", "--coordinator", quic, "--name", name, "--otlp-endpoint", otlp])
         .arg("--token-file")
@@ -86,14 +89,8 @@ async fn one_session_create_is_one_trace_across_the_coordinator_and_the_agent() 
     let agent_env = PiEnv::new(&llm.base_url()).unwrap();
     let agent_data = tempfile::tempdir().unwrap();
     let quic = server.quic_addr.clone().unwrap();
-    let _agent = start_agent(
-        &agent_env,
-        agent_data.path(),
-        &quic,
-        &join_token(&server.data_dir),
-        "worker",
-        &receiver.endpoint(),
-    );
+    let token = join_token(&server.data_dir);
+    let mut agent = start_agent(&agent_env, agent_data.path(), &quic, Some(&token), "worker", &receiver.endpoint());
     wait_agent_up(&server, "worker").await;
 
     let repo = git_repo();
@@ -174,6 +171,24 @@ async fn one_session_create_is_one_trace_across_the_coordinator_and_the_agent() 
     let (line, log) = tokio::time::timeout(Duration::from_secs(10), logged).await.expect("access log lines");
     assert!(line.contains("status=201") && line.contains("latency_ms=") && line.contains("peer=127.0.0.1:"), "{line}");
     assert!(!log.contains("do-not-log-me"), "a query string reached the log");
+    // The link's metrics: its round-trip time, and a reconnect once the agent comes back.
+    let metrics = scrape(&server).await;
+    promtool_check(&metrics);
+    assert!(sample(&metrics, r#"piface_agent_link_rtt_seconds{agent="worker"}"#) > 0.0, "{metrics}");
+    assert_eq!(sample(&metrics, r#"piface_agent_connects_total{agent="worker"}"#), 1.0, "{metrics}");
+    assert_eq!(sample(&metrics, r#"piface_agent_reconnects_total{agent="worker"}"#), 0.0, "{metrics}");
+    agent.start_kill().unwrap();
+    agent.wait().await.unwrap();
+    let _agent = start_agent(&agent_env, agent_data.path(), &quic, None, "worker", &receiver.endpoint());
+    let mut metrics = String::new();
+    for _ in 0..600 {
+        metrics = scrape(&server).await;
+        if sample(&metrics, r#"piface_agent_connects_total{agent="worker"}"#) >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sample(&metrics, r#"piface_agent_reconnects_total{agent="worker"}"#), 1.0, "{metrics}");
 }
 
 /// The value of the sample `series` (name and labels as written) in an exposition; 0 when it
