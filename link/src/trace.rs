@@ -94,3 +94,48 @@ pub fn request_span(msg: &ToAgent) -> Span {
     }
     span
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// The trace id of `span`'s OpenTelemetry context, hex.
+    fn trace_id(span: &Span) -> String {
+        span.context().span().span_context().trace_id().to_string()
+    }
+
+    #[test]
+    fn a_context_sent_becomes_the_parent_received_and_a_bad_one_is_ignored() {
+        // Spans get ids without being exported anywhere.
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            enable();
+            let sender = tracing::info_span!("sender");
+            let sent = sender.in_scope(current).expect("a context inside a span");
+            assert!(sent.traceparent.starts_with(&format!("00-{}-", trace_id(&sender))), "{sent:?}");
+            assert_eq!(sent.traceparent.len(), 55);
+
+            let request = ToAgent::Kill { req: 1, session: "s".into(), trace: Some(sent.clone()) };
+            let handler = request_span(&request);
+            assert_eq!(trace_id(&handler), trace_id(&sender), "the request's span joins the sender's trace");
+            let input = ToAgent::Input { session: "s".into(), line: bytes::Bytes::new() };
+            assert!(request_span(&input).is_none(), "no span per pi input");
+
+            for bad in [
+                TraceContext { traceparent: "00-nonsense".into(), tracestate: String::new() },
+                TraceContext { traceparent: format!("{}{}", sent.traceparent, "0".repeat(300)), ..sent.clone() },
+                TraceContext { tracestate: format!("a={}", "b".repeat(600)), ..sent.clone() },
+            ] {
+                let span = tracing::info_span!("receiver");
+                set_remote_parent(&span, &bad);
+                assert_ne!(trace_id(&span), trace_id(&sender), "{bad:?} was taken as a parent");
+            }
+        });
+    }
+}

@@ -350,12 +350,11 @@ pub enum ToAgent {
     },
 }
 
-impl ToAgent {
-    /// The trace context slot of a request (a message the agent answers or acts on as a unit:
-    /// spawn, kill, `!!`, tools, reads, uploads' start, speech jobs); `None` for the others
-    /// (hello, pi input, upload chunks, terminal traffic), which never carry one.
-    pub fn trace_mut(&mut self) -> Option<&mut Option<TraceContext>> {
-        match self {
+/// The `trace` field of a request variant of [`ToAgent`] (`Some`), or `None` for the others:
+/// one list of the requests for both borrows (the bindings follow the scrutinee's).
+macro_rules! request_trace {
+    ($msg:expr) => {
+        match $msg {
             ToAgent::Spawn { trace, .. }
             | ToAgent::Kill { trace, .. }
             | ToAgent::Shell { trace, .. }
@@ -377,40 +376,25 @@ impl ToAgent {
             | ToAgent::PtyResize { .. }
             | ToAgent::PtyClose { .. } => None,
         }
+    };
+}
+
+impl ToAgent {
+    /// The trace context slot of a request (a message the agent answers or acts on as a unit:
+    /// spawn, kill, `!!`, tools, reads, uploads' start, speech jobs); `None` for the others
+    /// (hello, pi input, upload chunks, terminal traffic), which never carry one.
+    pub fn trace_mut(&mut self) -> Option<&mut Option<TraceContext>> {
+        request_trace!(self)
     }
 
     /// Whether it is a request (the variants [`ToAgent::trace_mut`] has a slot in).
     pub fn is_request(&self) -> bool {
-        !matches!(
-            self,
-            ToAgent::Hello(_)
-                | ToAgent::Input { .. }
-                | ToAgent::UploadChunk { .. }
-                | ToAgent::UploadEnd { .. }
-                | ToAgent::PtyOpen { .. }
-                | ToAgent::PtyInput { .. }
-                | ToAgent::PtyResize { .. }
-                | ToAgent::PtyClose { .. }
-        )
+        request_trace!(self).is_some()
     }
 
     /// The trace context a request carries.
     pub fn trace(&self) -> Option<&TraceContext> {
-        match self {
-            ToAgent::Spawn { trace, .. }
-            | ToAgent::Kill { trace, .. }
-            | ToAgent::Shell { trace, .. }
-            | ToAgent::ProbeModels { trace, .. }
-            | ToAgent::ReadHistory { trace, .. }
-            | ToAgent::ForkMessages { trace, .. }
-            | ToAgent::ListSessions { trace, .. }
-            | ToAgent::Tool { trace, .. }
-            | ToAgent::ReadFile { trace, .. }
-            | ToAgent::UploadBegin { trace, .. }
-            | ToAgent::Transcribe { trace, .. }
-            | ToAgent::Synthesize { trace, .. } => trace.as_ref(),
-            _ => None,
-        }
+        request_trace!(self).and_then(Option::as_ref)
     }
 
     /// The variant's name (`Spawn`, `Tool`, …), for span names and logs.
@@ -917,4 +901,25 @@ pub enum EnrollReply {
         /// Why.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_a_trace_context_and_streamed_traffic_does_not() {
+        let mut kill = ToAgent::Kill { req: 1, session: "s".into(), trace: None };
+        assert!(kill.is_request() && kill.trace().is_none());
+        *kill.trace_mut().expect("a request") =
+            Some(TraceContext { traceparent: "00-…".into(), tracestate: String::new() });
+        assert_eq!(kill.trace().map(|t| t.traceparent.as_str()), Some("00-…"));
+        for mut other in [
+            ToAgent::Input { session: "s".into(), line: Bytes::new() },
+            ToAgent::UploadChunk { req: 1, data: Bytes::new() },
+            ToAgent::PtyInput { session: "s".into(), data: Bytes::new() },
+        ] {
+            assert!(!other.is_request() && other.trace_mut().is_none() && other.trace().is_none(), "{other:?}");
+        }
+    }
 }
