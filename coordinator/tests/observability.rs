@@ -191,6 +191,28 @@ async fn one_session_create_is_one_trace_across_the_coordinator_and_the_agent() 
     assert_eq!(sample(&metrics, r#"piface_agent_reconnects_total{agent="worker"}"#), 1.0, "{metrics}");
 }
 
+#[tokio::test]
+async fn the_last_spans_are_exported_when_the_process_stops() {
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let server = Piface::start(Options {
+        bin: PIFACE.into(),
+        pi_bin: pi_bin().unwrap(),
+        // A batch delay far longer than the test: only the flush at exit can deliver the span.
+        envs: vec![("OTEL_BSP_SCHEDULE_DELAY".into(), "600000".into())],
+        args: vec!["--otlp-endpoint".into(), format!("{}/", receiver.endpoint())],
+        data_dir: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(server.get("/api/sessions").await.unwrap().0, 200);
+    assert!(receiver.spans().is_empty(), "nothing leaves before the batch delay");
+    let status = server.stop().await.unwrap();
+    assert!(status.success(), "{status:?}");
+    let spans = receiver.spans();
+    let span = spans.iter().find(|s| s.name == "GET /api/sessions").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(span.service, "piface", "serve's service name");
+}
+
 /// The value of the sample `series` (name and labels as written) in an exposition; 0 when it
 /// is absent (a counter that never moved has no series yet).
 fn sample(text: &str, series: &str) -> f64 {
