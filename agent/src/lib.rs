@@ -266,13 +266,18 @@ impl Agent {
     /// Handles one command without waiting on any process, so one slow pi never delays the
     /// commands of another session.
     fn handle(&self, msg: ToAgent) {
+        // A request's span (a child of the coordinator's, when traces are exported) is current
+        // while it is dispatched, and each task it starts carries it: pi's start, a tool, a
+        // speech job are spans of the browser's request.
+        let span = piface_link::trace::request_span(&msg);
+        let _entered = span.enter();
         match msg {
             ToAgent::Hello(h) => {
                 if let Err(e) = h.check_compatible() {
                     warn!("coordinator hello: {e}");
                 }
             }
-            ToAgent::Spawn { req, session, spec } => {
+            ToAgent::Spawn { req, session, spec, .. } => {
                 let task = spawn_session(
                     self.config.clone(),
                     self.roots.clone(),
@@ -283,15 +288,21 @@ impl Agent {
                     session.clone(),
                     spec,
                 );
-                tokio::spawn(task.instrument(tracing::info_span!("session", session_id = %session)));
+                // Named for traces only while they are exported: the log's prefix stays `session{…}`.
+                let session_span = if piface_link::trace::enabled() {
+                    tracing::info_span!("session", session_id = %session, otel.name = "pi spawn")
+                } else {
+                    tracing::info_span!("session", session_id = %session)
+                };
+                spawn_traced(task.instrument(session_span));
             }
             ToAgent::Input { session, line } => self.input(session, line),
-            ToAgent::Kill { req, session } => {
+            ToAgent::Kill { req, session, .. } => {
                 self.terminals.close(&session);
                 let proc = self.sessions.lock().unwrap().remove(&session);
                 let out = self.out.clone();
                 let grace = self.config.kill_grace;
-                tokio::spawn(async move {
+                spawn_traced(async move {
                     let was_running = proc.is_some();
                     if let Some(p) = proc {
                         p.kill(grace).await;
@@ -299,11 +310,11 @@ impl Agent {
                     let _ = out.send(FromAgent::Killed { req, was_running }).await;
                 });
             }
-            ToAgent::Shell { req, session, command } => {
+            ToAgent::Shell { req, session, command, .. } => {
                 let cwd = self.sessions.lock().unwrap().get(&session).map(|p| (p.cwd().to_owned(), p.uses_direnv()));
                 let out = self.out.clone();
                 let timeout = self.config.shell_timeout;
-                tokio::spawn(async move {
+                spawn_traced(async move {
                     let result = match cwd {
                         Some((cwd, direnv)) => shell::run(&command, &cwd, timeout, direnv).await,
                         None => Err("session is not running on this agent".to_string()),
@@ -311,35 +322,35 @@ impl Agent {
                     let _ = out.send(FromAgent::ShellDone { req, result }).await;
                 });
             }
-            ToAgent::ReadHistory { req, path } => {
+            ToAgent::ReadHistory { req, path, .. } => {
                 if let Some(out) = self.streams.open_reply(req) {
-                    tokio::spawn(archive::read_history(req, path, out));
+                    spawn_traced(archive::read_history(req, path, out));
                 }
             }
-            ToAgent::ForkMessages { req, path } => {
+            ToAgent::ForkMessages { req, path, .. } => {
                 let out = self.out.clone();
-                tokio::spawn(async move {
+                spawn_traced(async move {
                     let result = archive::fork_messages(path).await;
                     let _ = out.send(FromAgent::ForkMessages { req, result }).await;
                 });
             }
-            ToAgent::ListSessions { req } => {
+            ToAgent::ListSessions { req, .. } => {
                 let sessions = self.sessions.lock().unwrap().keys().cloned().collect();
                 let out = self.out.clone();
-                tokio::spawn(async move {
+                spawn_traced(async move {
                     let _ = out.send(FromAgent::SessionList { req, sessions }).await;
                 });
             }
-            ToAgent::Tool { req, call } => {
+            ToAgent::Tool { req, call, .. } => {
                 let (roots, out, config) = (self.roots.clone(), self.out.clone(), self.config.clone());
-                tokio::spawn(async move {
+                spawn_traced(async move {
                     let result = tools::run(&roots, &config, call).await;
                     let _ = out.send(FromAgent::ToolDone { req, result }).await;
                 });
             }
-            ToAgent::Transcribe { req, audio } => {
+            ToAgent::Transcribe { req, audio, .. } => {
                 let (out, models) = (self.out.clone(), self.models.clone());
-                tokio::spawn(async move {
+                spawn_traced(async move {
                     let result = match models.speech() {
                         Some(w) => speech::transcribe(&models, w, audio).await.map(|v| v.to_string()),
                         None => Err(piface_shared::protocol::ToolError::new(
@@ -350,9 +361,9 @@ impl Agent {
                     let _ = out.send(FromAgent::ToolDone { req, result }).await;
                 });
             }
-            ToAgent::Synthesize { req, text } => {
+            ToAgent::Synthesize { req, text, .. } => {
                 let (out, models) = (self.out.clone(), self.models.clone());
-                tokio::spawn(async move {
+                spawn_traced(async move {
                     let result = match models.voice() {
                         Some(w) => tts::synthesize(&models, w, text).await,
                         None => Err(piface_shared::protocol::ToolError::new(
@@ -363,12 +374,12 @@ impl Agent {
                     let _ = out.send(FromAgent::Synthesized { req, result }).await;
                 });
             }
-            ToAgent::ReadFile { req, path, max } => {
+            ToAgent::ReadFile { req, path, max, .. } => {
                 if let Some(out) = self.streams.open_reply(req) {
-                    tokio::spawn(tools::fs::read_raw(self.roots.clone(), req, path, max, out));
+                    spawn_traced(tools::fs::read_raw(self.roots.clone(), req, path, max, out));
                 }
             }
-            ToAgent::UploadBegin { req, path, max } => self.uploads.begin(req, path, max, self.out.clone()),
+            ToAgent::UploadBegin { req, path, max, .. } => self.uploads.begin(req, path, max, self.out.clone()),
             ToAgent::UploadChunk { req, data } => self.uploads.chunk(req, data),
             ToAgent::UploadEnd { req, ok } => self.uploads.end(req, ok),
             ToAgent::PtyOpen { session, cwd, project_dir, cols, rows } => {
@@ -389,7 +400,7 @@ impl Agent {
                         // roots: say why, and end the terminal.
                         warn!(session_id = %session, "terminal refused: {detail}");
                         let out = self.streams.open_terminal(&session);
-                        tokio::spawn(async move {
+                        spawn_traced(async move {
                             let data = Bytes::from(format!("\r\n[piface] {detail}\r\n"));
                             let _ = out.send(FromAgent::PtyOutput { session: session.clone(), offset: 0, data }).await;
                             let _ = out.send(FromAgent::PtyExited { session }).await;
@@ -400,7 +411,7 @@ impl Agent {
                 if let Err(e) = self.terminals.open(&session, &cwd, launch.as_ref(), cols, rows) {
                     warn!(session_id = %session, "terminal: {e}");
                     let out = self.out.clone();
-                    tokio::spawn(async move {
+                    spawn_traced(async move {
                         let message = format!("Failed to create terminal: {e}");
                         let _ = out.send(FromAgent::Notice { session: Some(session), message }).await;
                     });
@@ -409,10 +420,10 @@ impl Agent {
             ToAgent::PtyInput { session, data } => self.terminals.input(&session, data),
             ToAgent::PtyResize { session, cols, rows } => self.terminals.resize(&session, cols, rows),
             ToAgent::PtyClose { session } => self.terminals.close(&session),
-            ToAgent::ProbeModels { req } => {
+            ToAgent::ProbeModels { req, .. } => {
                 let config = self.config.clone();
                 let out = self.out.clone();
-                tokio::spawn(async move {
+                spawn_traced(async move {
                     let result = child::probe_models(&config).await;
                     let _ = out.send(FromAgent::Models { req, result }).await;
                 });
@@ -434,6 +445,16 @@ impl Agent {
             });
         }
     }
+}
+
+/// `tokio::spawn` in the current span: the tasks a request starts carry its span (see
+/// `Agent::handle`), which ends when the last of them does.
+fn spawn_traced<F>(task: F)
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(task.in_current_span());
 }
 
 async fn spawn_session(

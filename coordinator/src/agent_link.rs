@@ -10,7 +10,7 @@ use bytes::Bytes;
 use axum::http::StatusCode;
 use piface_shared::protocol::{FromAgent, Hello, RequestId, ToAgent};
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tracing::{debug, Instrument};
 
 use crate::error::ApiError;
 
@@ -76,8 +76,12 @@ impl AgentHandle {
         self.reply_streams.lock().unwrap().clear();
     }
 
-    /// Sends a message that has no reply.
-    pub async fn send(&self, msg: ToAgent) -> Result<(), LinkError> {
+    /// Sends a message that has no reply. A request goes with the trace context of the current
+    /// span (when traces are exported), so the agent's spans for it join the same trace.
+    pub async fn send(&self, mut msg: ToAgent) -> Result<(), LinkError> {
+        if let Some(slot @ None) = msg.trace_mut() {
+            *slot = piface_link::trace::current();
+        }
         self.tx.send(msg).await.map_err(|_| LinkError::Disconnected)
     }
 
@@ -90,14 +94,17 @@ impl AgentHandle {
         let req = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.pending.lock().unwrap().insert(req, tx);
+        let msg = make(req);
+        let span = client_span(&msg, req);
         let result = async {
-            self.send(make(req)).await?;
+            self.send(msg).await?;
             match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(reply)) => Ok(reply),
                 Ok(Err(_)) => Err(LinkError::Disconnected),
                 Err(_) => Err(LinkError::Timeout(timeout)),
             }
         }
+        .instrument(span)
         .await;
         self.pending.lock().unwrap().remove(&req);
         result
@@ -127,7 +134,9 @@ impl AgentHandle {
         // A few chunks in flight: the agent waits when the HTTP client reads slowly.
         let (tx, rx) = mpsc::channel(4);
         self.reply_streams.lock().unwrap().insert(req, tx);
-        if let Err(e) = self.send(make(req)).await {
+        let msg = make(req);
+        let span = client_span(&msg, req);
+        if let Err(e) = self.send(msg).instrument(span).await {
             self.reply_streams.lock().unwrap().remove(&req);
             return Err(e);
         }
@@ -147,6 +156,16 @@ impl AgentHandle {
             None => debug!(req, "reply to a request nobody waits for"),
         }
     }
+}
+
+/// The span of one request to an agent, from sending it to its reply (`agent Spawn`, …):
+/// the parent the agent's span for it gets. Only while traces are exported: otherwise the
+/// request runs in its caller's span, as it always did.
+fn client_span(msg: &ToAgent, req: RequestId) -> tracing::Span {
+    if !piface_link::trace::enabled() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!("agent_request", otel.name = %format!("to agent {}", msg.name()), otel.kind = "client", req)
 }
 
 /// The JSON of an agent's [`FromAgent::ToolDone`], or its error as the HTTP answer.

@@ -284,6 +284,12 @@ impl Agents {
         inner.get(LOCAL).and_then(|e| e.handle.clone()).or_else(|| inner.values().find_map(|e| e.handle.clone()))
     }
 
+    /// The round-trip time of each connected remote agent's QUIC link.
+    pub fn link_rtts(&self) -> Vec<(String, std::time::Duration)> {
+        let inner = self.inner.lock().unwrap();
+        inner.iter().filter_map(|(name, e)| Some((name.clone(), e.conn.as_ref()?.rtt()))).collect()
+    }
+
     /// All agents, by name.
     pub fn list(&self) -> Vec<AgentInfo> {
         self.inner.lock().unwrap().values().map(|e| e.info.clone()).collect()

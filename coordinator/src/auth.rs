@@ -417,9 +417,9 @@ fn too_many(wait: Duration) -> Response {
     response
 }
 
-/// Paths behind the login: the API and the sockets.
+/// Paths behind the login: the API, the sockets and the metrics.
 pub fn is_guarded(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/") || path == "/ws" || path.starts_with("/ws/")
+    path == "/api" || path.starts_with("/api/") || path == "/ws" || path.starts_with("/ws/") || path == "/metrics"
 }
 
 /// The guarded routes anyone may call: the health check and the login itself.
@@ -695,5 +695,6 @@ mod tests {
         assert!(!is_public(&Method::POST, "/api/health"));
         assert!(!is_public(&Method::GET, "/api/sessions"));
         assert!(is_guarded("/ws/dashboard") && is_guarded("/api") && !is_guarded("/apix") && !is_guarded("/"));
+        assert!(is_guarded("/metrics") && !is_guarded("/metricsx"));
     }
 }

@@ -198,6 +198,18 @@ pub struct AgentArgs {
     /// Running an agent: the agent crate's options.
     #[command(flatten)]
     pub run: RunArgs,
+    /// Traces of the running agent.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+/// Where a process's traces go (`serve`, `coordinator`, `agent`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TelemetryArgs {
+    /// Export traces over OTLP (HTTP/protobuf) to this collector, e.g. http://127.0.0.1:4318
+    /// (`/v1/traces` is added to a URL without a path). Off when not given.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
 }
 
 /// `piface agent list|remove`.
@@ -419,6 +431,9 @@ pub struct ServeArgs {
     /// Largest uploaded file, MiB.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_upload_mib: u64,
+    /// Traces.
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
     /// Speech-to-text and text-to-speech (served by this machine's agent).
     #[command(flatten)]
     pub audio: AudioArgs,

@@ -128,12 +128,16 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
     let mut batch = Vec::with_capacity(SESSION_STREAM_DEPTH);
     // Everything already queued is relayed under one lock and announced with one wake-up.
     while rx.recv_many(&mut batch, SESSION_STREAM_DEPTH).await > 0 {
+        app.metrics.agent_events(
+            batch.iter().map(|m| if let FromAgent::Events { events, .. } = m { events.len() as u64 } else { 0 }).sum(),
+        );
         let BatchOutcome { agent_end, gap, exited, attention_changed } = hub.relay_batch(batch.drain(..));
         hub.make_room().await;
         if attention_changed {
             app.sessions.post(SessionEvent::Stream(StreamEvent::Attention { session: session.clone() }));
         }
         if gap {
+            app.metrics.resync(crate::metrics::Resync::Gap);
             crate::sessions::resync_clients(&app, &session, &hub).await;
         }
         if agent_end {

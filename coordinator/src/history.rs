@@ -48,7 +48,7 @@ impl App {
         let Some(path) = record.session_file.clone() else { return Ok(history_error("missing_session_file")) };
         let mut rx = self
             .agent_for(&record)?
-            .request_stream(|req| ToAgent::ReadHistory { req, path })
+            .request_stream(|req| ToAgent::ReadHistory { req, path, trace: None })
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         let first = match tokio::time::timeout(FIRST_ANSWER, rx.recv()).await {
@@ -94,7 +94,7 @@ impl App {
         };
         let reply = self
             .agent_for(&record)?
-            .request(|req| ToAgent::ForkMessages { req, path }, FIRST_ANSWER)
+            .request(|req| ToAgent::ForkMessages { req, path, trace: None }, FIRST_ANSWER)
             .await
             .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         match reply {

@@ -222,6 +222,11 @@ impl Hub {
         self.consumed.notify_waiters();
     }
 
+    /// Bytes of the frames kept for clients that have not read them all.
+    pub fn buffered_bytes(&self) -> usize {
+        self.state.lock().unwrap().bytes
+    }
+
     /// Number of attached clients.
     pub fn client_count(&self) -> usize {
         self.state.lock().unwrap().cursors.len()

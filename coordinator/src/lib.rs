@@ -7,6 +7,7 @@
 //! What it is not: it never starts pi or touches a project's files itself; that is the
 //! agent's job, reached through [`agent_link`].
 
+pub mod access;
 pub mod agent_link;
 pub mod agents;
 pub mod api;
@@ -23,6 +24,7 @@ pub mod history;
 pub mod hub;
 pub mod leader;
 pub mod limits;
+pub mod metrics;
 pub mod models;
 pub mod pki;
 pub mod private;
@@ -34,6 +36,7 @@ pub mod socket;
 pub mod sessions;
 pub mod speech;
 pub mod store;
+pub mod telemetry;
 pub mod terminal;
 #[cfg(test)]
 mod testkit;
@@ -176,6 +179,7 @@ impl App {
             shutdown,
             auth,
             ws_slots: limits::WsSlots::default(),
+            metrics: metrics::Metrics::new(),
             config,
         })
     }
@@ -207,6 +211,8 @@ pub struct App {
     pub auth: auth::Auth,
     /// Open WebSockets per session.
     pub ws_slots: limits::WsSlots,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: metrics::Metrics,
 }
 
 /// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
@@ -307,7 +313,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         let on_local = app.registry.get(&id).is_some_and(|r| r.agent == agents::LOCAL);
         let Some(agent) = local.clone().filter(|_| on_local) else { continue };
         stops.spawn(async move {
-            let kill = |req| piface_shared::protocol::ToAgent::Kill { req, session: id.clone() };
+            let kill = |req| piface_shared::protocol::ToAgent::Kill { req, session: id.clone(), trace: None };
             if let Err(e) = agent.request(kill, Duration::from_secs(15)).await {
                 warn!(session_id = %id, "could not stop pi: {e}");
             }
@@ -492,7 +498,8 @@ pub fn import_state(store: &dyn StateStore, path: &std::path::Path) -> anyhow::R
 }
 
 /// The router of the whole HTTP surface: the route table, the UI as the fallback, and the
-/// front door (Host, Origin, login, hardening headers) before all of it.
+/// front door (Host, Origin, login, hardening headers) before all of it, and the request's span
+/// and access log around that.
 pub fn app_router(app: Arc<App>) -> axum::Router {
     let mut router = axum::Router::new();
     for (path, method) in routes::table(&app.config) {
@@ -504,5 +511,9 @@ pub fn app_router(app: Arc<App>) -> axum::Router {
     } else {
         router.fallback(frontend::fallback)
     };
-    router.layer(axum::middleware::from_fn_with_state(app.clone(), front_door::guard)).with_state(app)
+    router
+        .layer(axum::middleware::from_fn_with_state(app.clone(), front_door::guard))
+        // Outermost: refused requests are logged and traced too.
+        .layer(axum::middleware::from_fn_with_state(app.clone(), access::observe))
+        .with_state(app)
 }

@@ -17,12 +17,22 @@ fn main() -> anyhow::Result<()> {
         std::env::set_var("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
     }
     let cli = piface_coordinator::cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: journald and `docker logs` get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none())
-        .init();
+    // Traces are named after the role; commands that only print or call the API export none.
+    let (otlp, service) = match &cli.command {
+        None => (cli.serve.telemetry.otlp_endpoint.as_deref(), "piface"),
+        Some(Command::Serve(a)) => (a.telemetry.otlp_endpoint.as_deref(), "piface"),
+        Some(Command::Coordinator(c)) => (c.serve.telemetry.otlp_endpoint.as_deref(), "piface-coordinator"),
+        Some(Command::Agent(a)) if a.action.is_none() => (a.telemetry.otlp_endpoint.as_deref(), "piface-agent"),
+        Some(_) => (None, "piface"),
+    };
+    let telemetry = piface_coordinator::telemetry::init(otlp, service)?;
+    let result = run(cli);
+    // After the runtime is gone: the last requests' spans are exported before the exit.
+    telemetry.shutdown();
+    result
+}
+
+fn run(cli: piface_coordinator::cli::Cli) -> anyhow::Result<()> {
     let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command {
         Some(Command::Serve(args)) => runtime()?.block_on(serve(args, None)),

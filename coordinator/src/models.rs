@@ -85,7 +85,7 @@ async fn from_live_session(app: &Arc<App>) -> Option<Bytes> {
 
 async fn from_probe(app: &Arc<App>) -> Option<Bytes> {
     let agent = app.agents.any()?;
-    let reply = agent.request(|req| ToAgent::ProbeModels { req }, Duration::from_secs(60)).await;
+    let reply = agent.request(|req| ToAgent::ProbeModels { req, trace: None }, Duration::from_secs(60)).await;
     match reply {
         Ok(FromAgent::Models { result: Ok(models), .. }) => Some(models),
         Ok(FromAgent::Models { result: Err(e), .. }) => {

@@ -334,6 +334,7 @@ async fn serve_agent(
         return Err(anyhow!("agent {name} was removed while connecting"));
     }
     drop(admitted);
+    app.metrics.link_up(&name);
     handle.send(ToAgent::Hello(piface_link::hello(None))).await?;
     info!(agent = %name, remote = %conn.remote_address(), "agent link up");
     let control = tokio::spawn(run_control(app.clone(), name.clone(), handle.clone(), from_rx));
@@ -341,7 +342,7 @@ async fn serve_agent(
     // (the agent restarted) are archived.
     let (app2, handle2, name2) = (app.clone(), handle.clone(), name.clone());
     tokio::spawn(async move {
-        match handle2.request(|req| ToAgent::ListSessions { req }, Duration::from_secs(30)).await {
+        match handle2.request(|req| ToAgent::ListSessions { req, trace: None }, Duration::from_secs(30)).await {
             Ok(FromAgent::SessionList { sessions, .. }) => app2.sessions.listed(&name2, handle2.link(), sessions),
             Ok(other) => warn!("unexpected answer to ListSessions: {other:?}"),
             Err(e) => warn!(agent = %name2, "could not list the agent's sessions: {e}"),

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
-use piface_shared::protocol::{ToAgent, ToolCall};
+use piface_shared::protocol::{FromAgent, ToAgent, ToolCall};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -80,10 +80,12 @@ pub async fn transcribe(
         ));
     };
     let audio = Bytes::from(audio);
-    let reply =
-        worker.handle.request(|req| ToAgent::Transcribe { req, audio }, TRANSCRIBE_TIMEOUT).await.map_err(|e| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("speech worker {}: {e}", worker.name))
-        })?;
+    let started = std::time::Instant::now();
+    let reply = worker.handle.request(|req| ToAgent::Transcribe { req, audio, trace: None }, TRANSCRIBE_TIMEOUT).await;
+    let ok = matches!(reply, Ok(FromAgent::ToolDone { result: Ok(_), .. }));
+    app.metrics.speech_job(crate::metrics::Job::Transcribe, ok, started.elapsed());
+    let reply = reply
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("speech worker {}: {e}", worker.name)))?;
     drop(worker);
     let raw = crate::agent_link::tool_reply(reply)?["text"].as_str().unwrap_or_default().to_string();
     let mut text = raw.clone();
@@ -97,7 +99,7 @@ pub async fn transcribe(
             text: raw.clone(),
         };
         let reply = agent
-            .request(|req| ToAgent::Tool { req, call }, Duration::from_secs(120))
+            .request(|req| ToAgent::Tool { req, call, trace: None }, Duration::from_secs(120))
             .await
             .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e.to_string()))?;
         let cleaned = crate::agent_link::tool_reply(reply)?["text"].as_str().unwrap_or_default().trim().to_string();

@@ -84,7 +84,7 @@ fn link_error(e: LinkError) -> ApiError {
 
 /// Runs `call` on `agent`; the JSON it answers.
 async fn call_tool(agent: &AgentHandle, call: ToolCall) -> ApiResult<Value> {
-    tool_reply(agent.request(|req| ToAgent::Tool { req, call }, TOOL_TIMEOUT).await.map_err(link_error)?)
+    tool_reply(agent.request(|req| ToAgent::Tool { req, call, trace: None }, TOOL_TIMEOUT).await.map_err(link_error)?)
 }
 
 fn query_error(e: QueryRejection) -> ApiError {
@@ -134,8 +134,10 @@ async fn fs_file(State(app): AppState, q: Result<Query<PathQuery>, QueryRejectio
 async fn fs_raw(State(app): AppState, q: Result<Query<PathQuery>, QueryRejection>) -> ApiResult<Response> {
     let Query(q) = q.map_err(query_error)?;
     let (_, agent) = pick_agent(&app, q.agent.as_deref())?;
-    let mut rx =
-        agent.request_stream(|req| ToAgent::ReadFile { req, path: q.path, max: RAW_MAX }).await.map_err(link_error)?;
+    let mut rx = agent
+        .request_stream(|req| ToAgent::ReadFile { req, path: q.path, max: RAW_MAX, trace: None })
+        .await
+        .map_err(link_error)?;
     let head = tokio::time::timeout(TOOL_TIMEOUT, rx.recv())
         .await
         .map_err(|_| link_error(LinkError::Timeout(TOOL_TIMEOUT)))?
@@ -401,7 +403,7 @@ where
     let agent = &target.agent;
     let (req, mut reply) = agent.register();
     let sent = async {
-        agent.send(ToAgent::UploadBegin { req, path: path.clone(), max }).await.map_err(link_error)?;
+        agent.send(ToAgent::UploadBegin { req, path: path.clone(), max, trace: None }).await.map_err(link_error)?;
         let mut size = 0u64;
         let mut pieces = std::pin::pin!(pieces);
         while let Some(piece) = pieces.next().await {

@@ -174,10 +174,10 @@ async fn speak(
 /// Has `worker` speak `text` and stores the MP3 under `key`.
 async fn synthesise(app: &App, worker: crate::agents::Worker, key: &str, text: String) -> Result<(), ApiError> {
     let started = std::time::Instant::now();
-    let reply = worker
-        .handle
-        .request(|req| ToAgent::Synthesize { req, text }, SYNTH_TIMEOUT)
-        .await
+    let reply = worker.handle.request(|req| ToAgent::Synthesize { req, text, trace: None }, SYNTH_TIMEOUT).await;
+    let ok = matches!(reply, Ok(FromAgent::Synthesized { result: Ok(_), .. }));
+    app.metrics.speech_job(crate::metrics::Job::Synthesize, ok, started.elapsed());
+    let reply = reply
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("TTS worker {}: {e}", worker.name)))?;
     let FromAgent::Synthesized { result, .. } = reply else {
         return Err(ApiError::new(StatusCode::BAD_GATEWAY, "unexpected reply from the TTS worker"));

@@ -101,7 +101,8 @@ async fn serve_socket(app: Arc<App>, id: String, compact: bool, mut socket: WebS
     }
     if ok && sink.flush().await.is_ok() {
         let done = app.shutdown.child_token();
-        let writer = tokio::spawn(write_loop(app.clone(), id.clone(), hub.clone(), client, sink, done.clone()));
+        let relay = app.metrics.relay(compact);
+        let writer = tokio::spawn(write_loop(app.clone(), id.clone(), hub.clone(), client, sink, done.clone(), relay));
         let close = read_loop(&app, &id, &hub, client, stream, &done).await;
         done.cancel();
         if let (Ok(Some(mut sink)), Some(frame)) = (writer.await, close) {
@@ -178,6 +179,7 @@ async fn write_loop(
     client: ClientId,
     mut sink: SplitSink<WebSocket, Message>,
     done: CancellationToken,
+    relay: crate::metrics::Relay,
 ) -> Option<SplitSink<WebSocket, Message>> {
     // What `write_batch` fetched but did not write (a lag or the end) is handled next.
     let mut pending = None;
@@ -190,7 +192,7 @@ async fn write_loop(
             },
         };
         match fetched {
-            Fetch::Frames(frames) => match write_batch(&hub, client, &mut sink, frames).await {
+            Fetch::Frames(frames) => match write_batch(&hub, client, &mut sink, frames, &relay).await {
                 Ok(next) => pending = next,
                 Err(_) => {
                     done.cancel();
@@ -198,6 +200,7 @@ async fn write_loop(
                 }
             },
             Fetch::Lagged => {
+                app.metrics.resync(crate::metrics::Resync::Lagged);
                 hub.push(
                     Some(client),
                     error_frame("This connection fell behind the session; its history is being resent"),
@@ -234,9 +237,11 @@ async fn write_batch(
     client: ClientId,
     sink: &mut SplitSink<WebSocket, Message>,
     mut frames: Vec<Bytes>,
+    relay: &crate::metrics::Relay,
 ) -> Result<Option<Fetch>, axum::Error> {
     let mut written = 0;
     loop {
+        relay.written(frames.len() as u64, frames.iter().map(|f| f.len() as u64).sum());
         for frame in frames {
             written += frame.len();
             sink.feed(text(frame)).await?;
@@ -287,6 +292,7 @@ async fn read_loop(
 }
 
 async fn request_replay(app: &Arc<App>, id: &str, hub: &Hub, client: ClientId) -> Result<(), String> {
+    app.metrics.replay();
     let rid = hub.new_replay(client);
     let line = json!({ "type": "get_messages", "id": rid }).to_string();
     crate::sessions::send_to_pi(app, id, line.into_bytes()).await
@@ -459,7 +465,7 @@ async fn attach_uploads(app: &Arc<App>, id: &str, msg: &mut Map<String, Value>, 
     let agent = app.agent_of_session(id).map_err(|e| e.to_string())?;
     let call = piface_shared::protocol::ToolCall::FilesExist { paths: paths.clone() };
     let reply = agent
-        .request(|req| piface_shared::protocol::ToAgent::Tool { req, call }, std::time::Duration::from_secs(30))
+        .request(|req| piface_shared::protocol::ToAgent::Tool { req, call, trace: None }, std::time::Duration::from_secs(30))
         .await
         .map_err(|e| e.to_string())?;
     if let piface_shared::protocol::FromAgent::ToolDone { result: Ok(body), .. } = reply {
@@ -546,7 +552,7 @@ async fn run_shortcut(
 /// Runs a `!!` command on the agent and builds the pi-style response the original sends.
 async fn local_shell(app: &Arc<App>, id: &str, cmd_id: String, command: String) -> Bytes {
     let (session, text) = (id.to_string(), command.clone());
-    let shell = move |req| ToAgent::Shell { req, session, command: text };
+    let shell = move |req| ToAgent::Shell { req, session, command: text, trace: None };
     // The agent enforces its own time limit on the command; this only guards a lost link.
     let reply = match app.agent_of_session(id) {
         Ok(agent) => agent.request(shell, Duration::from_secs(3600)).await,

@@ -163,7 +163,7 @@ async fn raw_agent(endpoint: &quinn::Endpoint, addr: SocketAddr, identity: &Agen
         while let Ok(Some(msg)) = reader.next::<ToAgent>().await {
             let reply = match msg {
                 ToAgent::Spawn { req, .. } => FromAgent::Spawned { req, result: Ok(Spawned { pid: 1 }) },
-                ToAgent::ListSessions { req } => FromAgent::SessionList { req, sessions: vec![] },
+                ToAgent::ListSessions { req, .. } => FromAgent::SessionList { req, sessions: vec![] },
                 ToAgent::Tool { req, .. } => FromAgent::ToolDone { req, result: Ok("{}".into()) },
                 _ => continue,
             };

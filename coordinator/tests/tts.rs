@@ -130,6 +130,16 @@ async fn speech_is_synthesised_once_cached_and_served_immutable() {
     // Still serving.
     let (status, body) = server.post(&url, &json!({"text": "Another sentence."})).await.unwrap();
     assert_eq!((status, body["cached"].as_bool()), (200, Some(false)), "{body}");
+
+    // Each synthesis by the agent is a job in the metrics (cache hits are not), the voice's
+    // refusal one that failed.
+    let metrics = http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for series in [
+        r#"piface_speech_job_duration_seconds_count{kind="synthesize",outcome="ok"} 2"#,
+        r#"piface_speech_job_duration_seconds_count{kind="synthesize",outcome="error"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "{series} in\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@
 //! - [`close`]: the application close codes of agent connections (refused, removed, standby…).
 //! - [`journal`]: the bookkeeping of one agent → coordinator stream across reconnects
 //!   (bounded queue, resend window, delta-coding state), without I/O.
+//! - [`trace`]: W3C trace context in request frames: the sender's span context out, the
+//!   handler's remote parent in (a no-op until the binary turns exporting on).
 //!
 //! What it is not: the wire types and their byte codec are `piface-shared`'s (pure, no tokio,
 //! no TLS: the fuzz targets and in-process tests use them alone); the agent's connection loop
@@ -20,6 +22,7 @@
 pub mod close;
 pub mod journal;
 pub mod tls;
+pub mod trace;
 pub mod wire;
 
 use piface_shared::protocol::{Hello, PROTOCOL_VERSION};

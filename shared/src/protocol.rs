@@ -17,8 +17,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol. Bumped for every change to the bytes of an existing message and for
-/// a removed variant; `tests/golden/v<N>/` pins the bytes of version N.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// a removed variant; `tests/golden/v<N>/` pins the bytes of version N. Version 3 added
+/// [`TraceContext`] (`trace`, last) to every request of [`ToAgent`].
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Identifier of a session: the `piface_id` (a UUID string) that also names it in URLs.
 pub type SessionId = String;
@@ -176,6 +177,8 @@ pub enum ToAgent {
         session: SessionId,
         /// How to start it.
         spec: SpawnSpec,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// One JSON command for pi's stdin, without the trailing newline.
     Input {
@@ -191,6 +194,8 @@ pub enum ToAgent {
         req: RequestId,
         /// Target session.
         session: SessionId,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// Run a `!!` shell command in the session's directory; answered by [`FromAgent::ShellDone`].
     Shell {
@@ -200,11 +205,15 @@ pub enum ToAgent {
         session: SessionId,
         /// The command line, run with `bash -lc`.
         command: String,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// Ask a throw-away pi for its model list; answered by [`FromAgent::Models`].
     ProbeModels {
         /// Echoed in the reply.
         req: RequestId,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// Read the messages of a pi session file's active branch; answered on a reply stream by
     /// [`FromAgent::HistoryChunk`]s, then [`FromAgent::HistoryDone`].
@@ -213,6 +222,8 @@ pub enum ToAgent {
         req: RequestId,
         /// The session file.
         path: String,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// List the user messages of a session file that a branch can start from; answered by
     /// [`FromAgent::ForkMessages`].
@@ -221,6 +232,8 @@ pub enum ToAgent {
         req: RequestId,
         /// The session file.
         path: String,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// Which sessions have a running pi on the agent? Answered by [`FromAgent::SessionList`].
     /// A coordinator asks when an agent (re)connects, to re-attach those sessions and archive
@@ -228,6 +241,8 @@ pub enum ToAgent {
     ListSessions {
         /// Echoed in the reply.
         req: RequestId,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// A host tool (files, git, workspace config, direnv); answered by [`FromAgent::ToolDone`].
     Tool {
@@ -235,6 +250,8 @@ pub enum ToAgent {
         req: RequestId,
         /// What to do.
         call: ToolCall,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// Stream a file (`fs/raw`): answered on a reply stream by [`FromAgent::FileHead`], then
     /// [`FromAgent::FileChunk`]s and a [`FromAgent::FileEnd`].
@@ -245,6 +262,8 @@ pub enum ToAgent {
         path: String,
         /// Larger files are refused (413).
         max: u64,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// Start writing an uploaded file at `path` (created with its directories; must not exist).
     /// [`ToAgent::UploadChunk`]s with the same `req` follow, then [`ToAgent::UploadEnd`];
@@ -256,6 +275,8 @@ pub enum ToAgent {
         path: String,
         /// More bytes than this abort the upload (413).
         max: u64,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// The next bytes of an upload.
     UploadChunk {
@@ -314,6 +335,8 @@ pub enum ToAgent {
         req: RequestId,
         /// The audio, in any format ffmpeg reads.
         audio: Bytes,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
     /// Speak a text with the agent's text-to-speech model; answered by
     /// [`FromAgent::Synthesized`].
@@ -322,7 +345,97 @@ pub enum ToAgent {
         req: RequestId,
         /// The text (already normalised and checked by the coordinator).
         text: String,
+        /// The trace this request belongs to, when traces are exported (see [`TraceContext`]).
+        trace: Option<TraceContext>,
     },
+}
+
+/// The `trace` field of a request variant of [`ToAgent`] (`Some`), or `None` for the others:
+/// one list of the requests for both borrows (the bindings follow the scrutinee's).
+macro_rules! request_trace {
+    ($msg:expr) => {
+        match $msg {
+            ToAgent::Spawn { trace, .. }
+            | ToAgent::Kill { trace, .. }
+            | ToAgent::Shell { trace, .. }
+            | ToAgent::ProbeModels { trace, .. }
+            | ToAgent::ReadHistory { trace, .. }
+            | ToAgent::ForkMessages { trace, .. }
+            | ToAgent::ListSessions { trace, .. }
+            | ToAgent::Tool { trace, .. }
+            | ToAgent::ReadFile { trace, .. }
+            | ToAgent::UploadBegin { trace, .. }
+            | ToAgent::Transcribe { trace, .. }
+            | ToAgent::Synthesize { trace, .. } => Some(trace),
+            ToAgent::Hello(_)
+            | ToAgent::Input { .. }
+            | ToAgent::UploadChunk { .. }
+            | ToAgent::UploadEnd { .. }
+            | ToAgent::PtyOpen { .. }
+            | ToAgent::PtyInput { .. }
+            | ToAgent::PtyResize { .. }
+            | ToAgent::PtyClose { .. } => None,
+        }
+    };
+}
+
+impl ToAgent {
+    /// The trace context slot of a request (a message the agent answers or acts on as a unit:
+    /// spawn, kill, `!!`, tools, reads, uploads' start, speech jobs); `None` for the others
+    /// (hello, pi input, upload chunks, terminal traffic), which never carry one.
+    pub fn trace_mut(&mut self) -> Option<&mut Option<TraceContext>> {
+        request_trace!(self)
+    }
+
+    /// Whether it is a request (the variants [`ToAgent::trace_mut`] has a slot in).
+    pub fn is_request(&self) -> bool {
+        request_trace!(self).is_some()
+    }
+
+    /// The trace context a request carries.
+    pub fn trace(&self) -> Option<&TraceContext> {
+        request_trace!(self).and_then(Option::as_ref)
+    }
+
+    /// The variant's name (`Spawn`, `Tool`, …), for span names and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ToAgent::Hello(_) => "Hello",
+            ToAgent::Spawn { .. } => "Spawn",
+            ToAgent::Input { .. } => "Input",
+            ToAgent::Kill { .. } => "Kill",
+            ToAgent::Shell { .. } => "Shell",
+            ToAgent::ProbeModels { .. } => "ProbeModels",
+            ToAgent::ReadHistory { .. } => "ReadHistory",
+            ToAgent::ForkMessages { .. } => "ForkMessages",
+            ToAgent::ListSessions { .. } => "ListSessions",
+            ToAgent::Tool { .. } => "Tool",
+            ToAgent::ReadFile { .. } => "ReadFile",
+            ToAgent::UploadBegin { .. } => "UploadBegin",
+            ToAgent::UploadChunk { .. } => "UploadChunk",
+            ToAgent::UploadEnd { .. } => "UploadEnd",
+            ToAgent::PtyOpen { .. } => "PtyOpen",
+            ToAgent::PtyInput { .. } => "PtyInput",
+            ToAgent::PtyResize { .. } => "PtyResize",
+            ToAgent::PtyClose { .. } => "PtyClose",
+            ToAgent::Transcribe { .. } => "Transcribe",
+            ToAgent::Synthesize { .. } => "Synthesize",
+        }
+    }
+}
+
+/// The W3C trace context (<https://www.w3.org/TR/trace-context/>) of the coordinator's span
+/// that sent a request, as the two HTTP headers' values would carry it, so the agent's spans
+/// for the request (pi's start, a file or git tool, a speech job) join the same trace. Set only
+/// while traces are exported (`--otlp-endpoint`); the agent ignores a value it cannot parse.
+/// Text rather than parsed ids: `shared` stays free of OpenTelemetry, and the header format is
+/// the standard either side already speaks.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TraceContext {
+    /// `traceparent`: `00-<trace id, 32 hex>-<parent span id, 16 hex>-<flags, 2 hex>`.
+    pub traceparent: String,
+    /// `tracestate`: vendor entries, often empty.
+    pub tracestate: String,
 }
 
 /// A host-tool request ([`ToAgent::Tool`]); the reply is the JSON body of the matching HTTP
@@ -788,4 +901,25 @@ pub enum EnrollReply {
         /// Why.
         reason: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_a_trace_context_and_streamed_traffic_does_not() {
+        let mut kill = ToAgent::Kill { req: 1, session: "s".into(), trace: None };
+        assert!(kill.is_request() && kill.trace().is_none());
+        *kill.trace_mut().expect("a request") =
+            Some(TraceContext { traceparent: "00-…".into(), tracestate: String::new() });
+        assert_eq!(kill.trace().map(|t| t.traceparent.as_str()), Some("00-…"));
+        for mut other in [
+            ToAgent::Input { session: "s".into(), line: Bytes::new() },
+            ToAgent::UploadChunk { req: 1, data: Bytes::new() },
+            ToAgent::PtyInput { session: "s".into(), data: Bytes::new() },
+        ] {
+            assert!(!other.is_request() && other.trace_mut().is_none() && other.trace().is_none(), "{other:?}");
+        }
+    }
 }

@@ -105,6 +105,14 @@ fn spec() -> SpawnSpec {
     }
 }
 
+/// A sampled request's trace context, with a vendor entry.
+fn trace() -> TraceContext {
+    TraceContext {
+        traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        tracestate: "congo=t61rcWkgMzE".into(),
+    }
+}
+
 /// A streaming update as it crosses the QUIC link (skeleton and delta), and a plain line.
 fn events() -> Vec<PiEvent> {
     vec![
@@ -149,17 +157,21 @@ fn events() -> Vec<PiEvent> {
 
 every_variant!(to_agent: ToAgent {
     Hello => ToAgent::Hello(Hello { gpus: Vec::new(), speech: None, tts: None, pi_version: None, ..hello() }),
-    Spawn => ToAgent::Spawn { req: 1, session: "s-1".into(), spec: spec() },
+    Spawn => ToAgent::Spawn { req: 1, session: "s-1".into(), spec: spec(), trace: Some(trace()) },
     Input => ToAgent::Input { session: "s-1".into(), line: Bytes::from_static(br#"{"type":"prompt","message":"hi"}"#) },
-    Kill => ToAgent::Kill { req: 2, session: "s-1".into() },
-    Shell => ToAgent::Shell { req: 3, session: "s-1".into(), command: "ls -la".into() },
-    ProbeModels => ToAgent::ProbeModels { req: 4 },
-    ReadHistory => ToAgent::ReadHistory { req: 5, path: "/h/s.jsonl".into() },
-    ForkMessages => ToAgent::ForkMessages { req: 6, path: "/h/f.jsonl".into() },
-    ListSessions => ToAgent::ListSessions { req: 7 },
-    Tool => ToAgent::Tool { req: 8, call: ToolCall::FsList { path: "/home/u".into() } },
-    ReadFile => ToAgent::ReadFile { req: 9, path: "/home/u/a.png".into(), max: 1 << 20 },
-    UploadBegin => ToAgent::UploadBegin { req: 10, path: "/d/uploads/x.bin".into(), max: 10 << 20 },
+    Kill => ToAgent::Kill { req: 2, session: "s-1".into(), trace: None },
+    Shell => ToAgent::Shell { req: 3, session: "s-1".into(), command: "ls -la".into(), trace: None },
+    ProbeModels => ToAgent::ProbeModels { req: 4, trace: None },
+    ReadHistory => ToAgent::ReadHistory { req: 5, path: "/h/s.jsonl".into(), trace: None },
+    ForkMessages => ToAgent::ForkMessages { req: 6, path: "/h/f.jsonl".into(), trace: None },
+    ListSessions => ToAgent::ListSessions { req: 7, trace: None },
+    Tool => ToAgent::Tool {
+        req: 8,
+        call: ToolCall::FsList { path: "/home/u".into() },
+        trace: Some(TraceContext { tracestate: String::new(), ..trace() }),
+    },
+    ReadFile => ToAgent::ReadFile { req: 9, path: "/home/u/a.png".into(), max: 1 << 20, trace: None },
+    UploadBegin => ToAgent::UploadBegin { req: 10, path: "/d/uploads/x.bin".into(), max: 10 << 20, trace: None },
     UploadChunk => ToAgent::UploadChunk { req: 10, data: Bytes::from_static(&[0, 1, 2, 0xfe, 0xff]) },
     UploadEnd => ToAgent::UploadEnd { req: 10, ok: true },
     PtyOpen => ToAgent::PtyOpen {
@@ -172,8 +184,8 @@ every_variant!(to_agent: ToAgent {
     PtyInput => ToAgent::PtyInput { session: "s-1".into(), data: Bytes::from_static(b"ls\r") },
     PtyResize => ToAgent::PtyResize { session: "s-1".into(), cols: 100, rows: 30 },
     PtyClose => ToAgent::PtyClose { session: "s-1".into() },
-    Transcribe => ToAgent::Transcribe { req: 11, audio: Bytes::from_static(b"OggS\0\x02") },
-    Synthesize => ToAgent::Synthesize { req: 12, text: "Hello there.".into() },
+    Transcribe => ToAgent::Transcribe { req: 11, audio: Bytes::from_static(b"OggS\0\x02"), trace: None },
+    Synthesize => ToAgent::Synthesize { req: 12, text: "Hello there.".into(), trace: None },
 });
 
 every_variant!(from_agent: FromAgent {

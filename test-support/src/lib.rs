@@ -6,6 +6,7 @@
 //! - [`pi_env`]: an isolated `HOME`/pi agent directory wired to that server, and [`pi_bin`], the pi that tests
 //!   run (installed on demand by `scripts/install-pi.sh`).
 //! - [`netns`]: network namespaces, a second "machine" whose link can be cut.
+//! - [`otlp`]: an OTLP/HTTP receiver stand-in that collects the spans processes export.
 //! - [`piface`]: runs the real `piface` binary on a free port, with HTTP and WebSocket clients.
 //! - [`sim_agent`]: light simulated agents speaking the real protocol, for cluster benchmarks.
 //! - [`udp_proxy`]: a UDP relay that cuts or degrades a QUIC link on loopback.
@@ -16,6 +17,7 @@ pub mod etcd;
 pub mod fake_hub;
 pub mod fake_llm;
 pub mod netns;
+pub mod otlp;
 pub mod pi_env;
 pub mod piface;
 pub mod sim_agent;

@@ -101,7 +101,7 @@ pub async fn connect(
                 ToAgent::Kill { req, .. } => {
                     let _ = out_tx.send(FromAgent::Killed { req, was_running: true }).await;
                 }
-                ToAgent::ListSessions { req } => {
+                ToAgent::ListSessions { req, .. } => {
                     let _ = out_tx.send(FromAgent::SessionList { req, sessions: sessions.clone() }).await;
                 }
                 // Session creation asks the agent to place the session first; a plain directory.

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use piface_shared::protocol::{FromAgent, RequestId, ToolError};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// Whether `p` names a file in an upload store (the only files [`super::ToolCall::DeleteFiles`]
 /// may remove).
@@ -41,12 +42,14 @@ impl Uploads {
         let (tx, rx) = mpsc::unbounded_channel();
         self.active.lock().unwrap().insert(req, tx);
         let table = self.clone();
-        tokio::spawn(async move {
+        let task = async move {
             let result =
                 write(PathBuf::from(path), max, rx).await.map(|size| serde_json::json!({ "size": size }).to_string());
             table.active.lock().unwrap().remove(&req);
             let _ = out.send(FromAgent::ToolDone { req, result }).await;
-        });
+        };
+        // The upload's span (its request's, see `Agent::handle`) lasts until it is written.
+        tokio::spawn(task.in_current_span());
     }
 
     /// The next bytes of upload `req` (ignored when it already failed).

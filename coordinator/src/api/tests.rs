@@ -237,9 +237,10 @@ async fn malformed_json_is_a_422_in_the_list_form_on_every_route_that_acts() {
 }
 
 /// Routes without a limit of their own on the announced length: the GETs (the login's status,
-/// the TTS audio) and the sockets.
-const UNLIMITED: [&str; 5] = [
+/// the TTS audio, the metrics) and the sockets.
+const UNLIMITED: [&str; 6] = [
     "/api/auth/status",
+    "/metrics",
     "/api/audio/tts/{file}",
     "/ws/sessions/{id}",
     "/ws/sessions/{id}/terminal",
@@ -663,4 +664,22 @@ async fn models_without_any_agent_are_an_empty_list() {
     let a = t.get("/api/models").await;
     assert_eq!((a.status, a.header(header::CONTENT_TYPE)), (StatusCode::OK, Some("application/json")));
     assert_eq!(a.json(), json!({"models": []}));
+}
+
+#[tokio::test]
+async fn metrics_are_prometheus_text_read_from_the_state_at_scrape_time() {
+    let t = Builder::new().session(closed("s1", "far")).start().await;
+    assert_eq!(t.get("/api/sessions").await.status, StatusCode::OK);
+    let a = t.get("/metrics").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header(header::CONTENT_TYPE), Some("text/plain; version=0.0.4"));
+    let text = String::from_utf8(a.body.to_vec()).unwrap();
+    for line in
+        [r#"piface_sessions{state="closed"} 1"#, r#"piface_sessions{state="live"} 0"#, "piface_hub_buffered_bytes 0"]
+    {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    // The request before was counted (this one is, once answered).
+    assert!(text.contains(r#"piface_http_requests_total{method="GET",status="200"} 1"#), "{text}");
+    assert_hardened("/metrics", &a);
 }

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use piface_shared::protocol::{FromAgent, SpawnError, SpawnSpec, ToAgent};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info, warn};
+use tracing::{error, info, warn, Instrument};
 
 use super::registry::{Attach, Registry};
 use super::{
@@ -154,6 +154,9 @@ impl Actor {
                 self.registry.update(&session, |r| r.last_active = now());
             }
             SessionEvent::Api(request) => self.api(request),
+            // The tasks a request starts (pi's start, a kill) run in the span of the HTTP
+            // request that asked, so the agent's spans join its trace.
+            SessionEvent::ApiInSpan(span, request) => span.in_scope(|| self.api(request)),
             SessionEvent::Done(Completion(done)) => self.done(done),
         }
     }
@@ -246,7 +249,9 @@ impl Actor {
                         if let Ok(agent) = self.agent_of(&id) {
                             let session = id.clone();
                             tokio::spawn(async move {
-                                let _ = agent.request(|req| ToAgent::Kill { req, session }, KILL_TIMEOUT).await;
+                                let _ = agent
+                                    .request(|req| ToAgent::Kill { req, session, trace: None }, KILL_TIMEOUT)
+                                    .await;
                             });
                         }
                         hub.close();
@@ -294,13 +299,16 @@ impl Actor {
         self.starting.insert(id.clone());
         let agent = self.agent_of(&id);
         let (tx, wait) = (self.tx.clone(), self.spawn_wait);
-        tokio::spawn(async move {
-            let result = match agent {
-                Ok(agent) => spawn_pi(&agent, &id, spec, wait).await,
-                Err(e) => Err(Refused::Failed(e)),
-            };
-            let _ = tx.send(SessionEvent::Done(Completion(Done::Spawned { id, hub, result, then })));
-        });
+        tokio::spawn(
+            async move {
+                let result = match agent {
+                    Ok(agent) => spawn_pi(&agent, &id, spec, wait).await,
+                    Err(e) => Err(Refused::Failed(e)),
+                };
+                let _ = tx.send(SessionEvent::Done(Completion(Done::Spawned { id, hub, result, then })));
+            }
+            .in_current_span(),
+        );
     }
 
     fn spawned(&mut self, id: String, hub: Arc<Hub>, result: Result<u32, Refused>, then: AfterSpawn) {
@@ -409,7 +417,11 @@ impl Actor {
         tokio::spawn(async move {
             let session = id.clone();
             let sent = match agent {
-                Ok(agent) => agent.request(|req| ToAgent::Kill { req, session }, KILL_TIMEOUT).await.map(drop).map_err(|e| e.to_string()),
+                Ok(agent) => agent
+                    .request(|req| ToAgent::Kill { req, session, trace: None }, KILL_TIMEOUT)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
                 Err(e) => Err(e.detail.as_str().unwrap_or("the agent is not connected").to_string()),
             };
             if let Err(e) = sent {
@@ -591,7 +603,7 @@ fn push_notice(hub: Arc<Hub>, message: String) {
 async fn spawn_pi(agent: &AgentHandle, id: &str, spec: SpawnSpec, wait: Duration) -> Result<u32, Refused> {
     let session = id.to_string();
     let reply = agent
-        .request(|req| ToAgent::Spawn { req, session, spec }, wait)
+        .request(|req| ToAgent::Spawn { req, session, spec, trace: None }, wait)
         .await
         .map_err(|e| Refused::Failed(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())))?;
     match reply {

@@ -41,7 +41,7 @@ mod registry;
 #[cfg(test)]
 mod tests;
 
-pub use registry::Registry;
+pub use registry::{Registry, RegistryStats};
 
 /// How long an internal command to pi may take (the original's 10 s).
 const INTERNAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -139,6 +139,8 @@ pub(crate) enum SessionEvent {
     Client(ClientCommand),
     /// A REST request (or start-up) asks for a change; the answer goes back on its `reply`.
     Api(ApiRequest),
+    /// The same, handled in the asking request's span (while traces are exported).
+    ApiInSpan(tracing::Span, ApiRequest),
     /// A task the actor started is done.
     Done(Completion),
 }
@@ -234,7 +236,12 @@ impl Sessions {
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> ApiRequest) -> Result<T, ApiError> {
         let (tx, rx) = oneshot::channel();
-        self.post(SessionEvent::Api(make(tx)));
+        let request = make(tx);
+        self.post(if piface_link::trace::enabled() {
+            SessionEvent::ApiInSpan(tracing::Span::current(), request)
+        } else {
+            SessionEvent::Api(request)
+        });
         rx.await.unwrap_or_else(|_| Err(actor_gone()))
     }
 
@@ -320,6 +327,7 @@ pub async fn create(app: &App, req: CreateSession) -> Result<SessionRecord, ApiE
                     source_branch: None,
                     use_direnv,
                 },
+                trace: None,
             },
             Duration::from_secs(3600),
         )

@@ -24,6 +24,21 @@ struct Entry {
     visible: bool,
 }
 
+/// What [`Registry::stats`] counts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegistryStats {
+    /// Sessions whose pi is starting (not listed yet).
+    pub starting: usize,
+    /// Listed sessions with a running pi.
+    pub live: usize,
+    /// Archived sessions.
+    pub closed: usize,
+    /// Bytes of unread frames the hubs hold.
+    pub hub_bytes: usize,
+    /// Browser sockets attached to hubs.
+    pub clients: usize,
+}
+
 /// Why [`Registry::attach_hub`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Attach {
@@ -199,6 +214,28 @@ impl Registry {
     pub fn live_ids(&self) -> Vec<String> {
         let inner = self.inner.lock().unwrap();
         inner.order.iter().filter(|id| inner.map.get(*id).is_some_and(|e| e.hub.is_some())).cloned().collect()
+    }
+
+    /// Counts of sessions by state and what their hubs hold, for `/metrics`.
+    pub fn stats(&self) -> RegistryStats {
+        let mut stats = RegistryStats::default();
+        let hubs: Vec<Arc<Hub>> = {
+            let inner = self.inner.lock().unwrap();
+            for entry in inner.map.values() {
+                match (entry.visible, &entry.record.status) {
+                    (false, _) => stats.starting += 1,
+                    (true, crate::record::Status::Live) => stats.live += 1,
+                    (true, crate::record::Status::Closed) => stats.closed += 1,
+                }
+            }
+            inner.map.values().filter_map(|e| e.hub.clone()).collect()
+        };
+        // Each hub's lock is taken after the registry's is released: no order between them.
+        for hub in hubs {
+            stats.hub_bytes += hub.buffered_bytes();
+            stats.clients += hub.client_count();
+        }
+        stats
     }
 
     /// Upload ids a session references.
