@@ -1,0 +1,177 @@
+//! Two coordinators on one etcd, an agent process given both: one leads, the other stands by;
+//! the leader is killed (`kill -9`) in the middle of a turn and the standby takes over. The
+//! agent's pi runs on (same pid) and the turn's whole answer reaches a browser of the new
+//! leader. Needs the `etcd` feature and Debian's `etcd-server`.
+#![cfg(feature = "etcd")]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use piface_test_support::etcd::Etcd;
+use piface_test_support::piface::{assistant_text, git_repo, Options, Piface};
+use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
+use serde_json::{json, Value};
+use tokio::process::Command;
+
+const PIFACE: &str = env!("CARGO_BIN_EXE_piface");
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+async fn health(server: &Piface) -> (u16, Value) {
+    server.get("/api/health").await.unwrap_or((0, Value::Null))
+}
+
+async fn wait_leading(server: &Piface, within: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if health(server).await.0 == 200 {
+            return start.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{} did not lead within {within:?}: {:?}", server.base, health(server).await);
+}
+
+async fn wait_agent_up(server: &Piface, name: &str) {
+    for _ in 0..600 {
+        let (status, body) = server.get("/api/agents").await.unwrap_or((0, Value::Null));
+        let up = body["agents"].as_array().is_some_and(|list| {
+            list.iter().any(|a| a["name"] == name && a["status"] == "up" && a["hostname"].is_string())
+        });
+        if status == 200 && up {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("agent {name} did not come up on {}", server.base);
+}
+
+fn pis_of(agent_pid: u32) -> Vec<u32> {
+    // pi runs as a child of the agent (in its own process group).
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_string()) else { continue };
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(agent_pid) {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+#[tokio::test]
+async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
+    let etcd = Etcd::start().await.unwrap();
+    let llm = spawn_fake_llm().await.unwrap();
+    let env = PiEnv::new(&llm.base_url()).unwrap();
+    let store = |dir: &Path| Options {
+        bin: PIFACE.into(),
+        pi_bin: pi_bin().unwrap(),
+        envs: env.envs(),
+        args: ["--store", "etcd", "--etcd-endpoints", &etcd.url(), "--leader-ttl", "3"].map(String::from).to_vec(),
+        data_dir: Some(dir.to_path_buf()),
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Piface::start_coordinator(store(dir_a.path())).await.unwrap();
+    wait_leading(&a, Duration::from_secs(30)).await;
+    // The standby shares the cluster's keys and the login (see the README).
+    copy_dir(&dir_a.path().join("cluster"), &dir_b.path().join("cluster"));
+    copy_dir(&dir_a.path().join("auth"), &dir_b.path().join("auth"));
+    let b = Piface::start_coordinator(store(dir_b.path())).await.unwrap();
+    // B stands by and says where the leader is; its other routes refuse.
+    let mut standby = (0, Value::Null);
+    for _ in 0..100 {
+        standby = health(&b).await;
+        if standby.1["leader"] == a.base {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(standby.0, 503, "{standby:?}");
+    assert_eq!((standby.1["status"].as_str(), standby.1["leader"].as_str()), (Some("standby"), Some(&*a.base)));
+    assert_eq!(b.get("/api/sessions").await.unwrap().0, 503);
+
+    // The agent is given the standby first: it is sent on to the leader.
+    let token = std::process::Command::new(PIFACE)
+        .args(["token", "create", "--ttl", "10m", "--data-dir"])
+        .arg(dir_a.path())
+        .output()
+        .unwrap();
+    assert!(token.status.success());
+    let agent_dir = tempfile::tempdir().unwrap();
+    let token_file = agent_dir.path().join("join-token");
+    std::fs::write(&token_file, &token.stdout).unwrap();
+    let coordinators = format!("{},{}", b.quic_addr.as_ref().unwrap(), a.quic_addr.as_ref().unwrap());
+    let agent_env = PiEnv::new(&llm.base_url()).unwrap();
+    let mut agent = Command::new(PIFACE)
+        .args(["agent", "--coordinator", &coordinators, "--name", "worker", "--token-file"])
+        .arg(&token_file)
+        .arg("--data-dir")
+        .arg(agent_dir.path().join("data"))
+        .arg("--pi-bin")
+        .arg(pi_bin().unwrap())
+        .arg("--fs-root")
+        .arg(std::env::temp_dir())
+        .args(["--no-speech", "--no-tts"])
+        .envs(agent_env.envs())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_agent_up(&a, "worker").await;
+
+    let repo = git_repo();
+    let id = a
+        .new_session(&json!({"working_dir": repo.path(), "agent": "worker", "provider": "fake", "model": "fake-model"}))
+        .await;
+    let pis = pis_of(agent.id().unwrap());
+    assert_eq!(pis.len(), 1, "one pi: {pis:?}");
+    let (mut ws, _) = a.connect(&id).await.unwrap();
+    ws.send(&json!({"type": "prompt", "message": "[[tokens:300]] [[delay:10]]"})).await.unwrap();
+    let mut updates = 0;
+    while updates < 20 {
+        if ws.next().await.unwrap()["type"] == "message_update" {
+            updates += 1;
+        }
+    }
+    a.kill9().await.unwrap();
+    let took = wait_leading(&b, Duration::from_secs(30)).await;
+    eprintln!("failover: the standby led {took:?} after the leader's kill (lease TTL 3 s)");
+    wait_agent_up(&b, "worker").await;
+    assert_eq!(pis_of(agent.id().unwrap()), pis, "the same pi runs on");
+
+    // A browser of the new leader gets the whole answer, once.
+    let want: String = (0..300).map(|i| format!("t{i} ")).collect();
+    let mut last_text = String::new();
+    for _ in 0..100 {
+        let record = b.get(&format!("/api/sessions/{id}")).await.unwrap().1;
+        assert_eq!(record["status"], "live", "{record}");
+        let (mut ws, state) = b.connect(&id).await.unwrap();
+        assert_eq!(state["type"], "piface_session_state");
+        ws.send(&json!({"type": "piface_get_history"})).await.unwrap();
+        let replay = ws.until_type("piface_replay").await.unwrap().pop().unwrap();
+        let messages = replay["messages"].as_array().unwrap();
+        last_text = messages.last().map(assistant_text).unwrap_or_default();
+        if last_text == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(last_text, want, "the turn completed and its whole answer is in the new leader's history");
+    agent.start_kill().unwrap();
+    drop(etcd);
+}
