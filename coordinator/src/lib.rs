@@ -250,6 +250,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         }),
     };
     let (store, election) = open_store_to_lead(&config, cluster.as_ref().map(|(ca, _)| &**ca), me)?;
+    // Again: opening the embedded store may have made its file.
+    private::tighten(&config.data_dir)?;
     let listener = match &election {
         None => listener,
         Some(election) => match stand_by(&config, election, listener, cluster.as_ref(), &shutdown).await? {

@@ -175,3 +175,75 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
     agent.start_kill().unwrap();
     drop(etcd);
 }
+
+#[tokio::test]
+async fn an_etcd_outage_of_5_s_stops_no_stream_and_loses_no_write() {
+    let mut etcd = Etcd::start().await.unwrap();
+    let llm = spawn_fake_llm().await.unwrap();
+    let env = PiEnv::new(&llm.base_url()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Piface::start(Options {
+        bin: PIFACE.into(),
+        pi_bin: pi_bin().unwrap(),
+        envs: env.envs(),
+        args: ["--store", "etcd", "--etcd-endpoints", &etcd.url()].map(String::from).to_vec(),
+        data_dir: Some(dir.path().to_path_buf()),
+    })
+    .await
+    .unwrap();
+    wait_leading(&server, Duration::from_secs(30)).await;
+    let repo = git_repo();
+    let id = server.new_session(&json!({"working_dir": repo.path(), "provider": "fake", "model": "fake-model"})).await;
+    let (mut ws, _) = server.connect(&id).await.unwrap();
+    let tokens = 400;
+    ws.send(&json!({"type": "prompt", "message": format!("[[tokens:{tokens}]] [[delay:20]]")})).await.unwrap();
+    let mut deltas = Vec::new();
+    let mut outage = None;
+    let mut change = None;
+    loop {
+        let event = ws.next().await.unwrap();
+        if event["type"] == "message_update" && event["assistantMessageEvent"]["type"] == "text_delta" {
+            deltas.push(event["assistantMessageEvent"]["delta"].as_str().unwrap_or_default().to_string());
+            if deltas.len() == 20 && outage.is_none() {
+                etcd.pause().await;
+                outage = Some(Instant::now());
+                // A write while etcd is away: retried until it is back.
+                let (http, url) = (server.http.clone(), server.url(&format!("/api/sessions/{id}")));
+                change = Some(tokio::spawn(async move {
+                    http.patch(url).json(&json!({"render_markdown": true})).send().await.map(|r| r.status())
+                }));
+            }
+        }
+        if outage.is_some_and(|t: Instant| t.elapsed() >= Duration::from_secs(5)) && etcd_paused(&outage) {
+            etcd.resume().await.unwrap();
+            outage = Some(Instant::now() - Duration::from_secs(3600));
+        }
+        if event["type"] == "agent_end" {
+            break;
+        }
+    }
+    assert!(outage.is_some_and(|t| t.elapsed() >= Duration::from_secs(3600)), "the turn outlasted the 5 s outage");
+    let want: Vec<String> = (0..tokens).map(|i| format!("t{i} ")).collect();
+    assert_eq!(deltas, want, "every token once, in order, while etcd was away");
+    let status = change.unwrap().await.unwrap().unwrap();
+    assert!(status.is_success(), "the change went through once etcd was back: {status}");
+    assert_eq!(health(&server).await.0, 200, "still the leader");
+    // What was written is in etcd: a coordinator started afresh on it finds the change.
+    server.stop().await.unwrap();
+    let again = Piface::start(Options {
+        bin: PIFACE.into(),
+        pi_bin: pi_bin().unwrap(),
+        envs: env.envs(),
+        args: ["--store", "etcd", "--etcd-endpoints", &etcd.url()].map(String::from).to_vec(),
+        data_dir: Some(tempfile::tempdir().unwrap().keep()),
+    })
+    .await
+    .unwrap();
+    let record = again.get(&format!("/api/sessions/{id}")).await.unwrap().1;
+    assert_eq!(record["render_markdown"], true, "{record}");
+}
+
+/// Whether the outage is still on (its start is less than an hour ago).
+fn etcd_paused(outage: &Option<Instant>) -> bool {
+    outage.is_some_and(|t| t.elapsed() < Duration::from_secs(3600))
+}
