@@ -239,6 +239,9 @@ async fn an_etcd_outage_of_5_s_stops_no_stream_and_loses_no_write() {
     })
     .await
     .unwrap();
+    // It leads once it has won its campaign (at once when the old leader gave its lease
+    // back, a TTL later when it could not).
+    wait_leading(&again, Duration::from_secs(30)).await;
     let record = again.get(&format!("/api/sessions/{id}")).await.unwrap().1;
     assert_eq!(record["render_markdown"], true, "{record}");
 }
