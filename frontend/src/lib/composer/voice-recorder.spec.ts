@@ -5,7 +5,7 @@ import { startRecording } from './voice-recorder';
  * `requestData()` or at the next slice boundary, and `stop()` alone drops it (the "empty recording" bug). */
 class FakeRecorder {
 	static log: string[] = [];
-	static isTypeSupported = (t: string) => t === 'audio/mp4';
+	static isTypeSupported: (t: string) => boolean = (t) => t === 'audio/mp4';
 	state: 'inactive' | 'recording' = 'inactive';
 	mimeType: string;
 	ondataavailable: ((e: { data: Blob }) => void) | null = null;
