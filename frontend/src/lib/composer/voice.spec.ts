@@ -6,7 +6,8 @@ const ready = { speech: true, checking: false, live: true, connected: true };
 describe('micButton', () => {
 	it('is disabled with the cluster tooltip when there is no speech worker', () => {
 		expect(micButton('text', IDLE, { ...ready, speech: false })).toEqual({ label: 'Mic → Text', disabled: true, title: NO_SPEECH, pressed: false });
-		expect(NO_SPEECH).toBe('No speech worker in this cluster');
+		// On a server without a GPU or a cached model the tooltip says how to turn speech on.
+		expect(NO_SPEECH).toMatch(/^No speech worker in this cluster\. To turn it on, restart piface \(or an agent\) with --speech/);
 		expect(micButton('clean', IDLE, { ...ready, checking: true, speech: false }).disabled).toBe(true);
 	});
 

@@ -11,7 +11,10 @@ export const IDLE: VoicePhase = { kind: 'idle' };
 /** The server's limit on a clip (rest-api.md §7): 25 MiB. */
 export const TRANSCRIBE_MAX_BYTES = 25 * 1024 * 1024;
 
-export const NO_SPEECH = 'No speech worker in this cluster';
+/** Why the Mic buttons are off, and how to turn them on (README "Speech": an agent serves speech when it has a
+ * GPU or the model is cached; `--speech` makes it fetch the model and serve it on the CPU). */
+export const NO_SPEECH =
+	'No speech worker in this cluster. To turn it on, restart piface (or an agent) with --speech: it downloads the model and runs it, on the CPU if there is no GPU.';
 
 export interface MicContext {
 	/** The cluster has a speech worker (from `/api/health`). */
