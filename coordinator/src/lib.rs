@@ -25,6 +25,7 @@ pub mod limits;
 pub mod models;
 pub mod pki;
 pub mod private;
+pub mod push;
 pub mod quic;
 pub mod record;
 pub mod routes;
@@ -112,6 +113,8 @@ pub struct Config {
     pub limits: limits::Limits,
     /// `--dev`: the UI from this Vite dev server instead of the embedded build.
     pub dev_server: Option<dev_proxy::DevServer>,
+    /// `--push-contact`: the VAPID subject of Web Push (a `mailto:` or `https:` URL).
+    pub push_contact: Option<String>,
 }
 
 impl Config {
@@ -138,6 +141,7 @@ impl Config {
             front_door: front_door::Policy::default(),
             limits: limits::Limits::default(),
             dev_server: None,
+            push_contact: None,
         }
     }
 }
@@ -155,11 +159,14 @@ impl App {
         shutdown: CancellationToken,
     ) -> Arc<App> {
         let dashboard = Arc::new(dashboard::Dashboard::default());
+        let subscriptions = snapshot.push_subscriptions.clone();
+        let push = push::Push::start(&config.data_dir, config.push_contact.clone(), store.clone(), subscriptions);
         let registry = Arc::new(Registry::new(store.clone(), snapshot, dashboard.clone()));
         let agents = Arc::new(agents::Agents::new(enrolled, dashboard.clone()));
         Arc::new(App {
             tts: tts::TtsCache::new(config.data_dir.join("tts-cache"), config.tts_cache_max),
-            sessions: Sessions::start(registry.clone(), agents.clone(), &config),
+            sessions: Sessions::start(registry.clone(), agents.clone(), &config, push.notifier()),
+            push,
             registry,
             agents,
             dashboard,
@@ -200,6 +207,8 @@ pub struct App {
     pub auth: auth::Auth,
     /// Open WebSockets per session.
     pub ws_slots: limits::WsSlots,
+    /// Web Push: subscriptions, who is looking, the push task.
+    pub push: Arc<push::Push>,
 }
 
 /// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
@@ -216,6 +225,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     info!(sessions = snapshot.sessions.len(), "state loaded");
     let local = config.local_agent.then(|| LocalAgent::spawn(&config));
     let app = App::new(config, store, snapshot, enrolled, auth, shutdown.clone());
+    // The push key is made on first start, and a data dir that cannot hold it fails the start.
+    app.push.vapid()?;
     let mut control = None;
     if let Some(local) = local {
         control = Some(local.connect(&app).await?);

@@ -15,6 +15,7 @@ pub fn table(config: &Config) -> Routes {
     all.extend(crate::speech::routes());
     all.extend(crate::tts::routes());
     all.extend(crate::ws::routes());
+    all.extend(crate::push::routes::routes());
     all
 }
 

@@ -7,8 +7,10 @@
 // coordinator is unreachable, shows its own "reconnecting" state instead of the browser's error page. Which
 // request gets what is `cachePolicy` (lib/pwa/cache-policy.ts): API calls and WebSockets are never cached.
 // Each build has its own cache (`piface-shell-<version>`); a new worker takes over at once and deletes the
-// older builds' caches. Web Push would add its `push` and `notificationclick` listeners here, beside these.
+// older builds' caches. Web Push: a `push` shows the coordinator's notification (lib/push/notification.ts reads
+// it), and tapping it focuses a window of the session (or any of ours, which goes there) or opens one.
 import { build, files, version } from '$service-worker';
+import { notificationOptions, notificationTarget, parsePushPayload, pickWindow } from './lib/push/notification';
 import { cacheName, cachePolicy, SHELL_KEY, staleCaches } from './lib/pwa/cache-policy';
 
 const sw = self as unknown as ServiceWorkerGlobalScope;
@@ -60,3 +62,34 @@ async function respond(req: Request, policy: 'cache-first' | 'shell' | 'network-
 		throw err;
 	}
 }
+
+sw.addEventListener('push', (event) => {
+	const n = parsePushPayload(event.data?.text());
+	// Browsers require a notification for every push a page asked for (`userVisibleOnly`); one that is not ours
+	// still shows, plainly.
+	const { title, options } = n ? notificationOptions(n) : { title: 'piface', options: { body: 'Something happened in piface.' } };
+	event.waitUntil(sw.registration.showNotification(title, options));
+});
+
+sw.addEventListener('notificationclick', (event) => {
+	event.notification.close();
+	const target = notificationTarget(event.notification.data);
+	event.waitUntil(
+		(async () => {
+			const windows = await sw.clients.matchAll({ type: 'window', includeUncontrolled: true });
+			const i = pickWindow(
+				windows.map((w) => ({ url: w.url, focused: w.focused })),
+				target,
+				sw.location.origin
+			);
+			const url = new URL(target, sw.location.origin).href;
+			if (i < 0) {
+				await sw.clients.openWindow(url);
+				return;
+			}
+			const w = windows[i]!;
+			const focused = await w.focus();
+			if (new URL(focused.url).pathname !== target) await focused.navigate(url);
+		})()
+	);
+});

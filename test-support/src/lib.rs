@@ -7,6 +7,8 @@
 //!   run (installed on demand by `scripts/install-pi.sh`).
 //! - [`netns`]: network namespaces, a second "machine" whose link can be cut.
 //! - [`piface`]: runs the real `piface` binary on a free port, with HTTP and WebSocket clients.
+//! - [`push_service`]: a Web Push service stand-in that checks VAPID tokens and keeps the encrypted
+//!   pushes, with subscribers that decrypt them.
 //! - [`sim_agent`]: light simulated agents speaking the real protocol, for cluster benchmarks.
 //! - [`udp_proxy`]: a UDP relay that cuts or degrades a QUIC link on loopback.
 //! - the `fake-pi` binary: a pi stand-in for edge cases (garbage lines, huge lines, crashes) and
@@ -18,6 +20,7 @@ pub mod fake_llm;
 pub mod netns;
 pub mod pi_env;
 pub mod piface;
+pub mod push_service;
 pub mod sim_agent;
 pub mod udp_proxy;
 
