@@ -434,6 +434,11 @@ pub struct ServeArgs {
     /// Traces.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+    /// Who sends the Web Push notifications (the VAPID subject push services may contact):
+    /// `mailto:you@example.com` or an `https://` URL. Default: the HTTPS origin of the page that
+    /// turned notifications on (Apple's push service refuses names that do not resolve).
+    #[arg(long, value_name = "URI", value_parser = parse_push_contact)]
+    pub push_contact: Option<String>,
     /// Speech-to-text and text-to-speech (served by this machine's agent).
     #[command(flatten)]
     pub audio: AudioArgs,
@@ -544,6 +549,17 @@ impl ServeArgs {
     /// `--dev`'s dev server, checked.
     pub fn dev_server(&self) -> Result<Option<crate::dev_proxy::DevServer>, String> {
         self.dev.then(|| crate::dev_proxy::DevServer::new(&self.dev_server)).transpose()
+    }
+}
+
+/// `--push-contact`: a `mailto:` address or an `https://` URL, as RFC 8292 asks.
+fn parse_push_contact(s: &str) -> Result<String, String> {
+    let ok = s.strip_prefix("mailto:").is_some_and(|a| a.contains('@') && !a.contains(char::is_whitespace))
+        || s.strip_prefix("https://").is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("expected mailto:you@example.com or an https:// URL".into())
     }
 }
 

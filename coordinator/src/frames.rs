@@ -1,12 +1,15 @@
 //! Frames the coordinator itself sends to browsers, as opposed to pi's lines, which it relays:
-//! typed here and serialised in one place, so each shape is written once.
+//! typed here and serialised in one place, so each shape is written once; and the frames of
+//! Piface's own that browsers send it.
 //!
 //! Two sockets carry them: a session's (`/ws/sessions/{id}`, [`SessionFrame`], between pi's
-//! events) and the dashboard's (`/ws/dashboard`, [`DashboardFrame`]). Compact mode's patches
-//! of pi's streaming updates are [`compact`]'s. The UI's side is
-//! `frontend/src/lib/api/protocol.ts`; both sides read the golden fixtures in
-//! `fixtures/browser/` (one file per frame kind, written by this module's test), so renaming,
-//! reordering or dropping a field fails a test on each side.
+//! events; [`BrowserFrame`] the other way, beside pi's commands) and the dashboard's
+//! (`/ws/dashboard`, [`DashboardFrame`]). A Web Push carries a [`Notification`] to the
+//! service worker. Compact mode's patches of pi's streaming updates are [`compact`]'s. The
+//! UI's side is `frontend/src/lib/api/protocol.ts`; both sides read the golden fixtures in
+//! `fixtures/browser/` (one file per frame kind, written by this module's test: `session/`,
+//! `dashboard/`, `client/` for what browsers send, `push/`), so renaming, reordering or
+//! dropping a field fails a test on each side.
 //!
 //! Pi's own JSON (a replay's messages, an extension dialog's request) is spliced in as it
 //! came, never re-encoded.
@@ -14,7 +17,7 @@
 pub mod compact;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::record::SessionRecord;
@@ -84,6 +87,56 @@ pub enum DashboardFrame<'a, A: Serialize> {
     /// An agent came up, went down or was removed.
     #[serde(rename = "piface_agent")]
     Agent { agent: &'a A },
+}
+
+/// A frame of Piface's own that a browser sends on a session's socket (pi's commands pass
+/// through untyped). Read leniently: fields it does not know are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum BrowserFrame {
+    /// The page is visible (or hidden) now: sent on every connection and whenever it
+    /// changes. While a client of a session is visible, its events are not pushed.
+    #[serde(rename = "piface_visibility")]
+    Visibility { visible: bool },
+}
+
+/// What a Web Push carries (encrypted) to the browser's service worker, which shows it.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename = "piface_notification")]
+pub struct Notification<'a> {
+    /// Why.
+    pub kind: NotificationKind,
+    pub title: &'a str,
+    pub body: &'a str,
+    /// The page a tap opens (a path on this origin).
+    pub url: &'a str,
+    /// A notification with the same tag replaces this one (one per session, or agent).
+    pub tag: &'a str,
+    /// The session it is about, if any.
+    pub session_id: Option<&'a str>,
+}
+
+/// See [`Notification::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// pi finished a run.
+    TurnEnd,
+    /// An extension dialog waits for an answer.
+    Attention,
+    /// pi exited on its own.
+    Exited,
+    /// An agent went down.
+    AgentDown,
+    /// The user asked for a test.
+    Test,
+}
+
+impl Notification<'_> {
+    /// The payload's JSON.
+    pub fn to_bytes(&self) -> Bytes {
+        to_bytes(self)
+    }
 }
 
 impl SessionFrame<'_> {

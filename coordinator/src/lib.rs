@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod models;
 pub mod pki;
 pub mod private;
+pub mod push;
 pub mod quic;
 pub mod record;
 pub mod routes;
@@ -120,6 +121,8 @@ pub struct Config {
     pub advertise_url: Option<String>,
     /// This coordinator's agent address, published while it leads (`--advertise-agents`).
     pub advertise_agents: Option<String>,
+    /// `--push-contact`: the VAPID subject of Web Push (a `mailto:` or `https:` URL).
+    pub push_contact: Option<String>,
 }
 
 impl Config {
@@ -148,6 +151,7 @@ impl Config {
             dev_server: None,
             advertise_url: None,
             advertise_agents: None,
+            push_contact: None,
         }
     }
 }
@@ -165,11 +169,14 @@ impl App {
         shutdown: CancellationToken,
     ) -> Arc<App> {
         let dashboard = Arc::new(dashboard::Dashboard::default());
+        let subscriptions = snapshot.push_subscriptions.clone();
+        let push = push::Push::start(&config.data_dir, config.push_contact.clone(), store.clone(), subscriptions);
         let registry = Arc::new(Registry::new(store.clone(), snapshot, dashboard.clone()));
         let agents = Arc::new(agents::Agents::new(enrolled, dashboard.clone()));
         Arc::new(App {
             tts: tts::TtsCache::new(config.data_dir.join("tts-cache"), config.tts_cache_max),
-            sessions: Sessions::start(registry.clone(), agents.clone(), &config),
+            sessions: Sessions::start(registry.clone(), agents.clone(), &config, push.notifier()),
+            push,
             registry,
             agents,
             dashboard,
@@ -213,6 +220,8 @@ pub struct App {
     pub ws_slots: limits::WsSlots,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: metrics::Metrics,
+    /// Web Push: subscriptions, who is looking, the push task.
+    pub push: Arc<push::Push>,
 }
 
 /// Serves Piface on `listener` until `shutdown` is cancelled, then stops every pi.
@@ -282,6 +291,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     info!(sessions = snapshot.sessions.len(), "state loaded");
     let local = config.local_agent.then(|| LocalAgent::spawn(&config));
     let app = App::new(config, store, snapshot, enrolled, auth, shutdown.clone());
+    // The push key is made on first start, and a data dir that cannot hold it fails the start.
+    app.push.vapid()?;
     let mut control = None;
     if let Some(local) = local {
         control = Some(local.connect(&app).await?);

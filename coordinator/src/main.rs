@@ -198,6 +198,7 @@ async fn serve(
     }
     config.max_upload = args.max_upload_mib << 20;
     config.tts_cache_max = args.tts_cache_mib << 20;
+    config.push_contact.clone_from(&args.push_contact);
     if cluster.is_none_or(|(_, local_agent, _)| local_agent) {
         (config.speech, config.tts) = args.audio.services()?;
     }

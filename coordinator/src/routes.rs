@@ -16,6 +16,7 @@ pub fn table(config: &Config) -> Routes {
     all.extend(crate::tts::routes());
     all.extend(crate::ws::routes());
     all.extend(crate::metrics::routes());
+    all.extend(crate::push::routes::routes());
     all
 }
 

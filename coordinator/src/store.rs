@@ -1,4 +1,5 @@
-//! The state store: session records and upload references, kept across restarts and crashes.
+//! The state store: session records, upload references, enrolled agents and the browsers'
+//! Web Push subscriptions, kept across restarts and crashes.
 //!
 //! [`StateStore`] is the one interface; [`RedbStore`] the embedded default, a single file
 //! `state.redb` in the data directory. redb is pure Rust (no C toolchain, no server), ACID
@@ -29,6 +30,8 @@ const SESSION_UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("sess
 const AGENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("agents");
 /// Join-token ids already redeemed (tokens are single-use), with when.
 const USED_TOKENS: TableDefinition<&str, &str> = TableDefinition::new("used_tokens");
+/// Web Push subscriptions, one per browser, by id.
+const PUSH_SUBSCRIPTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("push_subscriptions");
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +91,31 @@ pub struct AgentRecord {
     pub enrolled_at: String,
 }
 
+/// A browser's Web Push subscription (what its `pushManager.subscribe` gave) and what it has
+/// muted. The keys are the browser's public ones: they encrypt what is sent to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSubscriptionRecord {
+    /// Hex SHA-256 of `endpoint` (so a browser subscribing again replaces its record).
+    pub id: String,
+    /// The push service's URL for this browser.
+    pub endpoint: String,
+    /// The browser's P-256 public key (uncompressed point, base64url without padding).
+    pub p256dh: String,
+    /// The browser's 16-byte authentication secret (base64url without padding).
+    pub auth: String,
+    pub created_at: String,
+    /// Nothing is pushed to this browser (but a test it asks for).
+    #[serde(default)]
+    pub muted: bool,
+    /// Sessions this browser hears nothing about.
+    #[serde(default)]
+    pub muted_sessions: Vec<String>,
+    /// The VAPID contact for this browser's pushes when `--push-contact` is not set: the
+    /// subscribing page's origin, when it was HTTPS.
+    #[serde(default)]
+    pub contact: Option<String>,
+}
+
 /// Everything in the store.
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
@@ -99,6 +127,8 @@ pub struct Snapshot {
     pub session_uploads: BTreeMap<String, Vec<String>>,
     /// Enrolled agents by name.
     pub agents: BTreeMap<String, AgentRecord>,
+    /// Web Push subscriptions by id.
+    pub push_subscriptions: BTreeMap<String, PushSubscriptionRecord>,
 }
 
 /// The persistence interface of the coordinator.
@@ -124,6 +154,10 @@ pub trait StateStore: Send + Sync + 'static {
     fn enroll(&self, token_id: &str, agent: &AgentRecord) -> Result<Result<(), &'static str>, StoreError>;
     /// Removes an agent: its certificate is refused from then on.
     fn delete_agent(&self, name: &str) -> Result<bool, StoreError>;
+    /// Creates or replaces a Web Push subscription (by its id).
+    fn put_push_subscription(&self, subscription: &PushSubscriptionRecord) -> Result<(), StoreError>;
+    /// Removes a Web Push subscription; whether there was one.
+    fn delete_push_subscription(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// The embedded default store (see the module docs).
@@ -142,6 +176,7 @@ impl RedbStore {
         tx.open_table(SESSION_UPLOADS)?;
         tx.open_table(AGENTS)?;
         tx.open_table(USED_TOKENS)?;
+        tx.open_table(PUSH_SUBSCRIPTIONS)?;
         tx.commit()?;
         Ok(RedbStore { db })
     }
@@ -182,6 +217,10 @@ impl StateStore for RedbStore {
         for row in tx.open_table(AGENTS)?.iter()? {
             let (k, v) = row?;
             snap.agents.insert(k.value().to_string(), from_json(k.value(), v.value())?);
+        }
+        for row in tx.open_table(PUSH_SUBSCRIPTIONS)?.iter()? {
+            let (k, v) = row?;
+            snap.push_subscriptions.insert(k.value().to_string(), from_json(k.value(), v.value())?);
         }
         Ok(snap)
     }
@@ -326,6 +365,20 @@ impl StateStore for RedbStore {
         tx.commit()?;
         Ok(existed)
     }
+
+    fn put_push_subscription(&self, subscription: &PushSubscriptionRecord) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.open_table(PUSH_SUBSCRIPTIONS)?.insert(subscription.id.as_str(), to_json(subscription).as_slice())?;
+            Ok(())
+        })
+    }
+
+    fn delete_push_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write()?;
+        let existed = tx.open_table(PUSH_SUBSCRIPTIONS)?.remove(id)?.is_some();
+        tx.commit()?;
+        Ok(existed)
+    }
 }
 
 /// The original's `state.json` (see the contract's behaviour.md §3), read leniently: a record
@@ -393,6 +446,19 @@ mod tests {
         AgentRecord { name: name.into(), cert_fingerprint: "ab".into(), enrolled_at: "2026-12-05T00:00:00Z".into() }
     }
 
+    fn push(id: &str) -> PushSubscriptionRecord {
+        PushSubscriptionRecord {
+            id: id.into(),
+            endpoint: format!("https://push.example/{id}"),
+            p256dh: "BP".into(),
+            auth: "au".into(),
+            created_at: "2026-12-05T00:00:00Z".into(),
+            muted: false,
+            muted_sessions: Vec::new(),
+            contact: Some("https://box.tail1234.ts.net".into()),
+        }
+    }
+
     /// What every [`StateStore`] must do; `open` opens the same store again (a restart).
     pub(crate) fn contract(open: &dyn Fn() -> Box<dyn StateStore>) {
         {
@@ -414,6 +480,13 @@ mod tests {
             assert_eq!(store.enroll("t3", &agent("other")).unwrap(), Ok(()));
             assert!(store.delete_agent("other").unwrap());
             assert!(!store.delete_agent("other").unwrap());
+            store.put_push_subscription(&push("phone")).unwrap();
+            store.put_push_subscription(&push("laptop")).unwrap();
+            store.put_push_subscription(&push("gone")).unwrap();
+            let muted = PushSubscriptionRecord { muted_sessions: vec!["late".into()], ..push("phone") };
+            store.put_push_subscription(&muted).unwrap();
+            assert!(store.delete_push_subscription("gone").unwrap());
+            assert!(!store.delete_push_subscription("gone").unwrap(), "removed once");
         } // closed as a crash would leave it: every step above is its own commit
         let store = open();
         let snap = store.load().unwrap();
@@ -422,6 +495,9 @@ mod tests {
         assert_eq!(snap.sessions[0].created_at, "2026-12-05T00:00:01Z", "merge never replaces");
         assert_eq!(snap.sessions[1].session_name.as_deref(), Some("renamed"));
         assert_eq!(snap.agents.keys().collect::<Vec<_>>(), ["box"]);
+        assert_eq!(snap.push_subscriptions.keys().collect::<Vec<_>>(), ["laptop", "phone"]);
+        assert_eq!(snap.push_subscriptions["phone"].muted_sessions, ["late"], "a replaced subscription");
+        assert_eq!(snap.push_subscriptions["laptop"], push("laptop"));
         assert_eq!(snap.uploads["u1"].ref_sessions, ["b"], "b still references u1");
         assert!(snap.uploads["u2"].ref_sessions.is_empty(), "u2 is an orphan now");
         assert_eq!(snap.session_uploads.get("b").map(Vec::as_slice), Some(&["u1".to_string()][..]));

@@ -23,7 +23,8 @@ use tracing::{debug, Instrument};
 
 use crate::error::ApiError;
 use crate::hub::{ClientId, Fetch, Hub, CMD_PREFIX, RESERVED_PREFIX};
-use crate::frames::{error_frame, DashboardFrame, SessionFrame};
+use crate::frames::{error_frame, BrowserFrame, DashboardFrame, SessionFrame};
+use crate::push::Watch;
 use crate::socket::{limited, linger, read_error_close};
 use crate::App;
 
@@ -102,8 +103,10 @@ async fn serve_socket(app: Arc<App>, id: String, compact: bool, mut socket: WebS
     if ok && sink.flush().await.is_ok() {
         let done = app.shutdown.child_token();
         let relay = app.metrics.relay(compact);
+        // Whether this page is visible, for Web Push (a client that never says is not looking).
+        let watch = app.push.watch(&id);
         let writer = tokio::spawn(write_loop(app.clone(), id.clone(), hub.clone(), client, sink, done.clone(), relay));
-        let close = read_loop(&app, &id, &hub, client, stream, &done).await;
+        let close = read_loop(&app, &id, &hub, client, &watch, stream, &done).await;
         done.cancel();
         if let (Ok(Some(mut sink)), Some(frame)) = (writer.await, close) {
             let _ = sink.send(Message::Close(Some(frame))).await;
@@ -268,6 +271,7 @@ async fn read_loop(
     id: &str,
     hub: &Arc<Hub>,
     client: ClientId,
+    watch: &Watch,
     mut stream: SplitStream<WebSocket>,
     done: &CancellationToken,
 ) -> Option<CloseFrame> {
@@ -279,7 +283,7 @@ async fn read_loop(
         let reply = match msg {
             Some(Err(e)) => return read_error_close(&e, app.config.limits.ws_message),
             None | Some(Ok(Message::Close(_))) => return None,
-            Some(Ok(Message::Text(t))) => handle_text(app, id, hub, client, t.as_str()).await.err(),
+            Some(Ok(Message::Text(t))) => handle_text(app, id, hub, client, watch, t.as_str()).await.err(),
             Some(Ok(Message::Binary(_))) => {
                 Some("Binary frames are not supported on this socket; send JSON text".to_string())
             }
@@ -372,10 +376,24 @@ pub fn parse_client_text(text: &str) -> Result<ClientMessage, String> {
     Ok(ClientMessage { kind, msg, uploads, shortcut })
 }
 
-async fn handle_text(app: &Arc<App>, id: &str, hub: &Arc<Hub>, client: ClientId, text: &str) -> Result<(), String> {
+async fn handle_text(
+    app: &Arc<App>,
+    id: &str,
+    hub: &Arc<Hub>,
+    client: ClientId,
+    watch: &Watch,
+    text: &str,
+) -> Result<(), String> {
     let ClientMessage { kind, mut msg, uploads, shortcut } = parse_client_text(text)?;
     match kind.as_str() {
         "piface_get_history" => return request_replay(app, id, hub, client).await,
+        "piface_visibility" => {
+            let frame: BrowserFrame =
+                serde_json::from_value(Value::Object(msg)).map_err(|e| format!("Invalid piface_visibility: {e}"))?;
+            let BrowserFrame::Visibility { visible } = frame;
+            watch.set_visible(visible);
+            return Ok(());
+        }
         "prompt" | "steer" | "follow_up" => {
             if let Some(shortcut) = shortcut {
                 return run_shortcut(app, id, hub, &mut msg, shortcut).await;

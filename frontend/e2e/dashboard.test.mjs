@@ -197,6 +197,8 @@ describe('piface dashboard', { timeout: 600_000 }, () => {
 		const ctx = await newPage({ viewport: { width: 1100, height: 800 } });
 		const { page } = ctx;
 		const socket = await withExtraAgents(page, [gpuAgent('up')]);
+		// The page's clock is Playwright's, so that "last seen" can be checked after the page has been open a while.
+		await page.clock.install();
 		await page.goto(base + '/');
 		const panel = page.getByRole('region', { name: 'Agents' });
 		const gpu = panel.locator('[data-agent="gpu-box"]');
@@ -218,7 +220,12 @@ describe('piface dashboard', { timeout: 600_000 }, () => {
 		await speech.filter({ hasText: '— ready, 12 done' }).waitFor();
 		assert.equal(await bar.count(), 0);
 
-		await socket.inject({ type: 'piface_agent', agent: gpuAgent('down') });
+		// The page has been open for 10 minutes when the agent goes down, last seen 5 minutes before that moment:
+		// the panel's clock must be the time of the change, not the time the page was opened (which said
+		// "just now", or "4 min ago" when the page had been open for a second).
+		await page.clock.fastForward('10:00');
+		const pageNow = await page.evaluate(() => Date.now());
+		await socket.inject({ type: 'piface_agent', agent: { ...gpuAgent('down'), last_seen: new Date(pageNow - 5 * 60_000).toISOString() } });
 		await gpu.locator('.badge', { hasText: 'down' }).waitFor();
 		assert.match(await gpu.innerText(), /last seen 5 min ago/);
 		await socket.inject({ type: 'piface_agent', agent: { ...gpuAgent('down'), status: 'removed' } });

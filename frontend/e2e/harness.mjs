@@ -1,7 +1,7 @@
 // End-to-end harness: the real `piface` binary, the real pi, the fake LLM of `test-support`, and Debian's
 // chromium driven by playwright-core. Everything runs on loopback with temporary directories; nothing is
-// downloaded. Binaries come from `target/debug` (override with PIFACE_BIN, FAKE_LLM_BIN, PIFACE_TEST_PI,
-// CHROMIUM_BIN); build them first (see frontend/README or scripts/test.sh).
+// downloaded. Binaries come from `target/debug`, or `$CARGO_TARGET_DIR/debug` when that is set (override each with
+// PIFACE_BIN, FAKE_LLM_BIN, PIFACE_TEST_PI, CHROMIUM_BIN); build them first (see frontend/README or scripts/test.sh).
 //
 // Login is on, as for users: `startStack` reads the `login:` line piface prints and keeps its token;
 // `guardedContext(browser, options, { login: stack })` logs a browser context in by visiting that login URL
@@ -30,8 +30,10 @@ function firstExisting(...paths) {
 }
 
 export function binaries() {
-	const piface = process.env.PIFACE_BIN || join(repoRoot, 'target/debug/piface');
-	const fakeLlm = process.env.FAKE_LLM_BIN || join(repoRoot, 'target/debug/fake-llm');
+	// Cargo's own variable moves the default, so a build with CARGO_TARGET_DIR=… is found without naming each binary.
+	const debug = join(resolve(repoRoot, process.env.CARGO_TARGET_DIR || 'target'), 'debug');
+	const piface = process.env.PIFACE_BIN || join(debug, 'piface');
+	const fakeLlm = process.env.FAKE_LLM_BIN || join(debug, 'fake-llm');
 	for (const [name, p] of [['piface', piface], ['fake-llm', fakeLlm]]) {
 		if (!existsSync(p)) throw new Error(`${name} not found at ${p}: run cargo build -p piface-coordinator --bin piface && cargo build -p piface-test-support --bin fake-llm`);
 	}
@@ -370,7 +372,7 @@ export function screenshotPath(name) {
 	return join(outputDir, `${name}.png`);
 }
 
-const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json', '.webp': 'image/webp', '.png': 'image/png', '.woff2': 'font/woff2' };
+const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json', '.webp': 'image/webp', '.png': 'image/png', '.woff2': 'font/woff2', '.webmanifest': 'application/manifest+json' };
 
 /** The bodies of the inline `<script>` elements of an HTML page (as piface finds them for its policy). */
 export function inlineScripts(html) {

@@ -323,7 +323,7 @@ describe('session tools', { timeout: 600_000 }, () => {
 		await page.reload();
 		await page.locator('.badge.conn-open').waitFor();
 		// Voice and TTS are off in this cluster: the buttons say so.
-		assert.equal(await page.getByRole('button', { name: 'Mic → Text' }).getAttribute('title'), 'No speech worker in this cluster');
+		assert.match(await page.getByRole('button', { name: 'Mic → Text' }).getAttribute('title'), /^No speech worker in this cluster\. To turn it on, .* --speech/);
 		assert.equal(await page.getByRole('button', { name: 'Mic → Text' }).isDisabled(), true);
 
 		// pi writes its session file on the first turn; uploads need it.
@@ -332,7 +332,7 @@ describe('session tools', { timeout: 600_000 }, () => {
 		await box.press('Enter');
 		await page.locator('.msg.assistant', { hasText: 'echo: hello tools' }).waitFor();
 		const listen = page.locator('.msg.assistant', { hasText: 'echo: hello tools' }).getByRole('button', { name: 'Listen' });
-		assert.equal(await listen.getAttribute('title'), 'No text-to-speech worker in this cluster');
+		assert.match(await listen.getAttribute('title'), /^No text-to-speech worker in this cluster\. To turn it on, .* --tts/);
 		await waitFor(async () => (await http(stack.base, 'GET', `/api/sessions/${sessionId}`)).json.session_file, { what: 'session file' });
 
 		// Picked.

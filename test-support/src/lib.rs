@@ -8,6 +8,8 @@
 //! - [`netns`]: network namespaces, a second "machine" whose link can be cut.
 //! - [`otlp`]: an OTLP/HTTP receiver stand-in that collects the spans processes export.
 //! - [`piface`]: runs the real `piface` binary on a free port, with HTTP and WebSocket clients.
+//! - [`push_service`]: a Web Push service stand-in that checks VAPID tokens and keeps the encrypted
+//!   pushes, with subscribers that decrypt them.
 //! - [`sim_agent`]: light simulated agents speaking the real protocol, for cluster benchmarks.
 //! - [`udp_proxy`]: a UDP relay that cuts or degrades a QUIC link on loopback.
 //! - the `fake-pi` binary: a pi stand-in for edge cases (garbage lines, huge lines, crashes) and
@@ -20,6 +22,7 @@ pub mod netns;
 pub mod otlp;
 pub mod pi_env;
 pub mod piface;
+pub mod push_service;
 pub mod sim_agent;
 pub mod udp_proxy;
 

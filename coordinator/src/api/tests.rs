@@ -190,11 +190,13 @@ async fn a_foreign_origin_is_refused_on_every_request_that_acts() {
 // ---- Errors per route family ----
 
 /// Routes that act without reading a body: they must not start reading one either.
-const BODILESS: [(Method, &str); 4] = [
+const BODILESS: [(Method, &str); 6] = [
     (Method::POST, "/api/sessions/{id}/kill"),
     (Method::POST, "/api/sessions/{id}/resume"),
     (Method::POST, "/api/auth/logout"),
     (Method::DELETE, "/api/agents/{name}"),
+    (Method::DELETE, "/api/push/subscriptions/{id}"),
+    (Method::POST, "/api/push/subscriptions/{id}/test"),
 ];
 
 /// Every route that acts reads its body as JSON, and a malformed one is a 422 in FastAPI's list
@@ -314,6 +316,8 @@ async fn an_unknown_session_agent_or_audio_file_is_a_404_on_every_route_that_nam
             "Session not found"
         } else if path.starts_with("/api/agents/") {
             "Agent not found"
+        } else if path.starts_with("/api/push/subscriptions/") {
+            "Subscription not found"
         } else {
             "TTS audio not found"
         };
@@ -682,4 +686,63 @@ async fn metrics_are_prometheus_text_read_from_the_state_at_scrape_time() {
     // The request before was counted (this one is, once answered).
     assert!(text.contains(r#"piface_http_requests_total{method="GET",status="200"} 1"#), "{text}");
     assert_hardened("/metrics", &a);
+}
+
+#[tokio::test]
+async fn a_browser_subscribes_to_pushes_mutes_tests_and_unsubscribes() {
+    use piface_test_support::push_service::PushService;
+    let t = Builder::new().session(closed("s1", "far")).start().await;
+    let key = t.get("/api/push/key").await;
+    assert_eq!(key.status, StatusCode::OK);
+    let public_key = key.json()["public_key"].as_str().unwrap().to_string();
+    assert_eq!(t.get("/api/push/key").await.json()["public_key"], public_key, "one key");
+    let service = PushService::start().await.unwrap();
+    service.expect_key(&public_key);
+    let phone = service.subscriber("phone");
+
+    let made = t.send_json(Method::POST, "/api/push/subscriptions", &phone.subscription()).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{}", made.detail());
+    let id = made.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        made.json(),
+        json!({"id": id, "endpoint": phone.endpoint, "created_at": made.json()["created_at"], "muted": false, "muted_sessions": []}),
+        "the keys are not shown"
+    );
+    let url = format!("/api/push/subscriptions/{id}");
+    assert_eq!(t.get(&url).await.json()["id"], id.as_str());
+    assert_eq!(t.stored().push_subscriptions[&id].endpoint, phone.endpoint);
+
+    // Mutes: a session the coordinator knows, and all.
+    let muted = t.send_json(Method::PATCH, &url, &json!({"sessions": {"s1": true}, "muted": true})).await;
+    assert_eq!(muted.status, StatusCode::OK, "{}", muted.detail());
+    assert_eq!((muted.json()["muted"].clone(), muted.json()["muted_sessions"].clone()), (json!(true), json!(["s1"])));
+    let unknown = t.send_json(Method::PATCH, &url, &json!({"sessions": {"nope": true}})).await;
+    assert_eq!((unknown.status, unknown.detail().as_str()), (StatusCode::NOT_FOUND, "Session not found: nope"));
+    let odd = t.send_json(Method::PATCH, &url, &json!({"mute": true})).await;
+    assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY, "an unknown field is refused: {}", odd.detail());
+    // Subscribing again keeps the mutes.
+    let again = t.send_json(Method::POST, "/api/push/subscriptions", &phone.subscription()).await;
+    assert_eq!((again.json()["id"].as_str(), again.json()["muted"].as_bool()), (Some(id.as_str()), Some(true)));
+
+    // A test goes out whatever the mutes, signed with the key and decryptable by the browser.
+    let test = t.req(Method::POST, &format!("{url}/test")).send().await;
+    assert_eq!((test.status, test.json()), (StatusCode::OK, json!({"status": 201})), "{}", test.detail());
+    let pushes = service.wait_for(1, std::time::Duration::from_secs(20)).await.unwrap();
+    assert_eq!(phone.decrypt_json(&pushes[0]).unwrap()["kind"], "test");
+
+    // Bad subscriptions: the body's shape (422 in the list form), the endpoint, the keys.
+    for body in [
+        json!({"endpoint": phone.endpoint}),
+        json!({"endpoint": "http://push.example/x", "keys": phone.subscription()["keys"]}),
+        json!({"endpoint": phone.endpoint, "keys": {"p256dh": "AAAA", "auth": "AAAA"}}),
+    ] {
+        let a = t.send_json(Method::POST, "/api/push/subscriptions", &body).await;
+        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", a.detail());
+    }
+    let big = json!({"endpoint": format!("https://push.example/{}", "x".repeat(20_000)), "keys": phone.subscription()["keys"]});
+    assert_eq!(t.send_json(Method::POST, "/api/push/subscriptions", &big).await.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    assert_eq!(t.req(Method::DELETE, &url).send().await.status, StatusCode::NO_CONTENT);
+    assert_eq!(t.req(Method::DELETE, &url).send().await.status, StatusCode::NOT_FOUND);
+    assert!(t.stored().push_subscriptions.is_empty());
 }

@@ -158,6 +158,47 @@ fn dashboard_example<'a, A: Serialize>(
     }
 }
 
+/// What browsers send: one example of each kind (a wildcard-free match numbers them).
+const BROWSER_KINDS: usize = 1;
+
+fn browser_index(f: &BrowserFrame) -> usize {
+    match f {
+        BrowserFrame::Visibility { .. } => 0,
+    }
+}
+
+fn browser_example(i: usize) -> BrowserFrame {
+    match i {
+        0 => BrowserFrame::Visibility { visible: false },
+        _ => unreachable!("{i}"),
+    }
+}
+
+/// A push's payload of each kind; the first is the fixture (`push/piface_notification.json`).
+fn notification_example(kind: NotificationKind) -> Notification<'static> {
+    match kind {
+        NotificationKind::TurnEnd => Notification {
+            kind,
+            title: "fix the relay",
+            body: "pi is done and waiting for you",
+            url: "/session/3f2b8c1e-0d4a-4c5e-9a7b-1c2d3e4f5a6b",
+            tag: "piface-session-3f2b8c1e-0d4a-4c5e-9a7b-1c2d3e4f5a6b",
+            session_id: Some("3f2b8c1e-0d4a-4c5e-9a7b-1c2d3e4f5a6b"),
+        },
+        NotificationKind::Attention
+        | NotificationKind::Exited
+        | NotificationKind::AgentDown
+        | NotificationKind::Test => Notification {
+            kind,
+            title: "Agent gpu-box is down",
+            body: "Its sessions wait for it to reconnect.",
+            url: "/",
+            tag: "piface-agent-gpu-box",
+            session_id: None,
+        },
+    }
+}
+
 /// Compares `bytes` with the fixture `socket/name.json` (or writes it when blessing).
 fn golden(socket: &str, name: &str, bytes: &[u8], failures: &mut Vec<String>) {
     let path = dir(socket).join(format!("{name}.json"));
@@ -251,7 +292,42 @@ fn every_frame_kind_matches_its_golden_fixture() {
     for i in 0..DASHBOARD_KINDS {
         expected.push(format!("dashboard/{}.json", type_of(&dashboard_example(i, &records, &agents).to_bytes())));
     }
-    for socket in ["session", "dashboard"] {
+
+    // What browsers send: written as the UI writes it (`type` first), and read back the same.
+    for i in 0..BROWSER_KINDS {
+        let frame = browser_example(i);
+        assert_eq!(browser_index(&frame), i, "example {i} is of another kind");
+        let bytes = serde_json::to_vec(&frame).unwrap();
+        let name = type_of(&bytes);
+        golden("client", &name, &bytes, &mut failures);
+        expected.push(format!("client/{name}.json"));
+        let read: BrowserFrame = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(read, frame);
+    }
+    // Lenient reading: members it does not know are ignored; a wrong type of `visible` is not.
+    let extra: BrowserFrame = serde_json::from_str(r#"{"type":"piface_visibility","visible":true,"later":1}"#).unwrap();
+    assert_eq!(extra, BrowserFrame::Visibility { visible: true });
+    assert!(serde_json::from_str::<BrowserFrame>(r#"{"type":"piface_visibility","visible":"yes"}"#).is_err());
+
+    // A push's payload: the fixture is a session's; every kind has its snake_case name.
+    let payload = notification_example(NotificationKind::TurnEnd).to_bytes();
+    golden("push", "piface_notification", &payload, &mut failures);
+    expected.push("push/piface_notification.json".into());
+    let down = notification_example(NotificationKind::AgentDown).to_bytes();
+    golden("push", "piface_notification.agent_down", &down, &mut failures);
+    expected.push("push/piface_notification.agent_down.json".into());
+    for (kind, name) in [
+        (NotificationKind::TurnEnd, "turn_end"),
+        (NotificationKind::Attention, "attention"),
+        (NotificationKind::Exited, "exited"),
+        (NotificationKind::AgentDown, "agent_down"),
+        (NotificationKind::Test, "test"),
+    ] {
+        let v: Value = serde_json::from_slice(&notification_example(kind).to_bytes()).unwrap();
+        assert_eq!(v["kind"], name);
+    }
+
+    for socket in ["session", "dashboard", "client", "push"] {
         for entry in std::fs::read_dir(dir(socket)).unwrap().flatten() {
             let name = format!("{socket}/{}", entry.file_name().to_string_lossy());
             if !expected.contains(&name) {

@@ -26,6 +26,7 @@ use crate::agents::{Agents, LOCAL};
 use crate::error::ApiError;
 use crate::frames::error_frame;
 use crate::hub::{Hub, HubLimits};
+use crate::push::{Event as PushEvent, Notifier, SessionInfo};
 use crate::record::{now, SessionRecord, Status};
 
 /// How long a kill waits for the session stream to deliver pi's last events.
@@ -84,6 +85,8 @@ pub(super) struct Actor {
     capturing: HashSet<String>,
     /// Set while Piface stops its pis.
     stopping: bool,
+    /// Web Push: told what a user would want to hear about; never waited for.
+    push: Notifier,
     /// Where the actor's tasks post their outcome.
     tx: mpsc::UnboundedSender<SessionEvent>,
 }
@@ -93,6 +96,7 @@ impl Actor {
         registry: Arc<Registry>,
         agents: Arc<Agents>,
         config: &crate::Config,
+        push: Notifier,
         tx: mpsc::UnboundedSender<SessionEvent>,
     ) -> Actor {
         Actor {
@@ -105,6 +109,7 @@ impl Actor {
             kills: HashMap::new(),
             capturing: HashSet::new(),
             stopping: false,
+            push,
             tx,
         }
     }
@@ -137,7 +142,10 @@ impl Actor {
                 let _ = reply.send(self.open_stream(&agent, &session));
             }
             SessionEvent::Stream(StreamEvent::AgentEnd { session, hub }) => self.agent_end(session, hub),
-            SessionEvent::Stream(StreamEvent::Attention { session }) => self.registry.announce(&session),
+            SessionEvent::Stream(StreamEvent::Attention { session }) => {
+                self.registry.announce(&session);
+                self.push_attention(&session);
+            }
             SessionEvent::Stream(StreamEvent::Exited { session, hub, code, stderr }) => {
                 if hub.is_closed() {
                     return;
@@ -147,6 +155,13 @@ impl Actor {
                     warn!(session_id = %session, ?code, "pi exited: {stderr}");
                 } else {
                     info!(session_id = %session, ?code, "pi exited");
+                }
+                // Nobody asked for this exit (a kill, a reload, Piface stopping): pi died.
+                if !self.stopping && !self.kills.contains_key(&session) {
+                    if let Some(record) = self.registry.get(&session) {
+                        let session = SessionInfo::of(&record);
+                        self.push.notify(PushEvent::Exited { session, code, stderr: stderr.to_string() });
+                    }
                 }
                 self.close_session(&session, &hub);
             }
@@ -518,6 +533,10 @@ impl Actor {
                 return;
             }
         }
+        // `None` is a removal the user asked for.
+        if link.is_some() && !self.stopping {
+            self.push.notify(PushEvent::AgentDown { agent: agent.to_string() });
+        }
         for id in self.registry.live_ids_on(agent) {
             let Some(hub) = self.registry.hub(&id) else { continue };
             if agent == LOCAL {
@@ -531,7 +550,11 @@ impl Actor {
     /// After a run, learn the session file once (pi has one only after its first turn).
     fn agent_end(&mut self, id: String, hub: Arc<Hub>) {
         let Some(record) = self.registry.get(&id) else { return };
-        if record.session_file.is_some() || record.no_session || !self.is_current(&id, &hub) {
+        if !self.is_current(&id, &hub) {
+            return;
+        }
+        self.push.notify(PushEvent::TurnEnded { session: SessionInfo::of(&record) });
+        if record.session_file.is_some() || record.no_session {
             return;
         }
         let Ok(agent) = self.agent_of(&id) else { return };
@@ -556,6 +579,17 @@ impl Actor {
             };
             let _ = tx.send(SessionEvent::Done(Completion(Done::SessionFile { id, hub, file })));
         });
+    }
+}
+
+impl Actor {
+    /// An extension dialog of session `id` started waiting (not: the last one was answered).
+    fn push_attention(&self, id: &str) {
+        let Some(hub) = self.registry.hub(id).filter(|h| h.attention_required()) else { return };
+        if let Some(record) = self.registry.get(id) {
+            let request = hub.pending_attention().pop();
+            self.push.notify(PushEvent::Attention { session: SessionInfo::of(&record), request });
+        }
     }
 }
 

@@ -217,11 +217,16 @@ fn actor_gone() -> ApiError {
 }
 
 impl Sessions {
-    /// Starts the actor over `registry`, the only writer of it from now on. Needs a tokio
-    /// runtime.
-    pub(crate) fn start(registry: Arc<Registry>, agents: Arc<Agents>, config: &crate::Config) -> Sessions {
+    /// Starts the actor over `registry`, the only writer of it from now on, telling `push`
+    /// what a user would want a notification for. Needs a tokio runtime.
+    pub(crate) fn start(
+        registry: Arc<Registry>,
+        agents: Arc<Agents>,
+        config: &crate::Config,
+        push: crate::push::Notifier,
+    ) -> Sessions {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(actor::Actor::new(registry, agents, config, tx.clone()).run(rx));
+        tokio::spawn(actor::Actor::new(registry, agents, config, push, tx.clone()).run(rx));
         Sessions { tx }
     }
 

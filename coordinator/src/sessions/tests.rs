@@ -322,3 +322,64 @@ async fn a_new_session_is_listed_once_pi_is_up_and_forgotten_when_pi_dies_at_sta
         }
     }
 }
+
+/// A pi event of `kind` with JSON `line`.
+fn event(id: &str, seq: u64, kind: &str, line: Value) -> FromAgent {
+    let meta = EventMeta { kind: kind.into(), id: line["id"].as_str().map(str::to_string), ..Default::default() };
+    FromAgent::Events {
+        session: id.into(),
+        events: vec![PiEvent { seq, meta, line: Bytes::from(line.to_string()), delta: None }],
+    }
+}
+
+/// The actor tells Web Push what a user would want to hear about while away: a run's end, a
+/// dialog waiting, pi dying, an agent's link going down; not a kill the user asked for, not
+/// an answered dialog, not a removed agent. (The push service is the stand-in; the pushes are
+/// decrypted with the subscriber's keys.)
+#[tokio::test]
+async fn the_actor_pushes_a_run_s_end_a_waiting_dialog_pi_s_death_and_an_agent_going_down() {
+    use piface_test_support::push_service::PushService;
+    let mut t = remote_with("a", &["s", "k"]);
+    let service = PushService::start().await.unwrap();
+    service.expect_key(t.app.push.vapid().unwrap().public_key());
+    let phone = service.subscriber("phone");
+    let keys = phone.subscription()["keys"].clone();
+    let sub = t
+        .app
+        .push
+        .subscribe(&phone.endpoint, keys["p256dh"].as_str().unwrap(), keys["auth"].as_str().unwrap(), None)
+        .unwrap();
+    let hub = t.app.sessions.open_stream("a", "s").await.unwrap();
+    let killed = t.app.sessions.open_stream("a", "k").await.unwrap();
+
+    t.stream("s", vec![event("s", 0, "agent_end", json!({"type": "agent_end", "messages": []}))]).await;
+    let ask = json!({"type": "extension_ui_request", "id": "u1", "method": "confirm", "title": "Run the migration?"});
+    t.stream("s", vec![event("s", 1, "extension_ui_request", ask)]).await;
+    assert!(hub.attention_required());
+    hub.ui_answered("u1");
+    t.app.sessions.post(super::SessionEvent::Stream(super::StreamEvent::Attention { session: "s".into() }));
+    // The user kills k: its exit is no news.
+    let app = t.app.clone();
+    let kill = tokio::spawn(async move { super::kill(&app, "k").await });
+    let ToAgent::Kill { req, .. } = t.next_command().await else { panic!("expected a kill") };
+    t.stream("k", vec![FromAgent::Exited { session: "k".into(), code: Some(143), stderr: String::new() }]).await;
+    t.agent.complete(req, FromAgent::Killed { req, was_running: true });
+    kill.await.unwrap().unwrap();
+    assert!(killed.is_closed());
+    t.stream("s", vec![FromAgent::Exited { session: "s".into(), code: Some(1), stderr: "out of memory\n".into() }])
+        .await;
+    t.app.agents.down("a", &t.agent);
+    t.app.sessions.link_down("a", Some(t.link));
+    t.app.sessions.link_down("a", None); // removed: the user knows
+    t.app.sessions.settle().await;
+    assert_eq!(t.app.push.test(&sub.id).await.unwrap(), 201);
+
+    let pushes = service.wait_for(5, std::time::Duration::from_secs(20)).await.unwrap();
+    let payloads: Vec<Value> = pushes.iter().map(|p| phone.decrypt_json(p).unwrap()).collect();
+    let kinds: Vec<&str> = payloads.iter().map(|p| p["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["turn_end", "attention", "exited", "agent_down", "test"], "{payloads:#?}");
+    assert_eq!(payloads[1]["body"], "pi asks: Run the migration?");
+    assert_eq!(payloads[2]["body"], "pi stopped (exit code 1): out of memory");
+    assert_eq!(payloads[2]["url"], "/session/s");
+    assert!(service.refusals().is_empty(), "{:?}", service.refusals());
+}

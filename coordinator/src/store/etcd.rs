@@ -10,6 +10,7 @@
 //! <prefix>session_uploads/<id>  the upload ids a session references (JSON list)
 //! <prefix>agents/<name>         an enrolled agent (JSON)
 //! <prefix>used_tokens/<id>      a redeemed join token (its time of use)
+//! <prefix>push_subscriptions/<id>  a browser's Web Push subscription (JSON)
 //! ```
 //!
 //! A change that reads before it writes (an upload's references, an enrollment) is optimistic:
@@ -34,7 +35,7 @@ use etcd_client::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{AgentRecord, Snapshot, StateStore, StoreError, UploadRecord};
+use super::{AgentRecord, PushSubscriptionRecord, Snapshot, StateStore, StoreError, UploadRecord};
 use crate::leader::{Election, LeaderInfo};
 use crate::record::SessionRecord;
 
@@ -256,6 +257,14 @@ impl EtcdStore {
 
     fn put(&self, key: String, value: Vec<u8>) -> Result<(), StoreError> {
         self.change(vec![], move |_| Ok((vec![TxnOp::put(key.as_str(), value.clone(), None)], ())))
+    }
+
+    /// Deletes `key`; whether it was there (read and deleted in one change).
+    fn delete_if_present(&self, key: String) -> Result<bool, StoreError> {
+        self.change(vec![key.clone()], |r| {
+            let existed = r.exists(&key);
+            Ok((if existed { vec![TxnOp::delete(key.as_str(), None)] } else { vec![] }, existed))
+        })
     }
 }
 
@@ -553,13 +562,13 @@ impl StateStore for EtcdStore {
             let (client, prefix) = (client.clone(), prefix.clone());
             async move {
                 let mut tables = Vec::new();
-                for table in ["sessions", "uploads", "session_uploads", "agents"] {
+                for table in ["sessions", "uploads", "session_uploads", "agents", "push_subscriptions"] {
                     tables.push(Self::table(&client, &prefix, table).await?);
                 }
                 Ok(tables)
             }
         }))?;
-        let [sessions, uploads, refs, agents]: [Vec<(String, Vec<u8>)>; 4] =
+        let [sessions, uploads, refs, agents, push]: [Vec<(String, Vec<u8>)>; 5] =
             tables.try_into().map_err(|_| etcd_error("etcd answered a load with the wrong number of tables"))?;
         let mut snap = Snapshot::default();
         for (id, v) in sessions {
@@ -577,6 +586,10 @@ impl StateStore for EtcdStore {
         for (name, v) in agents {
             let record = from_json(&name, &v)?;
             snap.agents.insert(name, record);
+        }
+        for (id, v) in push {
+            let record: PushSubscriptionRecord = from_json(&id, &v)?;
+            snap.push_subscriptions.insert(id, record);
         }
         Ok(snap)
     }
@@ -705,10 +718,14 @@ impl StateStore for EtcdStore {
     }
 
     fn delete_agent(&self, name: &str) -> Result<bool, StoreError> {
-        let key = self.key("agents", name);
-        self.change(vec![key.clone()], |r| {
-            let existed = r.exists(&key);
-            Ok((if existed { vec![TxnOp::delete(key.as_str(), None)] } else { vec![] }, existed))
-        })
+        self.delete_if_present(self.key("agents", name))
+    }
+
+    fn put_push_subscription(&self, subscription: &PushSubscriptionRecord) -> Result<(), StoreError> {
+        self.put(self.key("push_subscriptions", &subscription.id), to_json(subscription))
+    }
+
+    fn delete_push_subscription(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_if_present(self.key("push_subscriptions", id))
     }
 }

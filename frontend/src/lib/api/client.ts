@@ -18,6 +18,7 @@ import type {
 } from './types';
 import { reportUnauthorized } from '../auth/signals';
 import type { WorkspaceTrustInfo } from '../trust/trust';
+import type { PushSubscriptionInfo } from '../push/notification';
 
 /** An HTTP error with the server's human-readable `detail`. */
 export class ApiError extends Error {
@@ -119,6 +120,19 @@ export const api = {
 	/** Trusts exactly the content whose hash was shown (409 when the file changed since). */
 	trustWorkspace: (path: string, sha256: string, agent?: string | null) =>
 		request<WorkspaceTrustInfo>('POST', '/api/workspace/trust', { path, sha256, ...(agent ? { agent } : {}) }),
+	/** Web Push: the coordinator's VAPID public key (base64url). */
+	pushKey: async () => (await request<{ public_key: string }>('GET', '/api/push/key')).public_key,
+	/** Registers (or renews) this browser's push subscription; its mutes are kept. */
+	pushSubscribe: (body: { endpoint: string; keys: { p256dh: string; auth: string } }) =>
+		request<PushSubscriptionInfo>('POST', '/api/push/subscriptions', body),
+	/** Mutes all (`muted`) or some sessions (`sessions`: id → muted). */
+	pushChange: (id: string, body: { muted?: boolean; sessions?: Record<string, boolean> }) =>
+		request<PushSubscriptionInfo>('PATCH', `/api/push/subscriptions/${enc(id)}`, body),
+	pushRemove: async (id: string) => {
+		await request<null>('DELETE', `/api/push/subscriptions/${enc(id)}`);
+	},
+	/** A test notification now; the push service's status. */
+	pushTest: async (id: string) => (await request<{ status: number }>('POST', `/api/push/subscriptions/${enc(id)}/test`)).status,
 	saveWorkspaceConfig: (path: string, config: WorkspaceConfig, agent?: string | null) =>
 		request<{ success: boolean; project_dir: string; config: WorkspaceConfig }>('PUT', '/api/workspace/config', {
 			path,

@@ -6,7 +6,10 @@
 //   are the key lists of api/protocol.ts and api/types.ts, names and order;
 // - every frame goes through the socket that receives it (over connection/fake-browser.ts) and the code the
 //   page hands it to (the chat reducer, the session record, the dashboard reducer), with its effect asserted;
-// - a fixture of a kind the UI does not list fails, and so does a listed kind without a fixture.
+// - a fixture of a kind the UI does not list fails, and so does a listed kind without a fixture;
+// - what the UI itself sends (client/): the session socket writes each browser frame byte for byte as the
+//   fixture, which the coordinator's test reads back;
+// - a Web Push's payload (push/): read by the service worker's parser and shown as its notification.
 //
 // `PIFACE_BROWSER_FIXTURES` points the spec at another copy of the folder (to check that it fails on a
 // changed one). Not here: the frames pi writes, which the coordinator relays unchanged.
@@ -22,8 +25,11 @@ import { SessionSocket } from '../connection/session-socket.svelte';
 import { DashboardSocket } from '../dashboard/dashboard-socket.svelte';
 import { initialDashboard, reduceDashboard, snapshot, type DashboardState } from '../dashboard/dashboard-state';
 import { sessionStateRecord } from '../session/session-state';
+import { notificationOptions, notificationTarget, parsePushPayload } from '../push/notification';
 import {
+	BROWSER_FRAME_KEYS,
 	DASHBOARD_FRAME_KEYS,
+	PUSH_NOTIFICATION_KEYS,
 	PATCH_OP_KEYS,
 	SESSION_FRAME_KEYS,
 	SHELL_DATA_KEYS,
@@ -35,7 +41,7 @@ import {
 } from './protocol';
 import { AGENT_INFO_KEYS, GPU_INFO_KEYS, SESSION_RECORD_KEYS, type AgentInfo, type SessionRecord } from './types';
 
-type Socket = 'session' | 'dashboard';
+type Socket = 'session' | 'dashboard' | 'client' | 'push';
 type Json = Record<string, unknown>;
 
 const ROOT = process.env.PIFACE_BROWSER_FIXTURES ?? fileURLToPath(new URL('../../../../fixtures/browser/', import.meta.url));
@@ -66,7 +72,12 @@ function load(socket: Socket): Map<string, Fixture> {
 	return out;
 }
 
-const FIXTURES: Record<Socket, Map<string, Fixture>> = { session: load('session'), dashboard: load('dashboard') };
+const FIXTURES: Record<Socket, Map<string, Fixture>> = {
+	session: load('session'),
+	dashboard: load('dashboard'),
+	client: load('client'),
+	push: load('push')
+};
 
 /** The files that are not frames but a frame's companions: what a patch applies to, and what it makes. */
 const COMPANION = /\.(base|after)\.json$/;
@@ -382,5 +393,54 @@ describe('fixtures/browser/dashboard', () => {
 		const type = f.json.type;
 		if (!isKnown(DASHBOARD_EFFECTS, type)) throw new Error(`${name}: the UI does not know frames of type ${String(type)}`);
 		DASHBOARD_EFFECTS[type](f);
+	});
+});
+
+describe('fixtures/browser/client', () => {
+	it('has a fixture of every kind in BROWSER_FRAME_KEYS, and no other kind', () => {
+		expectKinds('client', BROWSER_FRAME_KEYS, 'BROWSER_FRAME_KEYS (api/protocol.ts)');
+	});
+
+	it.each(names('client'))('%s has the keys the UI writes, in order', (name) => {
+		const f = fixture('client', name);
+		const type = f.json.type;
+		if (!isKnown(BROWSER_FRAME_KEYS, type)) throw new Error(`${name}: the UI does not know frames of type ${String(type)}`);
+		expectShapes([['the frame', Object.keys(f.json), BROWSER_FRAME_KEYS[type]]]);
+	});
+
+	it('piface_visibility is what the session socket sends, byte for byte', () => {
+		const f = fixture('client', 'piface_visibility.json');
+		const socket = new SessionSocket('3f2b', { frame: () => {} });
+		browser.setVisible(f.json.visible === true);
+		socket.start();
+		const ws = browser.last();
+		ws.open();
+		browser.setVisible(f.json.visible !== true);
+		browser.setVisible(f.json.visible === true);
+		socket.stop();
+		expect(ws.sent[0]).toBe(f.text);
+		expect(ws.sent.at(-1)).toBe(f.text);
+	});
+});
+
+describe('fixtures/browser/push', () => {
+	it('has a payload of a session and of an agent, each with the keys the UI expects', () => {
+		expect(frames('push').map((f) => f.name)).toEqual(['piface_notification.agent_down.json', 'piface_notification.json']);
+		for (const f of frames('push')) {
+			expect(f.json.type).toBe('piface_notification');
+			expectShapes([[f.name, Object.keys(f.json), PUSH_NOTIFICATION_KEYS]]);
+		}
+	});
+
+	it.each(names('push'))('%s is shown by the service worker and a tap opens its page', (name) => {
+		const f = fixture('push', name);
+		const n = parsePushPayload(f.text);
+		expect(n).toEqual(f.json);
+		const { title, options } = notificationOptions(n!);
+		expect(title).toBe(f.json.title);
+		expect(options.body).toBe(f.json.body);
+		expect(options.tag).toBe(f.json.tag);
+		expect(notificationTarget(options.data)).toBe(f.json.url);
+		if (f.json.session_id) expect(f.json.url).toBe(`/session/${f.json.session_id}`);
 	});
 });

@@ -146,8 +146,37 @@ export const PATCH_OP_KEYS = {
 	delete: ['delete', 'path']
 } as const satisfies { [K in PatchOpKind]: readonly (keyof Extract<PatchOp, Record<K, unknown>>)[] };
 
+/** Frames of Piface's own that the UI sends on a session's socket (pi's commands pass through untyped): the
+ * coordinator reads them as `frames::BrowserFrame`. `piface_visibility` says whether the page is visible, on
+ * every open and whenever it changes; while one of a session's pages is, nothing about it is pushed. */
+export type BrowserFrame = { type: 'piface_visibility'; visible: boolean };
+
+/** The keys of each browser frame, in the order the UI writes them (fixtures/browser/client/). */
+export const BROWSER_FRAME_KEYS = {
+	piface_visibility: ['type', 'visible']
+} as const satisfies { [T in BrowserFrame['type']]: readonly (keyof Extract<BrowserFrame, { type: T }>)[] };
+
+/** Why a Web Push was sent. */
+export type NotificationKind = 'turn_end' | 'attention' | 'exited' | 'agent_down' | 'test';
+
+/** What a Web Push carries to the service worker (decrypted by the browser): `frames::Notification`. `url` is a
+ * path on this origin that a tap opens; a notification with the same `tag` replaces the older one. */
+export interface PushNotification {
+	type: 'piface_notification';
+	kind: NotificationKind;
+	title: string;
+	body: string;
+	url: string;
+	tag: string;
+	session_id: string | null;
+}
+
+/** `PushNotification`'s keys in the server's order (fixtures/browser/push/). */
+export const PUSH_NOTIFICATION_KEYS = ['type', 'kind', 'title', 'body', 'url', 'tag', 'session_id'] as const satisfies readonly (keyof PushNotification)[];
+
 /** Messages the UI sends. */
 export type ClientMessage =
+	| BrowserFrame
 	| { type: 'piface_get_history' }
 	| { type: 'prompt' | 'steer' | 'follow_up'; message: string; piface_upload_ids: string[] }
 	| { type: 'abort' }
@@ -177,5 +206,7 @@ export type FrameKeyListsComplete = [
 	Assert<ListsAllKeys<ShellData, typeof SHELL_DATA_KEYS>>,
 	Assert<{ [K in PatchOpKind]: ListsAllKeys<Extract<PatchOp, Record<K, unknown>>, (typeof PATCH_OP_KEYS)[K]> }[PatchOpKind]>,
 	Assert<{ [T in SessionFrameType]: ListsAllKeys<CoordinatorFrame<T>, (typeof SESSION_FRAME_KEYS)[T]> }[SessionFrameType]>,
-	Assert<{ [T in DashboardFrame['type']]: ListsAllKeys<Extract<DashboardFrame, { type: T }>, (typeof DASHBOARD_FRAME_KEYS)[T]> }[DashboardFrame['type']]>
+	Assert<{ [T in DashboardFrame['type']]: ListsAllKeys<Extract<DashboardFrame, { type: T }>, (typeof DASHBOARD_FRAME_KEYS)[T]> }[DashboardFrame['type']]>,
+	Assert<{ [T in BrowserFrame['type']]: ListsAllKeys<Extract<BrowserFrame, { type: T }>, (typeof BROWSER_FRAME_KEYS)[T]> }[BrowserFrame['type']]>,
+	Assert<ListsAllKeys<PushNotification, typeof PUSH_NOTIFICATION_KEYS>>
 ];

@@ -40,6 +40,24 @@ const LOGGED_IN = { status: 200, body: { authenticated: true, mode: 'token', use
 const settle = () => new Promise((r) => setTimeout(r, 0));
 
 describe('AuthState', () => {
+	it('retries an unreachable server on its own and opens once it answers', async () => {
+		vi.useFakeTimers();
+		try {
+			const a = new AuthState();
+			await a.check();
+			expect(a.gate).toBe('error');
+			expect(a.errorStatus).toBe(0);
+			reply('/api/auth/status', { status: 502, body: { detail: 'Bad Gateway' } });
+			await vi.advanceTimersByTimeAsync(2000);
+			expect(a.errorStatus).toBe(502);
+			reply('/api/auth/status', LOGGED_IN);
+			await vi.advanceTimersByTimeAsync(4000);
+			expect(a.gate).toBe('open');
+		} finally {
+			vi.useRealTimers();
+		}
+	});
+
 	it('opens when logged in, shows the login page when not', async () => {
 		const a = new AuthState();
 		reply('/api/auth/status', LOGGED_IN);

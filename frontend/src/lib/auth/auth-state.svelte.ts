@@ -8,7 +8,8 @@
 // Not here: the words (auth.ts) and the markup (LoginPage.svelte).
 
 import { replaceState } from '$app/navigation';
-import { OPEN_SERVER, loginFailureMessage, parseAuthStatus, refusalMessage, takeLoginParams, type AuthStatus } from './auth';
+import { backoffDelay } from '../connection/reconnect';
+import { isUnreachable, OPEN_SERVER, loginFailureMessage, parseAuthStatus, refusalMessage, takeLoginParams, type AuthStatus } from './auth';
 import { setAuthListeners } from './signals';
 
 export type Gate = 'checking' | 'open' | 'login' | 'error';
@@ -43,6 +44,9 @@ export class AuthState {
 
 	#checking: Promise<void> | null = null;
 	#started = false;
+	/** Retries of an unreachable server so far; the next one waits `backoffDelay` (2 s … 15 s). */
+	#attempt = 0;
+	#retry: ReturnType<typeof setTimeout> | null = null;
 
 	/** Reads the login parameters of the address, installs the listeners and asks the server. Idempotent. */
 	start(): void {
@@ -78,6 +82,7 @@ export class AuthState {
 		}
 		const a = await answer(res);
 		if (a.status === 404) return this.#apply(OPEN_SERVER);
+		if (isUnreachable(a.status) && this.gate !== 'open') return this.#fail(a.status, `piface answered ${a.status}: ${a.detail ?? 'it is not reachable behind the proxy'}`);
 		if (a.status !== 200) return this.#fail(a.status, refusalMessage(a.status, a.detail));
 		const s = parseAuthStatus(a.body);
 		if (!s) return this.#fail(a.status, 'The server sent an unexpected login status.');
@@ -87,6 +92,7 @@ export class AuthState {
 	#apply(s: AuthStatus): void {
 		this.status = s;
 		this.error = null;
+		this.#attempt = 0;
 		if (s.authenticated) {
 			this.gate = 'open';
 			this.notice = null;
@@ -99,7 +105,23 @@ export class AuthState {
 		this.error = message;
 		this.errorStatus = status;
 		this.gate = 'error';
+		// The coordinator is down or restarting: show "reconnecting" and ask again, sooner when the browser
+		// says it is back online.
+		if (isUnreachable(status) && !this.#retry) {
+			this.#attempt += 1;
+			this.#retry = setTimeout(() => {
+				this.#retry = null;
+				void this.check();
+			}, backoffDelay(this.#attempt));
+			globalThis.addEventListener?.('online', this.#online, { once: true });
+		}
 	}
+
+	#online = () => {
+		if (this.#retry) clearTimeout(this.#retry);
+		this.#retry = null;
+		void this.check();
+	};
 
 	#say(message: string | null, isError: boolean): void {
 		this.notice = message;

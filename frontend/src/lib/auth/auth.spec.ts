@@ -126,3 +126,12 @@ describe('the header', () => {
 		expect(userLabel({ authenticated: false, mode: 'tailscale', user: 'x' })).toBeNull();
 	});
 });
+
+describe('isUnreachable', () => {
+	it('takes no answer and a proxy’s 502/503/504 for a coordinator that is away, not for a refusal', async () => {
+		const { isUnreachable, RECONNECTING } = await import('./auth');
+		expect([0, 502, 503, 504].every(isUnreachable)).toBe(true);
+		expect([200, 401, 403, 404, 500].some(isUnreachable)).toBe(false);
+		expect(RECONNECTING).toMatch(/^Reconnecting/);
+	});
+});

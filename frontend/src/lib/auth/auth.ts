@@ -107,3 +107,13 @@ export function canLogOut(s: AuthStatus | null): boolean {
 export function userLabel(s: AuthStatus | null): string | null {
 	return s?.authenticated && s.user ? s.user : null;
 }
+
+/** Whether a failed `/api/auth/status` means "the coordinator is not there right now" (no answer, or a proxy in
+ * front of it answering 502/503/504), which the app shows as "reconnecting" and retries on its own, rather than
+ * a refusal to show. */
+export function isUnreachable(status: number): boolean {
+	return status === 0 || status === 502 || status === 503 || status === 504;
+}
+
+/** What the shell says while the coordinator is unreachable (the service worker's cached shell shows it too). */
+export const RECONNECTING = 'Reconnecting to piface…';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { composerHeight, normalizePunctuation, parseComposer, sendType } from './commands';
+import { attachmentRefusal, composerHeight, echoes, normalizePunctuation, parseComposer, sendType } from './commands';
 
 describe('parseComposer', () => {
 	it.each([
@@ -43,5 +43,23 @@ describe('composerHeight', () => {
 		expect(composerHeight(10, 800)).toBe(44);
 		expect(composerHeight(200, 800)).toBe(200);
 		expect(composerHeight(600, 800)).toBe(320);
+	});
+});
+
+describe('attachments and echo', () => {
+	it('refuses /compact, /copy, /reload and bang shortcuts with attachments pending', () => {
+		for (const cmd of ['/compact', '/compact keep it short', '/copy', '/reload']) {
+			expect(attachmentRefusal(parseComposer(cmd), 1), cmd).toMatch(/does not take attachments/);
+			expect(attachmentRefusal(parseComposer(cmd), 0), cmd).toBeNull();
+		}
+		expect(attachmentRefusal(parseComposer('!ls'), 2)).toMatch(/do not take attachments/);
+		expect(attachmentRefusal(parseComposer('look at this'), 2)).toBeNull();
+	});
+
+	it("echoes prompts and !cmd as the user's bubble, not slash commands", () => {
+		expect(echoes(parseComposer('!ls -la'))).toBe(true);
+		expect(echoes(parseComposer('!!git status'))).toBe(true);
+		expect(echoes(parseComposer('hello'))).toBe(true);
+		expect(echoes(parseComposer('/compact'))).toBe(false);
 	});
 });

@@ -41,6 +41,23 @@ export function parseBang(text: string): { kind: 'bash'; command: string; exclud
 	return null;
 }
 
+/** Why a submission cannot go with the pending attachments, or null when it can: slash commands and bang
+ * shortcuts do not take attachments (behaviour.md §5–6); the attachments stay for the next message. */
+export function attachmentRefusal(action: ComposerAction, attachments: number): string | null {
+	if (attachments === 0) return null;
+	if (action.kind === 'compact' || action.kind === 'copy' || action.kind === 'reload') {
+		return `/${action.kind} does not take attachments: they were kept for your next message. Send /${action.kind} again once they are removed.`;
+	}
+	if (action.kind === 'bash') return 'Bash shortcuts (! / !!) do not take attachments: remove them or send a normal message.';
+	return null;
+}
+
+/** Whether a submission shows as the user's bubble: prompts and bang shortcuts (as the original, `!ls` shows
+ * as typed); slash commands act locally or on pi without a message. */
+export function echoes(action: ComposerAction): boolean {
+	return action.kind === 'prompt' || action.kind === 'bash';
+}
+
 /** Which pi command a send becomes: `prompt` when idle; while streaming `steer`, or `follow_up` with a modifier. */
 export function sendType(streaming: boolean, mods: { altKey?: boolean; ctrlKey?: boolean; metaKey?: boolean } = {}): 'prompt' | 'steer' | 'follow_up' {
 	if (!streaming) return 'prompt';

@@ -1,8 +1,9 @@
 // Recording a clip with MediaRecorder and sending it to `POST /api/sessions/{id}/transcribe` (browser only).
-// Stopping waits for the recorder's last chunk, so the end of what was said is never cut off.
+// Stopping flushes and waits for the recorder's last chunk, so the end of what was said is never cut off (the
+// slices and the stop sequence per platform are `recordingPlan`/`finishRecording` in voice.ts).
 
 import { ApiError, apiFetch, detailOf } from '../api/client';
-import { isIOS, pickMimeType, TRANSCRIBE_MAX_BYTES } from './voice';
+import { finishRecording, isIOS, pickMimeType, recordingPlan, TRANSCRIBE_MAX_BYTES } from './voice';
 
 export interface Recording {
 	/** Stops and resolves to the whole clip. */
@@ -16,16 +17,18 @@ export async function startRecording(): Promise<Recording> {
 		throw new Error('This browser cannot record audio here (it needs HTTPS or localhost).');
 	}
 	const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-	const mimeType = pickMimeType((t) => MediaRecorder.isTypeSupported(t), isIOS(navigator.userAgent, navigator.maxTouchPoints));
+	const ios = isIOS(navigator.userAgent, navigator.maxTouchPoints);
+	const plan = recordingPlan(ios);
+	const mimeType = pickMimeType((t) => MediaRecorder.isTypeSupported(t), ios);
 	const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : undefined);
 	const chunks: Blob[] = [];
 	recorder.ondataavailable = (e) => e.data.size && chunks.push(e.data);
 	const stopped = new Promise<void>((resolve) => (recorder.onstop = () => resolve()));
 	const release = () => stream.getTracks().forEach((t) => t.stop());
-	recorder.start(1000);
+	recorder.start(plan.timesliceMs);
 	return {
 		async stop() {
-			if (recorder.state !== 'inactive') recorder.stop();
+			finishRecording(recorder, plan.stopDelayMs);
 			await stopped;
 			release();
 			return new Blob(chunks, { type: recorder.mimeType || mimeType || 'audio/webm' });

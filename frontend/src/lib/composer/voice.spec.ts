@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { appendTranscript, IDLE, isIOS, micButton, NO_SPEECH, pickMimeType } from './voice';
+import { appendTranscript, finishRecording, IDLE, isIOS, micButton, NO_SPEECH, pickMimeType, recordingPlan } from './voice';
 
 const ready = { speech: true, checking: false, live: true, connected: true };
 
 describe('micButton', () => {
 	it('is disabled with the cluster tooltip when there is no speech worker', () => {
 		expect(micButton('text', IDLE, { ...ready, speech: false })).toEqual({ label: 'Mic → Text', disabled: true, title: NO_SPEECH, pressed: false });
-		expect(NO_SPEECH).toBe('No speech worker in this cluster');
+		// On a server without a GPU or a cached model the tooltip says how to turn speech on.
+		expect(NO_SPEECH).toMatch(/^No speech worker in this cluster\. To turn it on, restart piface \(or an agent\) with --speech/);
 		expect(micButton('clean', IDLE, { ...ready, checking: true, speech: false }).disabled).toBe(true);
 	});
 
@@ -44,10 +45,37 @@ describe('recording format', () => {
 });
 
 describe('appendTranscript', () => {
-	it('joins with one space and never adds an empty transcript', () => {
+	it('puts the transcript on a new line after text, as the original, and never adds an empty one', () => {
 		expect(appendTranscript('', ' hello ')).toBe('hello');
-		expect(appendTranscript('fix this', 'please')).toBe('fix this please');
+		expect(appendTranscript('fix this', 'please')).toBe('fix this\nplease');
+		expect(appendTranscript('fix this  ', 'please')).toBe('fix this\nplease');
 		expect(appendTranscript('line\n', 'next')).toBe('line\nnext');
 		expect(appendTranscript('keep', '   ')).toBe('keep');
+	});
+});
+
+describe('recordingPlan and finishRecording', () => {
+	it('uses 250 ms slices and a 140 ms delayed stop on iOS only', () => {
+		expect(recordingPlan(true)).toEqual({ timesliceMs: 250, stopDelayMs: 140 });
+		expect(recordingPlan(false)).toEqual({ timesliceMs: 1000, stopDelayMs: 0 });
+	});
+
+	it('flushes, then stops (later when asked), and leaves an inactive recorder alone', () => {
+		const calls: string[] = [];
+		const rec = { state: 'recording', requestData: () => calls.push('requestData'), stop: () => calls.push('stop') };
+		let later: (() => void) | null = null;
+		finishRecording(rec, 140, (fn, ms) => {
+			calls.push(`schedule ${ms}`);
+			later = fn;
+		});
+		expect(calls).toEqual(['requestData', 'schedule 140']);
+		later!();
+		expect(calls).toEqual(['requestData', 'schedule 140', 'stop']);
+		const idle = { state: 'inactive', requestData: () => calls.push('x'), stop: () => calls.push('x') };
+		finishRecording(idle, 0);
+		expect(calls).not.toContain('x');
+		const throwing = { state: 'recording', requestData: () => { throw new Error('no data'); }, stop: () => calls.push('stopped anyway') };
+		finishRecording(throwing, 0);
+		expect(calls).toContain('stopped anyway');
 	});
 });

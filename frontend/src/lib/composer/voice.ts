@@ -11,7 +11,10 @@ export const IDLE: VoicePhase = { kind: 'idle' };
 /** The server's limit on a clip (rest-api.md §7): 25 MiB. */
 export const TRANSCRIBE_MAX_BYTES = 25 * 1024 * 1024;
 
-export const NO_SPEECH = 'No speech worker in this cluster';
+/** Why the Mic buttons are off, and how to turn them on (README "Speech": an agent serves speech when it has a
+ * GPU or the model is cached; `--speech` makes it fetch the model and serve it on the CPU). */
+export const NO_SPEECH =
+	'No speech worker in this cluster. To turn it on, restart piface (or an agent) with --speech: it downloads the model and runs it, on the CPU if there is no GPU.';
 
 export interface MicContext {
 	/** The cluster has a speech worker (from `/api/health`). */
@@ -62,10 +65,50 @@ export function pickMimeType(isSupported: (type: string) => boolean, ios: boolea
 	return order.find((t) => isSupported(t)) ?? '';
 }
 
-/** The draft with a transcript appended: a space after text on the same line, nothing before an empty draft. */
+/** The draft with a transcript appended on a line of its own (ui.md "Voice", as the original): a new line after
+ * existing text (none added when the draft already ends with one), nothing before an empty draft. */
 export function appendTranscript(draft: string, transcript: string): string {
 	const t = transcript.trim();
 	if (!t) return draft;
 	if (!draft.trim()) return t;
-	return /\s$/.test(draft) ? draft + t : `${draft} ${t}`;
+	return /\n[ \t]*$/.test(draft) ? draft.replace(/[ \t]+$/, '') + t : `${draft.replace(/\s+$/, '')}\n${t}`;
+}
+
+/** How a clip is recorded and stopped. iOS Safari can hand over an empty clip when the recorder is stopped
+ * straight away, or when it records in long slices: there, record in 250 ms slices and, on stop, ask for the
+ * pending data first and stop 140 ms later (the original's fix). Elsewhere 1 s slices and an immediate stop. */
+export interface RecordingPlan {
+	timesliceMs: number;
+	stopDelayMs: number;
+}
+
+export function recordingPlan(ios: boolean): RecordingPlan {
+	return ios ? { timesliceMs: 250, stopDelayMs: 140 } : { timesliceMs: 1000, stopDelayMs: 0 };
+}
+
+/** The part of MediaRecorder the stop sequence uses. */
+export interface StoppableRecorder {
+	readonly state: string;
+	requestData?: () => void;
+	stop(): void;
+}
+
+/** Ends a recording: flush the pending data (`requestData`), then stop, after `delayMs` when asked.
+ * `schedule` is setTimeout (injectable for specs). Nothing happens to a recorder that is already inactive. */
+export function finishRecording(
+	recorder: StoppableRecorder,
+	delayMs: number,
+	schedule: (fn: () => void, ms: number) => unknown = setTimeout
+): void {
+	if (recorder.state === 'inactive') return;
+	try {
+		recorder.requestData?.();
+	} catch {
+		// Some browsers throw when no data is pending: stopping still delivers what there is.
+	}
+	const stop = () => {
+		if (recorder.state !== 'inactive') recorder.stop();
+	};
+	if (delayMs > 0) schedule(stop, delayMs);
+	else stop();
 }

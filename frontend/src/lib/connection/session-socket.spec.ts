@@ -6,6 +6,8 @@ import type { ServerFrame } from '../api/protocol';
 import { installFakeBrowser, type FakeBrowser } from './fake-browser';
 import { SessionSocket } from './session-socket.svelte';
 
+const VISIBLE = '{"type":"piface_visibility","visible":true}';
+
 let page: FakeBrowser;
 let log: string[];
 let frames: ServerFrame[];
@@ -32,7 +34,7 @@ afterEach(() => {
 });
 
 describe('SessionSocket', () => {
-	it('asks for the history and the state on every open, and passes on text frames with a type', () => {
+	it('says whether the page is visible, asks for the history and the state on every open, and passes on text frames with a type', () => {
 		const s = make();
 		expect(s.status).toBe('idle');
 		s.start();
@@ -42,7 +44,7 @@ describe('SessionSocket', () => {
 		expect(s.status).toBe('open');
 		expect(s.connected).toBe(true);
 		expect(log).toEqual(['open']);
-		expect(page.last().sent).toEqual(['{"type":"piface_get_history"}', '{"type":"get_state"}']);
+		expect(page.last().sent).toEqual([VISIBLE, '{"type":"piface_get_history"}', '{"type":"get_state"}']);
 		page.last().receive('{"type":"agent_end"}');
 		page.last().receive('not json');
 		page.last().receive('{"no":"type"}');
@@ -65,7 +67,7 @@ describe('SessionSocket', () => {
 		expect(page.sockets).toHaveLength(2);
 		page.last().open();
 		expect(s.attempt).toBe(0);
-		expect(page.last().sent).toEqual(['{"type":"piface_get_history"}', '{"type":"get_state"}']);
+		expect(page.last().sent).toEqual([VISIBLE, '{"type":"piface_get_history"}', '{"type":"get_state"}']);
 	});
 
 	it('treats 4004 as the session gone: no retry, and reconnectNow waits until the page says it is live', () => {
@@ -80,6 +82,28 @@ describe('SessionSocket', () => {
 		s.live = true;
 		s.reconnectNow();
 		expect(page.sockets).toHaveLength(2);
+	});
+
+	it('tells the coordinator when the page is hidden or shown again, and stops listening when stopped', () => {
+		const s = make();
+		const before = page.document.listenerCount;
+		s.start();
+		page.setVisible(false); // not open yet: nothing to tell
+		page.setVisible(true);
+		page.last().open();
+		expect(page.last().sent[0]).toBe(VISIBLE);
+		page.setVisible(false);
+		page.setVisible(true);
+		expect(page.last().sent.slice(3)).toEqual(['{"type":"piface_visibility","visible":false}', VISIBLE]);
+		// A page hidden while it reconnects says so at once.
+		page.last().drop(1006);
+		vi.advanceTimersByTime(2000);
+		expect(page.sockets).toHaveLength(2);
+		page.setVisible(false);
+		page.last().open();
+		expect(page.last().sent[0]).toBe('{"type":"piface_visibility","visible":false}');
+		s.stop();
+		expect(page.document.listenerCount).toBe(before);
 	});
 
 	it('shows closed after stop and stays closed', () => {

@@ -1,11 +1,13 @@
 // The chat WebSocket of one session, in compact mode (see `socketUrl`): exposes its status as `$state` and
 // sends typed messages over a `ReconnectingSocket` (reconnecting-socket.ts: backoff, lifecycle reconnects,
-// cleanup). Every open asks for the history (`piface_get_history`) and for pi's state, so a reconnect resumes
-// from a full replay; the reducer decides what the feed shows. A close with 4004 (session gone) is final.
+// cleanup). Every open says whether the page is visible (`piface_visibility`, again whenever that changes: the
+// coordinator pushes nothing about a session one of whose pages is visible) and asks for the history
+// (`piface_get_history`) and for pi's state, so a reconnect resumes from a full replay; the reducer decides what
+// the feed shows. A close with 4004 (session gone) is final.
 //
 // Not here: what frames mean (chat/reducer.ts) and what the page does with them.
 
-import type { ClientMessage, ServerFrame } from '../api/protocol';
+import type { BrowserFrame, ClientMessage, ServerFrame } from '../api/protocol';
 import { ReconnectingSocket } from './reconnecting-socket';
 import { socketUrl } from './reconnect';
 
@@ -42,6 +44,7 @@ export class SessionSocket {
 				url: () => socketUrl(location, this.sessionId),
 				open: (send) => {
 					this.handlers.open?.();
+					send(JSON.stringify(visibilityFrame()));
 					send(JSON.stringify({ type: 'piface_get_history' }));
 					send(JSON.stringify({ type: 'get_state' }));
 				},
@@ -75,13 +78,24 @@ export class SessionSocket {
 
 	/** Opens the socket and starts listening to page lifecycle events. */
 	start(): void {
+		if (!this.#listening) {
+			document.addEventListener('visibilitychange', this.#visibility);
+			this.#listening = true;
+		}
 		this.#socket.start();
 	}
 
 	/** Closes the socket for good (leaving the page). */
 	stop(): void {
+		document.removeEventListener('visibilitychange', this.#visibility);
+		this.#listening = false;
 		this.#socket.stop();
 	}
+
+	#listening = false;
+	readonly #visibility = () => {
+		this.#socket.send(JSON.stringify(visibilityFrame()));
+	};
 
 	/** Reconnects now if the session is live and no socket is open (e.g. after a resume). Unlike the terminal's,
 	 * this does not undo a 4004: the page sets `live` from the session's record first. */
@@ -94,6 +108,11 @@ export class SessionSocket {
 	send(msg: ClientMessage): boolean {
 		return this.#socket.send(JSON.stringify(msg));
 	}
+}
+
+/** Whether the page is visible now, as the coordinator reads it. */
+export function visibilityFrame(): BrowserFrame {
+	return { type: 'piface_visibility', visible: document.visibilityState === 'visible' };
 }
 
 /** A text frame with a string `type`; anything else is skipped. */

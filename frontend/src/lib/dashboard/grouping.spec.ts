@@ -82,3 +82,11 @@ describe('names and defaults', () => {
 		expect(THINKING_LEVELS).toContain('xhigh');
 	});
 });
+
+describe('branchName and copyName', () => {
+	it("pre-fill '<name> branch' and '<name> copy', as the original", async () => {
+		const { branchName, copyName } = await import('./grouping');
+		expect(branchName({ session_name: 'API work', working_dir: '/src/api' })).toBe('API work branch');
+		expect(copyName({ session_name: null, working_dir: '/src/api/' })).toBe('api copy');
+	});
+});

@@ -79,6 +79,16 @@ export function displayName(s: Pick<SessionRecord, 'session_name' | 'working_dir
 	return basename(s?.working_dir ?? '') || 'Session';
 }
 
+/** The name "Branch" pre-fills, as the original: `<name> branch`, so branches stand out on the dashboard. */
+export function branchName(s: Pick<SessionRecord, 'session_name' | 'working_dir'> | null | undefined): string {
+	return `${displayName(s)} branch`;
+}
+
+/** The name "New from defaults" pre-fills, as the original: `<name> copy`. */
+export function copyName(s: Pick<SessionRecord, 'session_name' | 'working_dir'> | null | undefined): string {
+	return `${displayName(s)} copy`;
+}
+
 export function basename(path: string): string {
 	const parts = path.replace(/\/+$/, '').split('/');
 	return parts[parts.length - 1] ?? '';

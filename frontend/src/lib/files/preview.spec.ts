@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../api/client';
-import { copyLabel, copyPayload, formatSize, fsErrorText, isTooLarge, languageFor, markdownTarget, sortEntries } from './preview';
+import { AUTO_HIGHLIGHT_LIMIT, copyChoices, copyLabel, copyPayload, formatSize, fsErrorText, HIGHLIGHT_LIMIT, highlightPlan, isTooLarge, languageFor, markdownTarget, sortEntries } from './preview';
 
 describe('languageFor', () => {
 	it.each([
@@ -14,10 +14,38 @@ describe('languageFor', () => {
 		['.env', 'bash'],
 		['data.json', 'json'],
 		['notes.txt', null],
-		['Makefile', null],
+		['Makefile', 'makefile'],
 		['archive.tar.gz', null],
-		['style.scss', 'css']
+		['style.scss', 'scss'],
+		['app.rb', 'ruby'],
+		['Gemfile', 'ruby'],
+		['index.php', 'php'],
+		['Main.kt', 'kotlin'],
+		['View.swift', 'swift'],
+		['init.lua', 'lua'],
+		['Program.cs', 'csharp']
 	])('%s → %s', (name, lang) => expect(languageFor(name)).toBe(lang));
+});
+
+describe('highlightPlan', () => {
+	it('uses the language of the name, else automatic detection for a small file, else nothing', () => {
+		expect(highlightPlan('app.rb', 100)).toEqual({ mode: 'language', language: 'ruby' });
+		expect(highlightPlan('notes', 100)).toEqual({ mode: 'auto' });
+		expect(highlightPlan('notes', 0)).toEqual({ mode: 'none' });
+		expect(highlightPlan('notes', AUTO_HIGHLIGHT_LIMIT + 1)).toEqual({ mode: 'none' });
+		expect(highlightPlan('app.rb', HIGHLIGHT_LIMIT + 1)).toEqual({ mode: 'none' });
+	});
+});
+
+describe('copyChoices', () => {
+	it('offers the source, the relative and the absolute path', () => {
+		expect(copyChoices({ kind: 'code', content: 'x = 1', path: '/repo/src/a.py' }, '/repo')).toEqual([
+			{ label: 'Copy source', value: 'x = 1' },
+			{ label: 'Copy relative path', value: 'src/a.py' },
+			{ label: 'Copy absolute path', value: '/repo/src/a.py' }
+		]);
+		expect(copyChoices({ kind: 'image', content: null, path: '/elsewhere/b.png' }, '/repo')).toEqual([{ label: 'Copy absolute path', value: '/elsewhere/b.png' }]);
+	});
 });
 
 describe('sortEntries', () => {

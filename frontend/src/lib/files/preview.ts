@@ -9,22 +9,38 @@ import { joinPath, relativeTo } from './paths';
 /** Code above this many characters is shown without highlighting (highlight.js would stall a phone). */
 export const HIGHLIGHT_LIMIT = 200_000;
 
-// Languages registered in markdown/highlight.ts (or their aliases), by extension.
+/** Automatic detection tries all 36 grammars: only for files up to this many characters. */
+export const AUTO_HIGHLIGHT_LIMIT = 50_000;
+
+// Languages of highlight.js's common set (markdown/highlight.ts), by extension.
 const LANGUAGE_BY_EXT: Record<string, string> = {
 	sh: 'bash', bash: 'bash', zsh: 'bash', env: 'bash',
 	c: 'c', h: 'c',
 	cc: 'cpp', cpp: 'cpp', cxx: 'cpp', hpp: 'cpp', hh: 'cpp',
-	css: 'css', scss: 'css',
+	cs: 'csharp', csx: 'csharp',
+	css: 'css', scss: 'scss', less: 'less',
 	diff: 'diff', patch: 'diff',
 	go: 'go',
+	graphql: 'graphql', gql: 'graphql',
 	java: 'java',
 	js: 'javascript', jsx: 'javascript', mjs: 'javascript', cjs: 'javascript',
 	json: 'json', jsonc: 'json', jsonl: 'json',
+	kt: 'kotlin', kts: 'kotlin',
+	lua: 'lua',
+	mk: 'makefile', mak: 'makefile',
 	md: 'markdown', markdown: 'markdown', mdx: 'markdown',
+	m: 'objectivec', mm: 'objectivec',
+	pl: 'perl', pm: 'perl',
+	php: 'php', phtml: 'php',
 	py: 'python', pyi: 'python',
+	r: 'r',
+	rb: 'ruby', rake: 'ruby', gemspec: 'ruby', ru: 'ruby',
 	rs: 'rust',
 	sql: 'sql',
+	swift: 'swift',
 	ts: 'typescript', tsx: 'typescript', mts: 'typescript', cts: 'typescript',
+	vb: 'vbnet',
+	wat: 'wasm', wast: 'wasm',
 	xml: 'xml', html: 'xml', htm: 'xml', svg: 'xml', svelte: 'xml', vue: 'xml',
 	yaml: 'yaml', yml: 'yaml',
 	toml: 'ini', ini: 'ini', cfg: 'ini', conf: 'ini', lock: 'ini'
@@ -33,8 +49,24 @@ const LANGUAGE_BY_EXT: Record<string, string> = {
 const LANGUAGE_BY_NAME: Record<string, string> = {
 	'.bashrc': 'bash', '.profile': 'bash', '.zshrc': 'bash', '.envrc': 'bash', '.env': 'bash',
 	'.gitconfig': 'ini', '.editorconfig': 'ini',
-	'package-lock.json': 'json'
+	'package-lock.json': 'json',
+	makefile: 'makefile', gnumakefile: 'makefile',
+	gemfile: 'ruby', rakefile: 'ruby', podfile: 'ruby'
 };
+
+/** Every language `languageFor` can answer (the spec checks highlight.js knows them all). */
+export const MAPPED_LANGUAGES: readonly string[] = [...new Set([...Object.values(LANGUAGE_BY_EXT), ...Object.values(LANGUAGE_BY_NAME)])];
+
+/** How a code preview is highlighted: in the language of its name, by automatic detection (no language from
+ * the name, as the original's `highlightAuto`), or not at all (too large). */
+export type HighlightPlan = { mode: 'language'; language: string } | { mode: 'auto' } | { mode: 'none' };
+
+export function highlightPlan(fileName: string, length: number): HighlightPlan {
+	if (length > HIGHLIGHT_LIMIT) return { mode: 'none' };
+	const language = languageFor(fileName);
+	if (language) return { mode: 'language', language };
+	return length > 0 && length <= AUTO_HIGHLIGHT_LIMIT ? { mode: 'auto' } : { mode: 'none' };
+}
 
 /** The highlight.js language for a file name, or null for plain text. */
 export function languageFor(fileName: string): string | null {
@@ -89,6 +121,25 @@ export function copyPayload(preview: Pick<FilePreview, 'kind' | 'content' | 'pat
 	if ((preview.kind === 'code' || preview.kind === 'markdown') && typeof preview.content === 'string') return preview.content;
 	const rel = relativeTo(root, preview.path);
 	return rel && rel !== '.' ? rel : preview.path;
+}
+
+/** One entry of the preview's copy menu. */
+export interface CopyChoice {
+	label: string;
+	value: string;
+}
+
+/** The copy menu of a preview (as the original's): the source of code and Markdown, the path relative to the
+ * session's root when the file lies inside it, and the absolute path. */
+export function copyChoices(preview: Pick<FilePreview, 'kind' | 'content' | 'path'>, root: string): CopyChoice[] {
+	const out: CopyChoice[] = [];
+	if ((preview.kind === 'code' || preview.kind === 'markdown') && typeof preview.content === 'string') {
+		out.push({ label: 'Copy source', value: preview.content });
+	}
+	const rel = relativeTo(root, preview.path);
+	if (rel && rel !== '.') out.push({ label: 'Copy relative path', value: rel });
+	out.push({ label: 'Copy absolute path', value: preview.path });
+	return out;
 }
 
 /** The label of the copy button for a preview kind. */

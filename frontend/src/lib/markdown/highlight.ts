@@ -1,38 +1,34 @@
-// highlight.js with a set of common languages, loaded on demand by enhance.ts (its own chunk).
+// highlight.js with its "common" set of 36 languages (the original's: Ruby, PHP, Kotlin, Swift, Lua, C#… as well
+// as the usual ones), loaded on demand by enhance.ts and the Files tab's CodeView (its own chunk). Chat code
+// fences are highlighted only in the language they name; a Files preview whose extension names no language is
+// highlighted by automatic detection, as the original did. Not here: which extension means which language
+// (files/preview.ts `languageFor`) and how large a file may be to be highlighted (`highlightPlan`).
 
-import hljs from 'highlight.js/lib/core';
-import bash from 'highlight.js/lib/languages/bash';
-import c from 'highlight.js/lib/languages/c';
-import cpp from 'highlight.js/lib/languages/cpp';
-import css from 'highlight.js/lib/languages/css';
-import diff from 'highlight.js/lib/languages/diff';
-import go from 'highlight.js/lib/languages/go';
-import java from 'highlight.js/lib/languages/java';
-import javascript from 'highlight.js/lib/languages/javascript';
-import json from 'highlight.js/lib/languages/json';
-import markdown from 'highlight.js/lib/languages/markdown';
-import python from 'highlight.js/lib/languages/python';
-import rust from 'highlight.js/lib/languages/rust';
-import sql from 'highlight.js/lib/languages/sql';
-import typescript from 'highlight.js/lib/languages/typescript';
-import xml from 'highlight.js/lib/languages/xml';
-import yaml from 'highlight.js/lib/languages/yaml';
-import ini from 'highlight.js/lib/languages/ini';
+import hljs from 'highlight.js/lib/common';
 
-const languages = { bash, c, cpp, css, diff, go, java, javascript, json, markdown, python, rust, sql, typescript, xml, yaml, ini };
-for (const [name, lang] of Object.entries(languages)) hljs.registerLanguage(name, lang);
-hljs.registerAliases(['sh', 'shell', 'zsh', 'console'], { languageName: 'bash' });
+hljs.registerAliases(['shell', 'zsh', 'console'], { languageName: 'bash' });
 hljs.registerAliases(['toml'], { languageName: 'ini' });
 hljs.registerAliases(['html', 'svg', 'svelte', 'vue'], { languageName: 'xml' });
-hljs.registerAliases(['js', 'jsx', 'mjs'], { languageName: 'javascript' });
-hljs.registerAliases(['ts', 'tsx'], { languageName: 'typescript' });
-hljs.registerAliases(['py'], { languageName: 'python' });
-hljs.registerAliases(['rs'], { languageName: 'rust' });
-hljs.registerAliases(['yml'], { languageName: 'yaml' });
-hljs.registerAliases(['md'], { languageName: 'markdown' });
+hljs.registerAliases(['jsonc', 'jsonl'], { languageName: 'json' });
 
+/** Whether highlight.js knows `name` (a language or an alias). */
+export function knowsLanguage(name: string): boolean {
+	return hljs.getLanguage(name) !== undefined;
+}
+
+/** Highlights a `<code class="language-…">` in place; nothing for an unknown or missing language. */
 export function highlightElement(el: HTMLElement): void {
 	const lang = /language-([\w-]+)/.exec(el.className)?.[1];
 	if (!lang || !hljs.getLanguage(lang)) return;
 	hljs.highlightElement(el);
+}
+
+/** The highlighted HTML of `text` (highlight.js escapes the text itself) and the language used: the named one
+ * when known, else the one automatic detection picks (null when it finds none, the text then only escaped). */
+export function highlightCode(text: string, language: string | null): { html: string; language: string | null } {
+	if (language && hljs.getLanguage(language)) {
+		return { html: hljs.highlight(text, { language, ignoreIllegals: true }).value, language };
+	}
+	const auto = hljs.highlightAuto(text);
+	return { html: auto.value, language: auto.language ?? null };
 }

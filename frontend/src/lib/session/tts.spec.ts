@@ -6,7 +6,7 @@ const ok = { tts: true, checking: false, generating: false };
 describe('Listen', () => {
 	it('is disabled with the cluster tooltip without a TTS worker', () => {
 		expect(listenButton('hello', { ...ok, tts: false })).toEqual({ disabled: true, title: NO_TTS });
-		expect(NO_TTS).toBe('No text-to-speech worker in this cluster');
+		expect(NO_TTS).toMatch(/^No text-to-speech worker in this cluster\. To turn it on, restart piface \(or an agent\) with --tts/);
 		expect(listenButton('hello', { ...ok, tts: false, checking: true }).disabled).toBe(true);
 	});
 

@@ -5,7 +5,9 @@ import { ApiError, apiFetch, detailOf } from '../api/client';
 
 /** The server's limit (rest-api.md §8), after normalisation. */
 export const TTS_MAX_CHARS = 12_000;
-export const NO_TTS = 'No text-to-speech worker in this cluster';
+/** Why Listen is off, and how to turn it on (README "Text-to-speech", decided as for speech-to-text). */
+export const NO_TTS =
+	'No text-to-speech worker in this cluster. To turn it on, restart piface (or an agent) with --tts: it downloads the voice and runs it, on the CPU if there is no GPU.';
 
 /** What the server reads: CRLF → LF, trimmed. */
 export function ttsText(text: string): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { closeMeaning, EXTRA_KEYS, resizeMessage, termColors, terminalUrl } from './protocol';
+import { closeMeaning, ctrlChord, EXTRA_KEYS, resizeMessage, StickyCtrl, termColors, terminalUrl } from './protocol';
 
 describe('terminal protocol', () => {
 	it('builds the URL from the page location', () => {
@@ -28,6 +28,32 @@ describe('terminal protocol', () => {
 		expect(data['^C']).toBe('\x03');
 		expect(data['↑']).toBe('\x1b[A');
 		expect(EXTRA_KEYS.every((k) => k.title.length > 0)).toBe(true);
+	});
+
+	it("has the original's bar: Esc, Tab, a sticky Ctrl, arrows, |, ~, -, /", () => {
+		expect(EXTRA_KEYS.map((k) => k.label)).toEqual(['Esc', 'Tab', 'Ctrl', '^C', '^D', '↑', '↓', '←', '→', '|', '~', '-', '/']);
+		expect(EXTRA_KEYS.filter((k) => k.ctrl).map((k) => k.label)).toEqual(['Ctrl']);
+		const data = Object.fromEntries(EXTRA_KEYS.map((k) => [k.label, k.data]));
+		expect([data['|'], data['~'], data['-'], data['/']]).toEqual(['|', '~', '-', '/']);
+	});
+
+	it('turns the next key into its control character while Ctrl is armed (Ctrl-R, Ctrl-Z, Ctrl-L)', () => {
+		expect(ctrlChord('r')).toBe('\x12');
+		expect(ctrlChord('Z')).toBe('\x1a');
+		expect(ctrlChord('l')).toBe('\x0c');
+		expect(ctrlChord('[')).toBe('\x1b');
+		expect(ctrlChord('?')).toBe('\x7f');
+		expect(ctrlChord('1')).toBe('1');
+		expect(ctrlChord('\x1b[A')).toBe('\x1b[A');
+		const ctrl = new StickyCtrl();
+		expect(ctrl.apply('r')).toBe('r');
+		expect(ctrl.toggle()).toBe(true);
+		expect(ctrl.apply('r')).toBe('\x12');
+		expect(ctrl.armed).toBe(false);
+		expect(ctrl.apply('r')).toBe('r');
+		ctrl.toggle();
+		ctrl.toggle();
+		expect(ctrl.apply('z')).toBe('z');
 	});
 
 	it('takes colours from the skin tokens, with a readable palette on light backgrounds', () => {

@@ -35,17 +35,62 @@ export function closeMeaning(code: number): CloseMeaning {
 	return 'retry';
 }
 
-/** Keys a phone keyboard lacks, as the bytes a terminal sends for them. */
-export const EXTRA_KEYS: readonly { label: string; title: string; data: string }[] = [
+/** A key of the phone key bar: bytes to send, or the sticky Ctrl (`ctrl: true`, no bytes of its own). */
+export interface BarKey {
+	label: string;
+	title: string;
+	data: string;
+	ctrl?: boolean;
+}
+
+/** Keys a phone keyboard lacks or hides, as the bytes a terminal sends for them, in the original's order (Esc,
+ * Tab, Ctrl, arrows, `|`, `~`, `-`, `/`) plus our one-tap ^C and ^D after Ctrl. */
+export const EXTRA_KEYS: readonly BarKey[] = [
 	{ label: 'Esc', title: 'Escape', data: '\x1b' },
 	{ label: 'Tab', title: 'Tab', data: '\t' },
+	{ label: 'Ctrl', title: 'Control: the next key is sent with Ctrl (e.g. Ctrl, then R)', data: '', ctrl: true },
 	{ label: '^C', title: 'Control-C (interrupt)', data: '\x03' },
 	{ label: '^D', title: 'Control-D (end of input)', data: '\x04' },
 	{ label: '↑', title: 'Arrow up', data: '\x1b[A' },
 	{ label: '↓', title: 'Arrow down', data: '\x1b[B' },
 	{ label: '←', title: 'Arrow left', data: '\x1b[D' },
-	{ label: '→', title: 'Arrow right', data: '\x1b[C' }
+	{ label: '→', title: 'Arrow right', data: '\x1b[C' },
+	{ label: '|', title: 'Pipe', data: '|' },
+	{ label: '~', title: 'Tilde', data: '~' },
+	{ label: '-', title: 'Dash', data: '-' },
+	{ label: '/', title: 'Slash', data: '/' }
 ];
+
+/**
+ * What a key sends while the sticky Ctrl is on: one letter or one of `@[\\]^_` (and space) becomes its control
+ * character (`r` → Ctrl-R, 0x12), `?` becomes DEL; anything else (an arrow's escape sequence, a paste, a
+ * digit) goes as it is, since a terminal has no Ctrl form of it.
+ */
+export function ctrlChord(data: string): string {
+	if (data.length !== 1) return data;
+	if (data === '?') return '\x7f';
+	if (data === ' ') return '\x00';
+	const code = data.toUpperCase().charCodeAt(0);
+	return code >= 64 && code <= 95 ? String.fromCharCode(code - 64) : data;
+}
+
+/** The sticky Ctrl of the key bar: armed by its button, spent (and disarmed) by the next key from the bar or the
+ * keyboard. */
+export class StickyCtrl {
+	armed = false;
+
+	toggle(): boolean {
+		this.armed = !this.armed;
+		return this.armed;
+	}
+
+	/** The bytes to send for `data`, with Ctrl applied once if armed. */
+	apply(data: string): string {
+		if (!this.armed) return data;
+		this.armed = false;
+		return ctrlChord(data);
+	}
+}
 
 /** xterm.js theme colours. */
 export interface TermColors {
