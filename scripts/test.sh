@@ -22,6 +22,8 @@ npm --prefix "$root/frontend" run build
 features=(--features piface-coordinator/etcd)
 cargo build --workspace --bins "${features[@]}"
 cargo test --workspace "${features[@]}" "$@"
+# The benchmarks are not tests, but they must keep compiling (dev profile, no run).
+cargo test --workspace --benches --no-run "${features[@]}"
 
 # The UI end to end: the piface and fake-llm binaries just built, the real pi, Debian's chromium.
 npm --prefix "$root/frontend" run e2e

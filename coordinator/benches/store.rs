@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use piface_coordinator::record::SessionRecord;
-use piface_coordinator::registry::Registry;
+use piface_coordinator::sessions::Registry;
 use piface_coordinator::store::{parse_original_state, RedbStore, Snapshot, StateStore};
 use serde_json::json;
 

@@ -1,18 +1,16 @@
-//! Two coordinators on one etcd, an agent process given both: one leads, the other stands by;
+//! Two coordinators on one etcd, two agent processes given both: one coordinator leads, the other stands by;
 //! the leader is killed (`kill -9`) in the middle of a turn and the standby takes over. The
 //! agent's pi runs on (same pid) and the turn's whole answer reaches a browser of the new
 //! leader. Needs the `etcd` feature and Debian's `etcd-server`.
 #![cfg(feature = "etcd")]
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use piface_test_support::etcd::Etcd;
-use piface_test_support::piface::{assistant_text, git_repo, Options, Piface};
+use piface_test_support::piface::{assistant_text, git_repo, join_token, AgentProcess, Options, Piface};
 use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
 use serde_json::{json, Value};
-use tokio::process::Command;
 
 const PIFACE: &str = env!("CARGO_BIN_EXE_piface");
 
@@ -26,35 +24,6 @@ fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), &target).unwrap();
         }
     }
-}
-
-async fn health(server: &Piface) -> (u16, Value) {
-    server.get("/api/health").await.unwrap_or((0, Value::Null))
-}
-
-async fn wait_leading(server: &Piface, within: Duration) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if health(server).await.0 == 200 {
-            return start.elapsed();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{} did not lead within {within:?}: {:?}", server.base, health(server).await);
-}
-
-async fn wait_agent_up(server: &Piface, name: &str) {
-    for _ in 0..600 {
-        let (status, body) = server.get("/api/agents").await.unwrap_or((0, Value::Null));
-        let up = body["agents"].as_array().is_some_and(|list| {
-            list.iter().any(|a| a["name"] == name && a["status"] == "up" && a["hostname"].is_string())
-        });
-        if status == 200 && up {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("agent {name} did not come up on {}", server.base);
 }
 
 fn pis_of(agent_pid: u32) -> Vec<u32> {
@@ -87,7 +56,7 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
     };
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Piface::start_coordinator(store(dir_a.path())).await.unwrap();
-    wait_leading(&a, Duration::from_secs(30)).await;
+    a.wait_leading(Duration::from_secs(30)).await;
     // The standby shares the cluster's keys and the login (see the README).
     copy_dir(&dir_a.path().join("cluster"), &dir_b.path().join("cluster"));
     copy_dir(&dir_a.path().join("auth"), &dir_b.path().join("auth"));
@@ -95,7 +64,7 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
     // B stands by and says where the leader is; its other routes refuse.
     let mut standby = (0, Value::Null);
     for _ in 0..100 {
-        standby = health(&b).await;
+        standby = b.health().await;
         if standby.1["leader"] == a.base {
             break;
         }
@@ -106,39 +75,29 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
     assert_eq!(b.get("/api/sessions").await.unwrap().0, 503);
 
     // The agent is given the standby first: it is sent on to the leader.
-    let token = std::process::Command::new(PIFACE)
-        .args(["token", "create", "--ttl", "10m", "--data-dir"])
-        .arg(dir_a.path())
-        .output()
-        .unwrap();
-    assert!(token.status.success());
     let agent_dir = tempfile::tempdir().unwrap();
-    let token_file = agent_dir.path().join("join-token");
-    std::fs::write(&token_file, &token.stdout).unwrap();
+    // Two agents, each given both coordinators (the standby first).
     let coordinators = format!("{},{}", b.quic_addr.as_ref().unwrap(), a.quic_addr.as_ref().unwrap());
-    let agent_env = PiEnv::new(&llm.base_url()).unwrap();
-    let mut agent = Command::new(PIFACE)
-        .args(["agent", "--coordinator", &coordinators, "--name", "worker", "--token-file"])
-        .arg(&token_file)
-        .arg("--data-dir")
-        .arg(agent_dir.path().join("data"))
-        .arg("--pi-bin")
-        .arg(pi_bin().unwrap())
-        .arg("--fs-root")
-        .arg(std::env::temp_dir())
-        .args(["--no-speech", "--no-tts"])
-        .envs(agent_env.envs())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_agent_up(&a, "worker").await;
+    let agent = |name: &str| AgentProcess {
+        bin: PIFACE.into(),
+        pi_bin: pi_bin().unwrap(),
+        coordinators: coordinators.clone(),
+        name: name.into(),
+        data_dir: agent_dir.path().join(name),
+        token: Some(join_token(PIFACE.as_ref(), dir_a.path()).unwrap()),
+        envs: env.envs(),
+        args: Vec::new(),
+    };
+    let mut worker = agent("worker").spawn().unwrap();
+    let mut helper = agent("helper").spawn().unwrap();
+    a.wait_agent_up("helper").await;
+    a.wait_agent_up("worker").await;
 
     let repo = git_repo();
     let id = a
         .new_session(&json!({"working_dir": repo.path(), "agent": "worker", "provider": "fake", "model": "fake-model"}))
         .await;
-    let pis = pis_of(agent.id().unwrap());
+    let pis = pis_of(worker.id().unwrap());
     assert_eq!(pis.len(), 1, "one pi: {pis:?}");
     let (mut ws, _) = a.connect(&id).await.unwrap();
     ws.send(&json!({"type": "prompt", "message": "[[tokens:300]] [[delay:10]]"})).await.unwrap();
@@ -149,10 +108,11 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
         }
     }
     a.kill9().await.unwrap();
-    let took = wait_leading(&b, Duration::from_secs(30)).await;
+    let took = b.wait_leading(Duration::from_secs(30)).await;
     eprintln!("failover: the standby led {took:?} after the leader's kill (lease TTL 3 s)");
-    wait_agent_up(&b, "worker").await;
-    assert_eq!(pis_of(agent.id().unwrap()), pis, "the same pi runs on");
+    b.wait_agent_up("worker").await;
+    b.wait_agent_up("helper").await;
+    assert_eq!(pis_of(worker.id().unwrap()), pis, "the same pi runs on");
 
     // A browser of the new leader gets the whole answer, once.
     let want: String = (0..300).map(|i| format!("t{i} ")).collect();
@@ -172,7 +132,8 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(last_text, want, "the turn completed and its whole answer is in the new leader's history");
-    agent.start_kill().unwrap();
+    worker.start_kill().unwrap();
+    helper.start_kill().unwrap();
     drop(etcd);
 }
 
@@ -191,7 +152,7 @@ async fn an_etcd_outage_of_5_s_stops_no_stream_and_loses_no_write() {
     })
     .await
     .unwrap();
-    wait_leading(&server, Duration::from_secs(30)).await;
+    server.wait_leading(Duration::from_secs(30)).await;
     let repo = git_repo();
     let id = server.new_session(&json!({"working_dir": repo.path(), "provider": "fake", "model": "fake-model"})).await;
     let (mut ws, _) = server.connect(&id).await.unwrap();
@@ -227,7 +188,7 @@ async fn an_etcd_outage_of_5_s_stops_no_stream_and_loses_no_write() {
     assert_eq!(deltas, want, "every token once, in order, while etcd was away");
     let status = change.unwrap().await.unwrap().unwrap();
     assert!(status.is_success(), "the change went through once etcd was back: {status}");
-    assert_eq!(health(&server).await.0, 200, "still the leader");
+    assert_eq!(server.health().await.0, 200, "still the leader");
     // What was written is in etcd: a coordinator started afresh on it finds the change.
     server.stop().await.unwrap();
     let again = Piface::start(Options {
@@ -241,7 +202,7 @@ async fn an_etcd_outage_of_5_s_stops_no_stream_and_loses_no_write() {
     .unwrap();
     // It leads once it has won its campaign (at once when the old leader gave its lease
     // back, a TTL later when it could not).
-    wait_leading(&again, Duration::from_secs(30)).await;
+    again.wait_leading(Duration::from_secs(30)).await;
     let record = again.get(&format!("/api/sessions/{id}")).await.unwrap().1;
     assert_eq!(record["render_markdown"], true, "{record}");
 }

@@ -1,42 +1,144 @@
 //! Sessions outlive restarts and crashes: the store, restore at start-up, archived history,
 //! resume, branching with lineage, and the import of the original Piface's `state.json`.
 //! The real `piface` binary runs the real pi against the fake LLM.
+//!
+//! Each test runs twice: on the embedded store, and (with the `etcd` feature) on a real etcd,
+//! unchanged but for the store's flags.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use piface_coordinator::store::Snapshot;
 use piface_test_support::piface::{assistant_text, git_repo, Options, Piface, WsClient};
 use piface_test_support::{pi_bin, spawn_fake_llm, FakeLlm, PiEnv};
 use serde_json::{json, Value};
 
 const PIFACE: &str = env!("CARGO_BIN_EXE_piface");
 
+/// Where a test's coordinators keep their state.
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Embedded,
+    #[cfg(feature = "etcd")]
+    Etcd,
+}
+
+/// Each test below, once per backend: `embedded::name` and `etcd::name`.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Embedded).await
+            })*
+        }
+        #[cfg(feature = "etcd")]
+        mod etcd {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Etcd).await
+            })*
+        }
+    };
+}
+
+on_every_store!(
+    sigterm_restart_brings_back_live_sessions_with_their_history_and_drops_ephemeral_ones,
+    kill_9_mid_turn_loses_no_session,
+    a_killed_session_has_an_archived_history_and_resumes_where_it_was,
+    branching_from_the_second_prompt_keeps_what_came_before_it,
+    the_original_state_json_is_imported_on_first_start_with_lineage_and_uploads,
+    a_damaged_session_file_gives_a_clear_answer_and_the_list_still_loads,
+);
+
 /// The parts of a test that outlive one server process.
 struct World {
     env: PiEnv,
     data: tempfile::TempDir,
     _llm: FakeLlm,
+    #[cfg(feature = "etcd")]
+    etcd: Option<piface_test_support::etcd::Etcd>,
 }
 
-async fn world() -> World {
+async fn world(backend: Backend) -> World {
     let llm = spawn_fake_llm().await.unwrap();
     let env = PiEnv::new(&llm.base_url()).unwrap();
-    World { env, data: tempfile::tempdir().unwrap(), _llm: llm }
+    World {
+        env,
+        data: tempfile::tempdir().unwrap(),
+        _llm: llm,
+        #[cfg(feature = "etcd")]
+        etcd: match backend {
+            Backend::Etcd => Some(piface_test_support::etcd::Etcd::start().await.unwrap()),
+            Backend::Embedded => None,
+        },
+    }
 }
 
 async fn start(w: &World) -> Piface {
     start_in(w, w.data.path().to_path_buf()).await
 }
 
+/// A coordinator on `data_dir` that serves (with etcd: once it leads; a killed one's lease
+/// ends within the TTL of 2 s given here).
 async fn start_in(w: &World, data_dir: PathBuf) -> Piface {
     let opts = Options {
         bin: PIFACE.into(),
         pi_bin: pi_bin().unwrap(),
         envs: w.env.envs(),
-        args: vec![],
+        args: store_args(w, &data_dir),
         data_dir: Some(data_dir),
     };
-    Piface::start(opts).await.unwrap()
+    let server = Piface::start(opts).await.unwrap();
+    server.wait_leading(Duration::from_secs(30)).await;
+    server
+}
+
+/// The store's flags for a coordinator on `data_dir`. In etcd each data dir is a cluster of its
+/// own (its own key prefix), as each has its own CA.
+fn store_args(w: &World, data_dir: &Path) -> Vec<String> {
+    #[cfg(feature = "etcd")]
+    if let Some(etcd) = &w.etcd {
+        return vec![
+            "--store".into(),
+            "etcd".into(),
+            "--etcd-endpoints".into(),
+            etcd.url(),
+            "--etcd-prefix".into(),
+            etcd_prefix(data_dir),
+            "--leader-ttl".into(),
+            "2".into(),
+        ];
+    }
+    let _ = (w, data_dir);
+    Vec::new()
+}
+
+#[cfg(feature = "etcd")]
+fn etcd_prefix(data_dir: &Path) -> String {
+    format!("/piface-{}/", data_dir.file_name().unwrap().to_string_lossy())
+}
+
+/// What the store of the (stopped) coordinator on `data_dir` holds.
+async fn stored(w: &World, data_dir: &Path) -> Snapshot {
+    use piface_coordinator::store::StateStore;
+    #[cfg(feature = "etcd")]
+    if let Some(etcd) = &w.etcd {
+        let options = piface_coordinator::store::etcd::EtcdOptions {
+            endpoints: vec![etcd.url()],
+            prefix: etcd_prefix(data_dir),
+            ..Default::default()
+        };
+        // The store runs a runtime of its own: not from inside this one.
+        return tokio::task::spawn_blocking(move || {
+            piface_coordinator::store::etcd::EtcdStore::connect(&options).unwrap().load().unwrap()
+        })
+        .await
+        .unwrap();
+    }
+    let _ = w;
+    let store = piface_coordinator::store::RedbStore::open(&data_dir.join("state.redb")).unwrap();
+    store.load().unwrap()
 }
 
 fn body(dir: &Path, no_session: bool) -> Value {
@@ -84,9 +186,8 @@ async fn history(server: &Piface, id: &str) -> Value {
     body
 }
 
-#[tokio::test]
-async fn sigterm_restart_brings_back_live_sessions_with_their_history_and_drops_ephemeral_ones() {
-    let w = world().await;
+async fn sigterm_restart_brings_back_live_sessions_with_their_history_and_drops_ephemeral_ones(backend: Backend) {
+    let w = world(backend).await;
     let repo = git_repo();
     let server = start(&w).await;
     let mut ids = Vec::new();
@@ -118,9 +219,8 @@ async fn sigterm_restart_brings_back_live_sessions_with_their_history_and_drops_
     assert_eq!(texts(&replay(&server, &ids[0]).await).len(), 4);
 }
 
-#[tokio::test]
-async fn kill_9_mid_turn_loses_no_session() {
-    let w = world().await;
+async fn kill_9_mid_turn_loses_no_session(backend: Backend) {
+    let w = world(backend).await;
     let repo = git_repo();
     let server = start(&w).await;
     let id = server.new_session(&body(repo.path(), false)).await;
@@ -149,9 +249,8 @@ async fn kill_9_mid_turn_loses_no_session() {
     );
 }
 
-#[tokio::test]
-async fn a_killed_session_has_an_archived_history_and_resumes_where_it_was() {
-    let w = world().await;
+async fn a_killed_session_has_an_archived_history_and_resumes_where_it_was(backend: Backend) {
+    let w = world(backend).await;
     let repo = git_repo();
     let server = start(&w).await;
     let id = server.new_session(&body(repo.path(), false)).await;
@@ -182,9 +281,8 @@ fn pi_running_with(needle: &str) -> bool {
     })
 }
 
-#[tokio::test]
-async fn branching_from_the_second_prompt_keeps_what_came_before_it() {
-    let w = world().await;
+async fn branching_from_the_second_prompt_keeps_what_came_before_it(backend: Backend) {
+    let w = world(backend).await;
     let repo = git_repo();
     let server = start(&w).await;
     let id = server.new_session(&body(repo.path(), false)).await;
@@ -237,9 +335,8 @@ fn original_record(id: &str, dir: &Path, status: &str, file: Option<&str>, paren
     })
 }
 
-#[tokio::test]
-async fn the_original_state_json_is_imported_on_first_start_with_lineage_and_uploads() {
-    let w = world().await;
+async fn the_original_state_json_is_imported_on_first_start_with_lineage_and_uploads(backend: Backend) {
+    let w = world(backend).await;
     let repo = git_repo();
     // A real pi session file to point the imported records at.
     let server = start(&w).await;
@@ -292,16 +389,14 @@ async fn the_original_state_json_is_imported_on_first_start_with_lineage_and_upl
     assert_eq!(branched["session"]["session_name"], format!("imported {parent}"));
     server.stop().await.unwrap();
 
-    let store = piface_coordinator::store::RedbStore::open(&data.path().join("state.redb")).unwrap();
-    let snap = piface_coordinator::store::StateStore::load(&store).unwrap();
+    let snap = stored(&w, data.path()).await;
     assert_eq!(snap.session_uploads.get(&new_id), Some(&vec!["u1".to_string()]));
     assert_eq!(snap.session_uploads.get(parent), Some(&vec!["u1".to_string()]));
     assert_eq!(snap.uploads["u1"].file_name, "notes.txt");
 }
 
-#[tokio::test]
-async fn a_damaged_session_file_gives_a_clear_answer_and_the_list_still_loads() {
-    let w = world().await;
+async fn a_damaged_session_file_gives_a_clear_answer_and_the_list_still_loads(backend: Backend) {
+    let w = world(backend).await;
     let repo = git_repo();
     let server = start(&w).await;
     let id = server.new_session(&body(repo.path(), false)).await;

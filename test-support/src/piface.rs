@@ -244,6 +244,42 @@ impl Piface {
         Ok((ws, state))
     }
 
+    /// `GET /api/health`: 200 while serving; 503 with `{"status":"standby","leader":…}` on a
+    /// standby coordinator; `(0, null)` when nothing answers.
+    pub async fn health(&self) -> (u16, Value) {
+        self.get("/api/health").await.unwrap_or((0, Value::Null))
+    }
+
+    /// Waits until this coordinator serves (leads, with etcd) and says how long that took;
+    /// panics after `within`.
+    pub async fn wait_leading(&self, within: Duration) -> Duration {
+        let start = std::time::Instant::now();
+        while start.elapsed() < within {
+            if self.health().await.0 == 200 {
+                return start.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{} did not lead within {within:?}: {:?}", self.base, self.health().await);
+    }
+
+    /// Waits until the agent `name` is up (linked and said hello) on this coordinator; panics
+    /// after [`WAIT`].
+    pub async fn wait_agent_up(&self, name: &str) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < WAIT {
+            let (status, body) = self.get("/api/agents").await.unwrap_or((0, Value::Null));
+            let up = body["agents"].as_array().is_some_and(|list| {
+                list.iter().any(|a| a["name"] == name && a["status"] == "up" && a["hostname"].is_string())
+            });
+            if status == 200 && up {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("agent {name} did not come up on {}", self.base);
+    }
+
     /// SIGKILL (no chance to clean up), then wait for the exit.
     pub async fn kill9(mut self) -> anyhow::Result<()> {
         let child = self.child.as_mut().context("not started here")?;
@@ -473,4 +509,67 @@ pub fn git(dir: &std::path::Path, args: &[&str]) {
         .unwrap()
         .success();
     assert!(ok, "git {args:?}");
+}
+
+/// A join token for the cluster whose coordinator keeps its files in `data_dir`
+/// (`piface token create`, valid ten minutes).
+pub fn join_token(bin: &Path, data_dir: &Path) -> anyhow::Result<String> {
+    let out = std::process::Command::new(bin).args(["token", "create", "--ttl", "10m", "--data-dir"]).arg(data_dir).output()?;
+    if !out.status.success() {
+        bail!("piface token create: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// How to start a `piface agent` process (see [`AgentProcess::spawn`]).
+pub struct AgentProcess {
+    /// The `piface` binary.
+    pub bin: PathBuf,
+    /// The pi it runs.
+    pub pi_bin: PathBuf,
+    /// `--coordinator`: one or more QUIC addresses, comma-separated.
+    pub coordinators: String,
+    /// `--name`.
+    pub name: String,
+    /// `--data-dir` (its identity, once enrolled); the join token is written in there.
+    pub data_dir: PathBuf,
+    /// A join token, for the first start.
+    pub token: Option<String>,
+    /// Extra environment (e.g. [`crate::PiEnv::envs`]).
+    pub envs: Vec<(String, String)>,
+    /// Extra arguments.
+    pub args: Vec<String>,
+}
+
+impl AgentProcess {
+    /// Starts the agent (its projects may lie under the temporary directory; no speech or TTS
+    /// unless `args` say otherwise); it is killed when the handle is dropped.
+    pub fn spawn(&self) -> anyhow::Result<Child> {
+        std::fs::create_dir_all(&self.data_dir)?;
+        let token_file = self.data_dir.join("join-token");
+        if let Some(token) = &self.token {
+            std::fs::write(&token_file, format!("{token}\n"))?;
+        }
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["agent", "--coordinator", &self.coordinators, "--name", &self.name])
+            .arg("--token-file")
+            .arg(&token_file)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--pi-bin")
+            .arg(&self.pi_bin)
+            .arg("--fs-root")
+            .arg(std::env::temp_dir());
+        let audio_given = self.args.iter().any(|a| a.contains("speech") || a.contains("tts"));
+        if !audio_given {
+            cmd.args(["--no-speech", "--no-tts"]);
+        }
+        cmd.args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        cmd.spawn().with_context(|| format!("starting {} agent", self.bin.display()))
+    }
 }
