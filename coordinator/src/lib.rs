@@ -286,7 +286,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         });
     }
 
-    let mut snapshot = store.load()?;
+    let mut snapshot = store.load_to_lead()?;
     let enrolled = std::mem::take(&mut snapshot.agents);
     info!(sessions = snapshot.sessions.len(), "state loaded");
     let local = config.local_agent.then(|| LocalAgent::spawn(&config));

@@ -135,6 +135,11 @@ pub struct Snapshot {
 pub trait StateStore: Send + Sync + 'static {
     /// Reads everything.
     fn load(&self) -> Result<Snapshot, StoreError>;
+    /// What a coordinator that has just been elected serves from: [`StateStore::load`], unless
+    /// the store kept a copy current while it stood by (etcd's watch), caught up to now.
+    fn load_to_lead(&self) -> Result<Snapshot, StoreError> {
+        self.load()
+    }
     /// Creates or replaces a session record.
     fn put_session(&self, record: &SessionRecord) -> Result<(), StoreError>;
     /// Removes a session record and its upload references (the uploads keep their records,
@@ -514,6 +519,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.redb");
         contract(&|| Box::new(RedbStore::open(&path).unwrap()));
+    }
+
+    /// A standby follows every change of the contract, made by another store on the same prefix
+    /// while it campaigns, and its copy is what a fresh load reads; a write under another
+    /// prefix (a revision without an event for the watch) does not keep it from catching up.
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn an_etcd_standby_follows_every_change_and_takes_over_with_them() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let etcd = rt.block_on(piface_test_support::etcd::Etcd::start()).unwrap();
+        let options = etcd::EtcdOptions { endpoints: vec![etcd.url()], prefix: "/follow/".into(), ..Default::default() };
+        let leader = etcd::EtcdStore::connect(&options).unwrap();
+        leader.put_session(&session("before", "2026-12-05T00:00:00Z")).unwrap();
+        let standby = etcd::EtcdStore::connect(&options).unwrap();
+        let me = crate::leader::LeaderInfo { name: "standby".into(), url: None, agents: None };
+        let election = standby.elect(me);
+        leader.delete_session("before").unwrap();
+        contract(&|| Box::new(etcd::EtcdStore::connect(&options).unwrap()));
+        let other = etcd::EtcdOptions { prefix: "/elsewhere/".into(), ..options.clone() };
+        etcd::EtcdStore::connect(&other).unwrap().put_session(&session("apart", "x")).unwrap();
+        let followed = standby.take_followed().expect("a standby follows").unwrap();
+        let loaded = leader.load().unwrap();
+        assert!(!loaded.sessions.is_empty() && !loaded.agents.is_empty() && !loaded.push_subscriptions.is_empty());
+        assert_eq!(format!("{followed:?}"), format!("{loaded:?}"));
+        assert!(standby.take_followed().is_none(), "taken once; the following stopped");
+        rt.block_on(election.resign());
+        drop(etcd);
     }
 
     /// The same against a real etcd (Debian's `etcd-server`), under a prefix of its own.

@@ -28,7 +28,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, SortOrder, SortTarget, TlsOptions,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions,
     Txn, TxnOp, TxnOpResponse,
 };
 
@@ -38,6 +38,8 @@ use tokio_util::sync::CancellationToken;
 use super::{AgentRecord, PushSubscriptionRecord, Snapshot, StateStore, StoreError, UploadRecord};
 use crate::leader::{Election, LeaderInfo};
 use crate::record::SessionRecord;
+
+mod follow;
 
 /// How long a call keeps retrying an etcd it cannot reach.
 pub const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -97,6 +99,8 @@ pub struct EtcdStore {
     was_empty: bool,
     /// How it connected: the election opens a client of its own with these.
     options: EtcdOptions,
+    /// A standby's copy of the state (started with the campaign, taken by the new leader).
+    follower: std::sync::Mutex<Option<follow::Follower>>,
 }
 
 impl Drop for EtcdStore {
@@ -172,7 +176,14 @@ impl EtcdStore {
                 Ok(client.kv_client().get(folder.as_str(), Some(options)).await?.count() == 0)
             }
         }))?;
-        Ok(EtcdStore { client, prefix, runtime: Some(runtime), was_empty, options: options.clone() })
+        Ok(EtcdStore {
+            client,
+            prefix,
+            runtime: Some(runtime),
+            was_empty,
+            options: options.clone(),
+            follower: std::sync::Mutex::new(None),
+        })
     }
 
     /// Whether Piface had written nothing under the prefix before this connection.
@@ -192,18 +203,6 @@ impl EtcdStore {
 
     fn key(&self, table: &str, id: &str) -> String {
         format!("{}{table}/{id}", self.prefix)
-    }
-
-    /// Every value of `table`, by id, oldest first.
-    async fn table(client: &Client, prefix: &str, table: &str) -> Result<Vec<(String, Vec<u8>)>, etcd_client::Error> {
-        let folder = format!("{prefix}{table}/");
-        let options = GetOptions::new().with_prefix().with_sort(SortTarget::Create, SortOrder::Ascend);
-        let reply = client.kv_client().get(folder.as_str(), Some(options)).await?;
-        Ok(reply
-            .kvs()
-            .iter()
-            .map(|kv| (String::from_utf8_lossy(&kv.key()[folder.len()..]).into_owned(), kv.value().to_vec()))
-            .collect())
     }
 
     /// A change: `compute` gets the current values of `keys` and says what to write (and what
@@ -298,10 +297,23 @@ impl EtcdStore {
         match &self.runtime {
             Some(runtime) => {
                 runtime.spawn(campaign.run());
+                // While it stands by, it follows every change the leader makes.
+                let _on = runtime.enter();
+                let follower = follow::Follower::start(self.options.clone(), self.prefix.clone());
+                *self.follower.lock().expect("follower lock") = Some(follower);
             }
             None => election.lost.cancel(),
         }
         election
+    }
+
+    /// The copy of the state this store followed since [`EtcdStore::elect`], once it holds
+    /// every change up to etcd's current revision (an error if it does not get there within
+    /// 5 s); the following stops. `None` when nothing was followed.
+    pub fn take_followed(&self) -> Option<Result<Snapshot, StoreError>> {
+        let follower = self.follower.lock().expect("follower lock").take()?;
+        let client = self.client.clone();
+        Some(self.wait(async move { follow::caught_up(&client, &follower, Duration::from_secs(5)).await }))
     }
 
     /// Pins the cluster this prefix belongs to: the first coordinator records its cluster CA
@@ -357,7 +369,7 @@ struct Campaign {
 impl Campaign {
     async fn run(self) {
         let client = tokio::select! {
-            client = self.connect() => client,
+            client = connect_untimed(&self.options) => client,
             () = self.resign.cancelled() => {
                 self.resigned.cancel();
                 return;
@@ -407,18 +419,6 @@ impl Campaign {
             }
         }
         self.resigned.cancel();
-    }
-
-    async fn connect(&self) -> Client {
-        let mut wait = Duration::from_millis(100);
-        loop {
-            match Client::connect(self.options.endpoints.clone(), Some(connect_options(&self.options, None))).await {
-                Ok(client) => return client,
-                Err(e) => tracing::warn!("election: connecting to etcd: {e}"),
-            }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(Duration::from_secs(2));
-        }
     }
 
     /// A new lease, retried until etcd grants one; `None` when resigning meanwhile.
@@ -512,6 +512,20 @@ async fn observe(
     }
 }
 
+/// A client without a request timeout (a campaign, an observation or a watch is one long
+/// call), retried until etcd answers.
+async fn connect_untimed(options: &EtcdOptions) -> Client {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match Client::connect(options.endpoints.clone(), Some(connect_options(options, None))).await {
+            Ok(client) => return client,
+            Err(e) => tracing::warn!("connecting to etcd: {e}"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// Runs `future` on the store's runtime and waits for it from this (synchronous) caller, which
 /// may itself be a task of another runtime.
 fn wait_on<T: Send + 'static>(
@@ -555,43 +569,101 @@ where
     }
 }
 
+/// The tables a [`Snapshot`] is made of, in the order of [`Tables`].
+const TABLES: [&str; 5] = ["sessions", "uploads", "session_uploads", "agents", "push_subscriptions"];
+
+/// Each of [`TABLES`]' rows, `(id, value)`, oldest first.
+type Tables = [Vec<(String, Vec<u8>)>; 5];
+
+/// Every row of every table at one revision (one transaction of range reads): that revision,
+/// and each row's key, create revision and value.
+async fn read_tables(client: &Client, prefix: &str) -> Result<(i64, Vec<(String, i64, Vec<u8>)>), etcd_client::Error> {
+    let ranges: Vec<TxnOp> = TABLES
+        .iter()
+        .map(|table| TxnOp::get(format!("{prefix}{table}/"), Some(GetOptions::new().with_prefix())))
+        .collect();
+    let reply = client.kv_client().txn(Txn::new().and_then(ranges)).await?;
+    let revision = reply.header().map_or(0, |h| h.revision());
+    let mut rows = Vec::new();
+    for op in reply.op_responses() {
+        if let TxnOpResponse::Get(get) = op {
+            rows.extend(
+                get.kvs()
+                    .iter()
+                    .map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.create_revision(), kv.value().to_vec())),
+            );
+        }
+    }
+    Ok((revision, rows))
+}
+
+/// `rows` (key, create revision, value) sorted into [`Tables`]; keys of no table are left out.
+fn tables_of<'a>(prefix: &str, rows: impl Iterator<Item = (&'a str, i64, &'a [u8])>) -> Tables {
+    let folders = TABLES.map(|table| format!("{prefix}{table}/"));
+    let mut tables: [Vec<(i64, String, Vec<u8>)>; 5] = Default::default();
+    for (key, created, value) in rows {
+        if let Some(i) = folders.iter().position(|folder| key.starts_with(folder.as_str())) {
+            tables[i].push((created, key[folders[i].len()..].to_string(), value.to_vec()));
+        }
+    }
+    tables.map(|mut rows| {
+        rows.sort_by_key(|(created, _, _)| *created);
+        rows.into_iter().map(|(_, id, value)| (id, value)).collect()
+    })
+}
+
+/// The snapshot `tables` hold; a row that does not parse is [`StoreError::Corrupt`].
+fn snapshot_of(tables: Tables) -> Result<Snapshot, StoreError> {
+    let [sessions, uploads, refs, agents, push] = tables;
+    let mut snap = Snapshot::default();
+    for (id, v) in sessions {
+        snap.sessions.push(from_json(&id, &v)?);
+    }
+    snap.sessions.sort_by(|a, b| (&a.created_at, &a.piface_id).cmp(&(&b.created_at, &b.piface_id)));
+    for (id, v) in uploads {
+        let record = from_json(&id, &v)?;
+        snap.uploads.insert(id, record);
+    }
+    for (id, v) in refs {
+        let list = from_json(&id, &v)?;
+        snap.session_uploads.insert(id, list);
+    }
+    for (name, v) in agents {
+        let record = from_json(&name, &v)?;
+        snap.agents.insert(name, record);
+    }
+    for (id, v) in push {
+        let record: PushSubscriptionRecord = from_json(&id, &v)?;
+        snap.push_subscriptions.insert(id, record);
+    }
+    Ok(snap)
+}
+
 impl StateStore for EtcdStore {
     fn load(&self) -> Result<Snapshot, StoreError> {
         let (client, prefix) = (self.client.clone(), self.prefix.clone());
         let tables = self.wait(retrying("loading from etcd", move || {
             let (client, prefix) = (client.clone(), prefix.clone());
             async move {
-                let mut tables = Vec::new();
-                for table in ["sessions", "uploads", "session_uploads", "agents", "push_subscriptions"] {
-                    tables.push(Self::table(&client, &prefix, table).await?);
-                }
-                Ok(tables)
+                let (_, rows) = read_tables(&client, &prefix).await?;
+                Ok(tables_of(&prefix, rows.iter().map(|(key, created, value)| (key.as_str(), *created, value.as_slice()))))
             }
         }))?;
-        let [sessions, uploads, refs, agents, push]: [Vec<(String, Vec<u8>)>; 5] =
-            tables.try_into().map_err(|_| etcd_error("etcd answered a load with the wrong number of tables"))?;
-        let mut snap = Snapshot::default();
-        for (id, v) in sessions {
-            snap.sessions.push(from_json(&id, &v)?);
+        snapshot_of(tables)
+    }
+
+    fn load_to_lead(&self) -> Result<Snapshot, StoreError> {
+        match self.take_followed() {
+            Some(Ok(snapshot)) => {
+                tracing::info!(sessions = snapshot.sessions.len(), "taking over with the state this standby followed");
+                Ok(snapshot)
+            }
+            Some(Err(e)) => {
+                tracing::warn!("{e}; loading the state from etcd instead");
+                self.load()
+            }
+            None => self.load(),
         }
-        snap.sessions.sort_by(|a, b| (&a.created_at, &a.piface_id).cmp(&(&b.created_at, &b.piface_id)));
-        for (id, v) in uploads {
-            let record = from_json(&id, &v)?;
-            snap.uploads.insert(id, record);
-        }
-        for (id, v) in refs {
-            let list = from_json(&id, &v)?;
-            snap.session_uploads.insert(id, list);
-        }
-        for (name, v) in agents {
-            let record = from_json(&name, &v)?;
-            snap.agents.insert(name, record);
-        }
-        for (id, v) in push {
-            let record: PushSubscriptionRecord = from_json(&id, &v)?;
-            snap.push_subscriptions.insert(id, record);
-        }
-        Ok(snap)
     }
 
     fn put_session(&self, record: &SessionRecord) -> Result<(), StoreError> {
