@@ -245,7 +245,11 @@ async fn resolve(target: &str) -> anyhow::Result<SocketAddr> {
 async fn unspecified_for(targets: &[String]) -> SocketAddr {
     for target in targets {
         if let Ok(addr) = resolve(target).await {
-            return if addr.is_ipv6() { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() } else { (std::net::Ipv4Addr::UNSPECIFIED, 0).into() };
+            return if addr.is_ipv6() {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+            };
         }
     }
     (std::net::Ipv4Addr::UNSPECIFIED, 0).into()

@@ -11,11 +11,11 @@
 //! (a dead leader leads on for at most a TTL; an agent notices a silent link after its timeout).
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use piface_test_support::etcd::Etcd;
-use piface_test_support::piface::{git_repo, join_token, AgentProcess, Options, Piface, WsClient};
+use piface_test_support::piface::{git_repo, join_token, share_cluster, AgentProcess, Options, Piface, WsClient};
 use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
 use serde_json::{json, Value};
 
@@ -33,18 +33,6 @@ struct Seat {
 
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn is_text_delta(event: &Value) -> bool {
@@ -108,9 +96,7 @@ async fn main() {
     let mut leader = start(&seats[0]).await.unwrap();
     leader.wait_leading(Duration::from_secs(30)).await;
     // The standby shares the cluster's keys and the login (see the README).
-    for part in ["cluster", "auth"] {
-        copy_dir(&seats[0].dir.join(part), &seats[1].dir.join(part));
-    }
+    share_cluster(&seats[0].dir, &seats[1].dir).unwrap();
     let mut standby = start(&seats[1]).await.unwrap();
     let agent_dir = tempfile::tempdir().unwrap();
     let _agent = AgentProcess {

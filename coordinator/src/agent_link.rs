@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use axum::http::StatusCode;
+use bytes::Bytes;
 use piface_shared::protocol::{FromAgent, Hello, RequestId, ToAgent};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, Instrument};

@@ -466,8 +466,8 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// The login routes.
 pub fn routes() -> crate::Routes {
-    use axum::routing::{get, post};
     use crate::limits::body_limit;
+    use axum::routing::{get, post};
     vec![
         ("/api/auth/status", get(status)),
         // Open to anyone who reaches the port: a token is a few dozen bytes.

@@ -536,7 +536,9 @@ impl StoreArgs {
             }))
         }
         #[cfg(not(feature = "etcd"))]
-        anyhow::bail!("this piface was built without etcd; build it with `--features etcd` (needs protoc) for --store etcd")
+        anyhow::bail!(
+            "this piface was built without etcd; build it with `--features etcd` (needs protoc) for --store etcd"
+        )
     }
 }
 

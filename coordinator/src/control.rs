@@ -141,7 +141,8 @@ pub(crate) async fn pump_session(app: Arc<App>, agent: String, session: SessionI
             crate::sessions::resync_clients(&app, &session, &hub).await;
         }
         if agent_end {
-            app.sessions.post(SessionEvent::Stream(StreamEvent::AgentEnd { session: session.clone(), hub: hub.clone() }));
+            app.sessions
+                .post(SessionEvent::Stream(StreamEvent::AgentEnd { session: session.clone(), hub: hub.clone() }));
         }
         if let Some((code, stderr)) = exited {
             app.sessions.post(SessionEvent::Stream(StreamEvent::Exited { session, hub, code, stderr }));

@@ -70,11 +70,8 @@ pub fn observe(policy: &Policy, headers: &HeaderMap, authority: Option<&str>, pe
         Some(p) if p.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or(authority)
-        .map(|h| h.trim().to_ascii_lowercase());
+    let host =
+        headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(authority).map(|h| h.trim().to_ascii_lowercase());
     let forwarded_host =
         via_proxy.then(|| header_str("x-forwarded-host").and_then(last)).flatten().map(|h| h.to_ascii_lowercase());
     Seen { peer, via_proxy, client: forwarded_for.or(peer), scheme, host, forwarded_host }

@@ -353,7 +353,9 @@ impl Hub {
                     frames.push((None, crate::frames::error_frame(&message), Partial::No))
                 }
                 FromAgent::Exited { code, stderr, .. } => out.exited = Some((code, stderr)),
-                other => tracing::debug!(session_id = %self.session_id, "unexpected message on a session stream: {other:?}"),
+                other => {
+                    tracing::debug!(session_id = %self.session_id, "unexpected message on a session stream: {other:?}")
+                }
             }
         }
         self.append(frames);
@@ -829,7 +831,8 @@ mod tests {
     fn two_streams_relaying_at_once_deliver_each_event_once_in_order() {
         const N: u64 = 20_000;
         for round in 0..5u64 {
-            let hub = std::sync::Arc::new(Hub::new("s".into(), HubLimits { max_bytes: usize::MAX, ..HubLimits::default() }));
+            let hub =
+                std::sync::Arc::new(Hub::new("s".into(), HubLimits { max_bytes: usize::MAX, ..HubLimits::default() }));
             let c = hub.attach();
             let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
             let streams: Vec<_> = [1 + round % 3, 2 + round % 2]

@@ -33,8 +33,8 @@ pub mod quic;
 pub mod record;
 pub mod routes;
 pub mod server;
-pub mod socket;
 pub mod sessions;
+pub mod socket;
 pub mod speech;
 pub mod store;
 pub mod telemetry;
@@ -344,7 +344,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         election.resign().await;
     }
     if lost.load(std::sync::atomic::Ordering::SeqCst) {
-        anyhow::bail!("this coordinator lost the lead of the cluster (its lease in etcd ended); start it again to stand by");
+        anyhow::bail!(
+            "this coordinator lost the lead of the cluster (its lease in etcd ended); start it again to stand by"
+        );
     }
     result
 }

@@ -20,12 +20,11 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::agent_link::AgentHandle;
-use crate::control::{pump_session, run_control};
 use crate::agents::close;
+use crate::control::{pump_session, run_control};
 use crate::pki::{self, ClusterCa};
 use crate::store::AgentRecord;
 use crate::App;
-
 
 /// Limits of the agents' port before a peer is known to be an agent.
 #[derive(Debug, Clone, Copy)]

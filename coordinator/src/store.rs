@@ -477,7 +477,10 @@ mod tests {
             store.add_upload("a", &upload("u2")).unwrap();
             store.share_uploads("b", &["u1".into()]).unwrap(); // a branch of a
             store.delete_session("a").unwrap();
-            let merged = Snapshot { sessions: vec![session("early", "x"), session("new", "2026-12-05T00:00:03Z")], ..Snapshot::default() };
+            let merged = Snapshot {
+                sessions: vec![session("early", "x"), session("new", "2026-12-05T00:00:03Z")],
+                ..Snapshot::default()
+            };
             assert_eq!(store.merge(&merged).unwrap(), 1, "only the session not there yet is added");
             assert_eq!(store.enroll("t1", &agent("box")).unwrap(), Ok(()));
             assert!(store.enroll("t1", &agent("other")).unwrap().is_err(), "a join token works once");
@@ -529,7 +532,8 @@ mod tests {
     fn an_etcd_standby_follows_every_change_and_takes_over_with_them() {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let etcd = rt.block_on(piface_test_support::etcd::Etcd::start()).unwrap();
-        let options = etcd::EtcdOptions { endpoints: vec![etcd.url()], prefix: "/follow/".into(), ..Default::default() };
+        let options =
+            etcd::EtcdOptions { endpoints: vec![etcd.url()], prefix: "/follow/".into(), ..Default::default() };
         let leader = etcd::EtcdStore::connect(&options).unwrap();
         leader.put_session(&session("before", "2026-12-05T00:00:00Z")).unwrap();
         let standby = etcd::EtcdStore::connect(&options).unwrap();

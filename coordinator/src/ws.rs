@@ -22,8 +22,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, Instrument};
 
 use crate::error::ApiError;
-use crate::hub::{ClientId, Fetch, Hub, CMD_PREFIX, RESERVED_PREFIX};
 use crate::frames::{error_frame, BrowserFrame, DashboardFrame, SessionFrame};
+use crate::hub::{ClientId, Fetch, Hub, CMD_PREFIX, RESERVED_PREFIX};
 use crate::push::Watch;
 use crate::socket::{limited, linger, read_error_close};
 use crate::App;
@@ -483,7 +483,10 @@ async fn attach_uploads(app: &Arc<App>, id: &str, msg: &mut Map<String, Value>, 
     let agent = app.agent_of_session(id).map_err(|e| e.to_string())?;
     let call = piface_shared::protocol::ToolCall::FilesExist { paths: paths.clone() };
     let reply = agent
-        .request(|req| piface_shared::protocol::ToAgent::Tool { req, call, trace: None }, std::time::Duration::from_secs(30))
+        .request(
+            |req| piface_shared::protocol::ToAgent::Tool { req, call, trace: None },
+            std::time::Duration::from_secs(30),
+        )
         .await
         .map_err(|e| e.to_string())?;
     if let piface_shared::protocol::FromAgent::ToolDone { result: Ok(body), .. } = reply {
@@ -576,10 +579,15 @@ async fn local_shell(app: &Arc<App>, id: &str, cmd_id: String, command: String) 
         Ok(agent) => agent.request(shell, Duration::from_secs(3600)).await,
         Err(e) => Err(e),
     };
-    app.sessions.post(crate::sessions::SessionEvent::Client(crate::sessions::ClientCommand::Sent { session: id.into() }));
+    app.sessions
+        .post(crate::sessions::SessionEvent::Client(crate::sessions::ClientCommand::Sent { session: id.into() }));
     match reply {
-        Ok(FromAgent::ShellDone { result, .. }) => crate::frames::shell_response(&cmd_id, &command, result.as_ref().map_err(String::as_str)),
-        Ok(other) => crate::frames::shell_response(&cmd_id, &command, Err(&format!("unexpected agent reply: {other:?}"))),
+        Ok(FromAgent::ShellDone { result, .. }) => {
+            crate::frames::shell_response(&cmd_id, &command, result.as_ref().map_err(String::as_str))
+        }
+        Ok(other) => {
+            crate::frames::shell_response(&cmd_id, &command, Err(&format!("unexpected agent reply: {other:?}")))
+        }
         Err(e) => crate::frames::shell_response(&cmd_id, &command, Err(&e.to_string())),
     }
 }

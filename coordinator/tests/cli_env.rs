@@ -65,7 +65,16 @@ fn raw(m: &clap::ArgMatches, id: &str) -> Vec<OsString> {
 
 #[test]
 fn every_option_is_also_a_piface_variable_that_sets_it() {
-    let candidates = ["3", "/tmp/piface-env-test", "127.0.0.2", "10.0.0.0/8", "2h", "0.0.0.0:9000", "x@example.com", "mailto:x@example.com"];
+    let candidates = [
+        "3",
+        "/tmp/piface-env-test",
+        "127.0.0.2",
+        "10.0.0.0/8",
+        "2h",
+        "0.0.0.0:9000",
+        "x@example.com",
+        "mailto:x@example.com",
+    ];
     let all = options();
     assert!(all.len() > 60, "the walk found only {} options", all.len());
     let mut checked = 0;

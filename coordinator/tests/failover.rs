@@ -8,23 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use piface_test_support::etcd::Etcd;
-use piface_test_support::piface::{assistant_text, git_repo, join_token, AgentProcess, Options, Piface};
+use piface_test_support::piface::{assistant_text, git_repo, join_token, share_cluster, AgentProcess, Options, Piface};
 use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
 use serde_json::{json, Value};
 
 const PIFACE: &str = env!("CARGO_BIN_EXE_piface");
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 fn pis_of(agent_pid: u32) -> Vec<u32> {
     // pi runs as a child of the agent (in its own process group).
@@ -58,8 +46,7 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
     let a = Piface::start_coordinator(store(dir_a.path())).await.unwrap();
     a.wait_leading(Duration::from_secs(30)).await;
     // The standby shares the cluster's keys and the login (see the README).
-    copy_dir(&dir_a.path().join("cluster"), &dir_b.path().join("cluster"));
-    copy_dir(&dir_a.path().join("auth"), &dir_b.path().join("auth"));
+    share_cluster(dir_a.path(), dir_b.path()).unwrap();
     let b = Piface::start_coordinator(store(dir_b.path())).await.unwrap();
     // B stands by and says where the leader is; its other routes refuse.
     let mut standby = (0, Value::Null);

@@ -18,9 +18,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use piface_agent::lines::{Line, LineSplitter};
+use piface_coordinator::frames::compact::{self, Compactor, Op};
 use piface_coordinator::pki::ClusterCa;
 use piface_shared::codec::{decode_frame_limited, encode_frame, CodecError, GROW_STEP, MAX_FRAME_LEN};
-use piface_coordinator::frames::compact::{self, Compactor, Op};
 use piface_shared::delta::{self, Cut, Decoder, Delta, Encoder, MAX_LINE_LEN};
 use piface_shared::protocol::{EnrollReply, EnrollRequest, FromAgent, StreamHeader, ToAgent};
 use serde_json::Value;

@@ -422,8 +422,11 @@ fn every_message_has_the_golden_bytes_of_this_protocol_version() {
         // A variant added at the end of its enum leaves every other variant's bytes as they
         // were, and an older peer skips the frame it cannot decode: it joins this version.
         let committed = read_goldens(&dir);
-        let added: BTreeMap<String, Vec<u8>> =
-            now.iter().filter(|(name, _)| !committed.contains_key(*name)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let added: BTreeMap<String, Vec<u8>> = now
+            .iter()
+            .filter(|(name, _)| !committed.contains_key(*name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         write_goldens(&dir, &added);
     }
     let changes = differences(&read_goldens(&dir), &now);

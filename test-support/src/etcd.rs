@@ -23,7 +23,8 @@ fn free_port() -> anyhow::Result<u16> {
 impl Etcd {
     /// Starts etcd and waits until it answers.
     pub async fn start() -> anyhow::Result<Etcd> {
-        let mut etcd = Etcd { child: None, client_port: free_port()?, peer_port: free_port()?, dir: tempfile::tempdir()? };
+        let mut etcd =
+            Etcd { child: None, client_port: free_port()?, peer_port: free_port()?, dir: tempfile::tempdir()? };
         etcd.resume().await?;
         Ok(etcd)
     }

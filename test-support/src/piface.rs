@@ -514,7 +514,10 @@ pub fn git(dir: &std::path::Path, args: &[&str]) {
 /// A join token for the cluster whose coordinator keeps its files in `data_dir`
 /// (`piface token create`, valid ten minutes).
 pub fn join_token(bin: &Path, data_dir: &Path) -> anyhow::Result<String> {
-    let out = std::process::Command::new(bin).args(["token", "create", "--ttl", "10m", "--data-dir"]).arg(data_dir).output()?;
+    let out = std::process::Command::new(bin)
+        .args(["token", "create", "--ttl", "10m", "--data-dir"])
+        .arg(data_dir)
+        .output()?;
     if !out.status.success() {
         bail!("piface token create: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -572,4 +575,28 @@ impl AgentProcess {
             .kill_on_drop(true);
         cmd.spawn().with_context(|| format!("starting {} agent", self.bin.display()))
     }
+}
+
+/// Makes the coordinator data dir `to` a standby of the cluster whose first coordinator keeps
+/// its files in `from`: copies the private keys etcd never holds (`cluster/`) and the login
+/// (`auth/`), as the README tells users to.
+pub fn share_cluster(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for part in ["cluster", "auth"] {
+        copy_dir(&from.join(part), &to.join(part))?;
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }

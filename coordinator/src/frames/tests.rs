@@ -235,7 +235,9 @@ fn every_frame_kind_matches_its_golden_fixture() {
             {"role": "user", "content": [{"type": "text", "text": "why is the relay slow?"}], "timestamp": 1764925200000u64},
             {"role": "assistant", "content": [{"type": "text", "text": "It waits on one lock."}], "stopReason": "stop", "timestamp": 1764925203000u64}
         ])),
-        raw(json!({"type": "extension_ui_request", "id": "ui-1", "method": "confirm", "title": "Run the migration?", "message": "This rewrites state.redb."})),
+        raw(
+            json!({"type": "extension_ui_request", "id": "ui-1", "method": "confirm", "title": "Run the migration?", "message": "This rewrites state.redb."}),
+        ),
     ];
     let mut names = Vec::new();
     for i in 0..SESSION_KINDS {
@@ -253,7 +255,12 @@ fn every_frame_kind_matches_its_golden_fixture() {
         attention_frame(&record.piface_id, request).unwrap(),
         SessionFrame::AttentionRequired { session_id: &record.piface_id, request: &raws[1] }.to_bytes()
     );
-    let out = ShellOutput { output: "ARCHITECTURE.md\nREADME.md\n".into(), exit_code: Some(0), truncated: false, cancelled: false };
+    let out = ShellOutput {
+        output: "ARCHITECTURE.md\nREADME.md\n".into(),
+        exit_code: Some(0),
+        truncated: false,
+        cancelled: false,
+    };
     assert_eq!(shell_response("__piface_cmd_7", "ls *.md", Ok(&out)), session_example(4, &record, &raws).to_bytes());
     let failed = shell_response("__piface_cmd_8", "ls", Err("the agent is not connected"));
     golden("session", "response.error", &failed, &mut failures);
@@ -286,7 +293,9 @@ fn every_frame_kind_matches_its_golden_fixture() {
     // Nothing in the fixture folders that no example writes: a fixture of a removed kind
     // would keep the UI testing a frame nobody sends.
     let mut expected: Vec<String> = names.iter().map(|n| format!("session/{n}.json")).collect();
-    for extra in ["response.error", "message_update.compact", "message_update.compact.base", "message_update.compact.after"] {
+    for extra in
+        ["response.error", "message_update.compact", "message_update.compact.base", "message_update.compact.after"]
+    {
         expected.push(format!("session/{extra}.json"));
     }
     for i in 0..DASHBOARD_KINDS {
@@ -335,5 +344,9 @@ fn every_frame_kind_matches_its_golden_fixture() {
             }
         }
     }
-    assert!(failures.is_empty(), "frames differ from their fixtures (PIFACE_BLESS=1 to accept):\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "frames differ from their fixtures (PIFACE_BLESS=1 to accept):\n{}",
+        failures.join("\n")
+    );
 }

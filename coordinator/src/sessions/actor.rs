@@ -212,7 +212,9 @@ impl Actor {
             }
             ApiRequest::Patch { id, render_markdown, reply } => {
                 let _ = reply.send(
-                    self.registry.update(&id, |r| r.render_markdown = render_markdown).ok_or_else(ApiError::session_not_found),
+                    self.registry
+                        .update(&id, |r| r.render_markdown = render_markdown)
+                        .ok_or_else(ApiError::session_not_found),
                 );
             }
             ApiRequest::Remove { id, reply } => {
@@ -644,7 +646,9 @@ async fn spawn_pi(agent: &AgentHandle, id: &str, spec: SpawnSpec, wait: Duration
         FromAgent::Spawned { result: Ok(s), .. } => Ok(s.pid),
         FromAgent::Spawned { result: Err(SpawnError::AlreadyRunning), .. } => Err(Refused::AlreadyRunning),
         FromAgent::Spawned { result: Err(e), .. } => Err(Refused::Failed(spawn_error(e))),
-        other => Err(Refused::Failed(ApiError::new(StatusCode::BAD_GATEWAY, format!("unexpected agent reply: {other:?}")))),
+        other => {
+            Err(Refused::Failed(ApiError::new(StatusCode::BAD_GATEWAY, format!("unexpected agent reply: {other:?}"))))
+        }
     }
 }
 

@@ -188,7 +188,14 @@ pub(crate) enum ApiRequest {
     /// Stop pi and archive the session.
     Kill { id: String, reply: Reply<SessionRecord> },
     /// Start a new session whose pi forks `source`'s file at `entry_id`.
-    Branch { source: String, record: SessionRecord, spec: SpawnSpec, entry_id: String, name: Option<String>, reply: Reply<Option<Branched>> },
+    Branch {
+        source: String,
+        record: SessionRecord,
+        spec: SpawnSpec,
+        entry_id: String,
+        name: Option<String>,
+        reply: Reply<Option<Branched>>,
+    },
     /// Change what a user may change of a record.
     Patch { id: String, render_markdown: bool, reply: Reply<SessionRecord> },
     /// Forget a session without a running pi (`false`: it has one, or is starting).
@@ -253,7 +260,11 @@ impl Sessions {
     /// The hub a new session stream of `agent` feeds, asked now (the answer follows
     /// everything posted before): a live session's hub, or a new one when the session's pi ran
     /// on while this coordinator or the link was away. `None`: not a session of `agent`.
-    pub(crate) fn open_stream(&self, agent: &str, session: &str) -> impl std::future::Future<Output = Option<Arc<Hub>>> {
+    pub(crate) fn open_stream(
+        &self,
+        agent: &str,
+        session: &str,
+    ) -> impl std::future::Future<Output = Option<Arc<Hub>>> {
         let (reply, rx) = oneshot::channel();
         self.post(SessionEvent::Stream(StreamEvent::Open { agent: agent.into(), session: session.into(), reply }));
         async move { rx.await.ok().flatten() }
@@ -518,7 +529,12 @@ pub async fn pi_request(app: &App, id: &str, command: Map<String, Value>) -> Res
 
 /// [`pi_request`] on a known hub and agent (the actor's tasks: a starting session is not
 /// listed yet).
-pub(crate) async fn ask_pi(agent: &AgentHandle, hub: &Hub, id: &str, mut command: Map<String, Value>) -> Result<Value, String> {
+pub(crate) async fn ask_pi(
+    agent: &AgentHandle,
+    hub: &Hub,
+    id: &str,
+    mut command: Map<String, Value>,
+) -> Result<Value, String> {
     let (rid, rx) = hub.new_internal();
     command.insert("id".into(), Value::String(rid.clone()));
     let line = serde_json::to_vec(&command).map_err(|e| e.to_string())?;
@@ -558,4 +574,3 @@ pub struct Branched {
     /// The new session.
     pub session: SessionRecord,
 }
-

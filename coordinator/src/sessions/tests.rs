@@ -293,7 +293,8 @@ async fn a_stale_link_down_tells_clients_nothing() {
 #[tokio::test]
 async fn a_new_session_is_listed_once_pi_is_up_and_forgotten_when_pi_dies_at_start() {
     let mut t = remote_with("a", &[]);
-    let outcomes = [Ok(Spawned { pid: 42 }), Err(SpawnError::ExitedAtStart { code: Some(1), stderr: "no model".into() })];
+    let outcomes =
+        [Ok(Spawned { pid: 42 }), Err(SpawnError::ExitedAtStart { code: Some(1), stderr: "no model".into() })];
     for outcome in outcomes {
         let app = t.app.clone();
         let create = tokio::spawn(async move {

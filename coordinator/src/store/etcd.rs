@@ -28,8 +28,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions,
-    Txn, TxnOp, TxnOpResponse,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn, TxnOp,
+    TxnOpResponse,
 };
 
 use tokio::sync::watch;
@@ -158,24 +158,30 @@ impl EtcdStore {
             .map_err(etcd_error)?;
         let connect = connect_options(options, Some(Duration::from_secs(10)));
         let endpoints = options.endpoints.clone();
-        let client = wait_on(&runtime, retrying("connecting to etcd", move || {
-            let (endpoints, connect) = (endpoints.clone(), connect.clone());
-            async move {
-                let mut client = Client::connect(endpoints, Some(connect)).await?;
-                // Connecting is lazy: a read proves etcd answers (and the login works).
-                client.get("\0", Some(GetOptions::new().with_count_only())).await?;
-                Ok(client)
-            }
-        }))?;
+        let client = wait_on(
+            &runtime,
+            retrying("connecting to etcd", move || {
+                let (endpoints, connect) = (endpoints.clone(), connect.clone());
+                async move {
+                    let mut client = Client::connect(endpoints, Some(connect)).await?;
+                    // Connecting is lazy: a read proves etcd answers (and the login works).
+                    client.get("\0", Some(GetOptions::new().with_count_only())).await?;
+                    Ok(client)
+                }
+            }),
+        )?;
         let prefix = if options.prefix.is_empty() { "/piface/".to_string() } else { options.prefix.clone() };
         let (probe, folder) = (client.clone(), prefix.clone());
-        let was_empty = wait_on(&runtime, retrying("reading from etcd", move || {
-            let (client, folder) = (probe.clone(), folder.clone());
-            async move {
-                let options = GetOptions::new().with_prefix().with_count_only();
-                Ok(client.kv_client().get(folder.as_str(), Some(options)).await?.count() == 0)
-            }
-        }))?;
+        let was_empty = wait_on(
+            &runtime,
+            retrying("reading from etcd", move || {
+                let (client, folder) = (probe.clone(), folder.clone());
+                async move {
+                    let options = GetOptions::new().with_prefix().with_count_only();
+                    Ok(client.kv_client().get(folder.as_str(), Some(options)).await?.count() == 0)
+                }
+            }),
+        )?;
         Ok(EtcdStore {
             client,
             prefix,
@@ -483,12 +489,7 @@ async fn keep_alive(client: Client, lease: i64, ttl: Duration, ended: Cancellati
 }
 
 /// Follows who leads, for the standby's answers, until `stop`.
-async fn observe(
-    client: Client,
-    name: String,
-    leader: watch::Sender<Option<LeaderInfo>>,
-    stop: CancellationToken,
-) {
+async fn observe(client: Client, name: String, leader: watch::Sender<Option<LeaderInfo>>, stop: CancellationToken) {
     loop {
         let follow = async {
             let mut stream = client.election_client().observe(name.as_str()).await?;
@@ -588,9 +589,9 @@ async fn read_tables(client: &Client, prefix: &str) -> Result<(i64, Vec<(String,
     for op in reply.op_responses() {
         if let TxnOpResponse::Get(get) = op {
             rows.extend(
-                get.kvs()
-                    .iter()
-                    .map(|kv| (String::from_utf8_lossy(kv.key()).into_owned(), kv.create_revision(), kv.value().to_vec())),
+                get.kvs().iter().map(|kv| {
+                    (String::from_utf8_lossy(kv.key()).into_owned(), kv.create_revision(), kv.value().to_vec())
+                }),
             );
         }
     }
@@ -646,7 +647,10 @@ impl StateStore for EtcdStore {
             let (client, prefix) = (client.clone(), prefix.clone());
             async move {
                 let (_, rows) = read_tables(&client, &prefix).await?;
-                Ok(tables_of(&prefix, rows.iter().map(|(key, created, value)| (key.as_str(), *created, value.as_slice()))))
+                Ok(tables_of(
+                    &prefix,
+                    rows.iter().map(|(key, created, value)| (key.as_str(), *created, value.as_slice())),
+                ))
             }
         }))?;
         snapshot_of(tables)
@@ -674,7 +678,8 @@ impl StateStore for EtcdStore {
         let refs_key = self.key("session_uploads", id);
         // The session's upload list says which uploads to touch; the change re-reads it and
         // commits only if it is unchanged.
-        let list: Vec<String> = self.change(vec![refs_key.clone()], |r| Ok((vec![], r.json(&refs_key)?.unwrap_or_default())))?;
+        let list: Vec<String> =
+            self.change(vec![refs_key.clone()], |r| Ok((vec![], r.json(&refs_key)?.unwrap_or_default())))?;
         let upload_keys: Vec<String> = list.iter().map(|u| self.key("uploads", u)).collect();
         let session_key = self.key("sessions", id);
         let mut keys = vec![refs_key.clone()];
@@ -708,8 +713,10 @@ impl StateStore for EtcdStore {
             if !list.contains(&upload.upload_id) {
                 list.push(upload.upload_id.clone());
             }
-            let writes =
-                vec![TxnOp::put(upload_key.as_str(), to_json(upload), None), TxnOp::put(refs_key.as_str(), to_json(&list), None)];
+            let writes = vec![
+                TxnOp::put(upload_key.as_str(), to_json(upload), None),
+                TxnOp::put(refs_key.as_str(), to_json(&list), None),
+            ];
             Ok((writes, ()))
         })
     }
@@ -773,7 +780,10 @@ impl StateStore for EtcdStore {
         let agent_key = self.key("agents", &agent.name);
         self.change(vec![token_key.clone(), agent_key.clone()], |r| {
             if r.exists(&token_key) {
-                return Ok((vec![], Err("this join token was used already; create a new one with `piface token create`")));
+                return Ok((
+                    vec![],
+                    Err("this join token was used already; create a new one with `piface token create`"),
+                ));
             }
             if r.exists(&agent_key) {
                 return Ok((

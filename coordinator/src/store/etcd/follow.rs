@@ -80,9 +80,9 @@ pub(super) async fn caught_up(client: &Client, follower: &Follower, within: Dura
             }
         }
     };
-    tokio::time::timeout(within, wait).await.map_err(|_| {
-        etcd_error(format!("the standby's copy did not reach revision {current} in {within:?}"))
-    })?;
+    tokio::time::timeout(within, wait)
+        .await
+        .map_err(|_| etcd_error(format!("the standby's copy did not reach revision {current} in {within:?}")))?;
     let tables = follower.mirror.lock().expect("mirror lock").tables(&follower.prefix);
     snapshot_of(tables)
 }
