@@ -524,6 +524,31 @@ mod tests {
         contract(&|| Box::new(RedbStore::open(&path).unwrap()));
     }
 
+    /// The contract over TLS: an etcd that serves clients only over TLS and asks for a client
+    /// certificate of its CA (`--etcd-ca`, `--etcd-cert`, `--etcd-key`).
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn the_etcd_store_keeps_the_contract_over_tls_with_a_client_certificate() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let etcd = rt.block_on(piface_test_support::etcd::Etcd::start_tls()).unwrap();
+        let tls = etcd.tls().unwrap();
+        assert!(etcd.url().starts_with("https://"), "{}", etcd.url());
+        // Without a client certificate, etcd does not answer.
+        let ca = reqwest::Certificate::from_pem(tls.ca_pem.as_bytes()).unwrap();
+        let anonymous = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+        let health = rt.block_on(anonymous.get(format!("{}/health", etcd.url())).send());
+        assert!(health.is_err(), "{health:?}");
+        let options = etcd::EtcdOptions {
+            endpoints: vec![etcd.url()],
+            prefix: "/tls/".into(),
+            ca_pem: Some(tls.ca_pem.clone().into_bytes()),
+            identity_pem: Some((tls.client_cert_pem.clone().into_bytes(), tls.client_key_pem.clone().into_bytes())),
+            ..Default::default()
+        };
+        contract(&|| Box::new(etcd::EtcdStore::connect(&options).unwrap()));
+        drop(etcd);
+    }
+
     /// A standby follows every change of the contract, made by another store on the same prefix
     /// while it campaigns, and its copy is what a fresh load reads; a write under another
     /// prefix (a revision without an event for the watch) does not keep it from catching up.
