@@ -549,6 +549,43 @@ mod tests {
         drop(etcd);
     }
 
+    /// The contract, an election and a standby's copy for an etcd user whose role may touch
+    /// nothing but the prefix (`--etcd-user`, `--etcd-password-file`), with authentication on.
+    #[cfg(feature = "etcd")]
+    #[test]
+    fn the_etcd_store_needs_nothing_outside_its_prefix_with_authentication_on() {
+        use etcd_client::Permission;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let etcd = rt.block_on(piface_test_support::etcd::Etcd::start()).unwrap();
+        rt.block_on(async {
+            let mut admin = etcd_client::Client::connect([etcd.url()], None).await.unwrap();
+            admin.user_add("root", "root-password", None).await.unwrap();
+            admin.user_grant_role("root", "root").await.unwrap();
+            admin.role_add("piface").await.unwrap();
+            admin.role_grant_permission("piface", Permission::read_write("/mine/").with_prefix()).await.unwrap();
+            admin.user_add("piface", "secret", None).await.unwrap();
+            admin.user_grant_role("piface", "piface").await.unwrap();
+            admin.auth_enable().await.unwrap();
+        });
+        let options = etcd::EtcdOptions {
+            endpoints: vec![etcd.url()],
+            prefix: "/mine/".into(),
+            user: Some(("piface".into(), "secret".into())),
+            ..Default::default()
+        };
+        contract(&|| Box::new(etcd::EtcdStore::connect(&options).unwrap()));
+        let standby = etcd::EtcdStore::connect(&options).unwrap();
+        let election = standby.elect(crate::leader::LeaderInfo { name: "me".into(), url: None, agents: None });
+        let elected = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(30), election.elected.cancelled()).await
+        });
+        assert!(elected.is_ok(), "the campaign needs only keys of the prefix and a lease");
+        let followed = standby.take_followed().unwrap().unwrap();
+        assert_eq!(format!("{followed:?}"), format!("{:?}", standby.load().unwrap()));
+        rt.block_on(election.resign());
+        drop(etcd);
+    }
+
     /// A standby follows every change of the contract, made by another store on the same prefix
     /// while it campaigns, and its copy is what a fresh load reads; a write under another
     /// prefix (a revision without an event for the watch) does not keep it from catching up.

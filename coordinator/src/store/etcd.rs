@@ -156,21 +156,22 @@ impl EtcdStore {
             .enable_all()
             .build()
             .map_err(etcd_error)?;
+        let prefix = if options.prefix.is_empty() { "/piface/".to_string() } else { options.prefix.clone() };
         let connect = connect_options(options, Some(Duration::from_secs(10)));
-        let endpoints = options.endpoints.clone();
+        let (endpoints, probe) = (options.endpoints.clone(), prefix.clone());
         let client = wait_on(
             &runtime,
             retrying("connecting to etcd", move || {
-                let (endpoints, connect) = (endpoints.clone(), connect.clone());
+                let (endpoints, connect, probe) = (endpoints.clone(), connect.clone(), probe.clone());
                 async move {
                     let mut client = Client::connect(endpoints, Some(connect)).await?;
-                    // Connecting is lazy: a read proves etcd answers (and the login works).
-                    client.get("\0", Some(GetOptions::new().with_count_only())).await?;
+                    // Connecting is lazy: a read proves etcd answers and the login works (a
+                    // key of the prefix: a user may be allowed nothing else).
+                    client.get(probe, Some(GetOptions::new().with_count_only())).await?;
                     Ok(client)
                 }
             }),
         )?;
-        let prefix = if options.prefix.is_empty() { "/piface/".to_string() } else { options.prefix.clone() };
         let (probe, folder) = (client.clone(), prefix.clone());
         let was_empty = wait_on(
             &runtime,

@@ -65,7 +65,7 @@ impl Follower {
 pub(super) async fn caught_up(client: &Client, follower: &Follower, within: Duration) -> Result<Snapshot, StoreError> {
     let current = client
         .kv_client()
-        .get("\0", Some(GetOptions::new().with_count_only()))
+        .get(follower.prefix.as_str(), Some(GetOptions::new().with_count_only()))
         .await
         .map_err(etcd_error)?
         .header()
