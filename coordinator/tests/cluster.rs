@@ -317,22 +317,11 @@ async fn a_coordinator_killed_mid_turn_finds_the_same_pi_when_it_comes_back() {
     wait_agents_up(&server, &["worker"]).await;
     assert_eq!(pids_with_env(&needle, &[agent_pid]), pis, "the same pi runs on");
     let want: String = (0..300).map(|i| format!("t{i} ")).collect();
-    let mut last_text = String::new();
-    for _ in 0..100 {
-        let record = server.get(&format!("/api/sessions/{id}")).await.unwrap().1;
-        assert_eq!(record["status"], "live", "{record}");
-        let (mut ws, state) = server.connect(&id).await.unwrap();
-        assert_eq!(state["type"], "piface_session_state");
-        ws.send(&json!({"type": "piface_get_history"})).await.unwrap();
-        let replay = ws.until_type("piface_replay").await.unwrap().pop().unwrap();
-        let messages = replay["messages"].as_array().unwrap();
-        last_text = messages.last().map(assistant_text).unwrap_or_default();
-        if last_text == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(last_text, want, "the turn completed and its whole answer is in the history");
+    assert_eq!(
+        server.wait_for_answer(&id, &want).await,
+        want,
+        "the turn completed and its whole answer is in the history"
+    );
     drop(agent);
 }
 

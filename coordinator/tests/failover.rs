@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use piface_test_support::etcd::Etcd;
-use piface_test_support::piface::{assistant_text, git_repo, join_token, share_cluster, AgentProcess, Options, Piface};
+use piface_test_support::piface::{git_repo, join_token, share_cluster, AgentProcess, Options, Piface};
 use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
 use serde_json::{json, Value};
 
@@ -103,22 +103,11 @@ async fn the_standby_takes_over_when_the_leader_is_killed_mid_turn() {
 
     // A browser of the new leader gets the whole answer, once.
     let want: String = (0..300).map(|i| format!("t{i} ")).collect();
-    let mut last_text = String::new();
-    for _ in 0..100 {
-        let record = b.get(&format!("/api/sessions/{id}")).await.unwrap().1;
-        assert_eq!(record["status"], "live", "{record}");
-        let (mut ws, state) = b.connect(&id).await.unwrap();
-        assert_eq!(state["type"], "piface_session_state");
-        ws.send(&json!({"type": "piface_get_history"})).await.unwrap();
-        let replay = ws.until_type("piface_replay").await.unwrap().pop().unwrap();
-        let messages = replay["messages"].as_array().unwrap();
-        last_text = messages.last().map(assistant_text).unwrap_or_default();
-        if last_text == want {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert_eq!(last_text, want, "the turn completed and its whole answer is in the new leader's history");
+    assert_eq!(
+        b.wait_for_answer(&id, &want).await,
+        want,
+        "the turn completed and its whole answer is in the new leader's history"
+    );
     worker.start_kill().unwrap();
     helper.start_kill().unwrap();
     drop(etcd);

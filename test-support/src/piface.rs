@@ -280,6 +280,28 @@ impl Piface {
         panic!("agent {name} did not come up on {}", self.base);
     }
 
+    /// Reads the history of session `id` through its socket (`piface_get_history`) until the
+    /// text of its last message is `want`, for up to 20 s; returns the last text it read. The
+    /// session must stay live meanwhile (a turn finishing after a takeover or a restart).
+    pub async fn wait_for_answer(&self, id: &str, want: &str) -> String {
+        let mut last_text = String::new();
+        for _ in 0..100 {
+            let record = self.get(&format!("/api/sessions/{id}")).await.unwrap().1;
+            assert_eq!(record["status"], "live", "{record}");
+            let (mut ws, state) = self.connect(id).await.unwrap();
+            assert_eq!(state["type"], "piface_session_state");
+            ws.send(&serde_json::json!({"type": "piface_get_history"})).await.unwrap();
+            let replay = ws.until_type("piface_replay").await.unwrap().pop().unwrap();
+            let messages = replay["messages"].as_array().unwrap();
+            last_text = messages.last().map(assistant_text).unwrap_or_default();
+            if last_text == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        last_text
+    }
+
     /// SIGKILL (no chance to clean up), then wait for the exit.
     pub async fn kill9(mut self) -> anyhow::Result<()> {
         let child = self.child.as_mut().context("not started here")?;
