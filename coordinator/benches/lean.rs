@@ -21,7 +21,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use piface_test_support::piface::{workspace_bin, Options, Piface};
+use piface_test_support::piface::{join_token, workspace_bin, Options, Piface};
 use piface_test_support::udp_proxy::UdpProxy;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -159,27 +159,6 @@ async fn turn(
     Run { events, pi_bytes: 0, ws_bytes, quic_bytes, elapsed }
 }
 
-fn token(server: &Piface) -> String {
-    let out = std::process::Command::new(PIFACE)
-        .args(["token", "create", "--ttl", "1h", "--data-dir"])
-        .arg(&server.data_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-async fn wait_agent_up(server: &Piface, name: &str) {
-    for _ in 0..600 {
-        let agents = server.get("/api/agents").await.unwrap().1;
-        if agents["agents"].as_array().unwrap().iter().any(|a| a["name"] == name && a["status"] == "up") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("agent {name} did not come up");
-}
-
 fn row(name: &str, r: &Run, raw: &Run) {
     println!(
         "  {name:<28} {:>9.0} events/s {:>8.1} MB/s ({:>5.1} % of raw)  WebSocket {:>11} B{}",
@@ -209,7 +188,15 @@ async fn main() {
     let proxy = UdpProxy::start(server.quic_addr.clone().unwrap().parse().unwrap()).await.unwrap();
     let agent_data = tempfile::tempdir().unwrap();
     let mut agent = tokio::process::Command::new(PIFACE)
-        .args(["agent", "--coordinator", &proxy.addr.to_string(), "--token", &token(&server), "--name", "far"])
+        .args([
+            "agent",
+            "--coordinator",
+            &proxy.addr.to_string(),
+            "--token",
+            &join_token(PIFACE.as_ref(), &server.data_dir).unwrap(),
+            "--name",
+            "far",
+        ])
         .arg("--fs-root")
         .arg(std::env::temp_dir())
         .arg("--data-dir")
@@ -223,7 +210,7 @@ async fn main() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    wait_agent_up(&server, "far").await;
+    server.wait_agent_up("far").await;
     for tokens in sizes {
         measure(&server, &proxy, &fake_pi, tokens).await;
     }

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use piface_test_support::otlp::{OtlpReceiver, ReceivedSpan};
-use piface_test_support::piface::{git_repo, Options, Piface};
+use piface_test_support::piface::{git_repo, join_token, Options, Piface};
 use piface_test_support::{pi_bin, spawn_fake_llm, PiEnv};
 use serde_json::json;
 use tokio::process::{Child, Command};
@@ -45,27 +45,6 @@ fn start_agent(env: &PiEnv, data: &Path, quic: &str, token: Option<&str>, name: 
         .unwrap()
 }
 
-fn join_token(data_dir: &Path) -> String {
-    let out = std::process::Command::new(PIFACE)
-        .args(["token", "create", "--ttl", "10m", "--data-dir"])
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-async fn wait_agent_up(server: &Piface, name: &str) {
-    for _ in 0..600 {
-        let (_, body) = server.get("/api/agents").await.unwrap();
-        if body["agents"].as_array().unwrap().iter().any(|a| a["name"] == name && a["status"] == "up") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("agent {name} did not come up");
-}
-
 fn named<'a>(spans: &'a [ReceivedSpan], service: &str, name: &str) -> Vec<&'a ReceivedSpan> {
     spans.iter().filter(|s| s.service == service && s.name == name).collect()
 }
@@ -89,9 +68,9 @@ async fn one_session_create_is_one_trace_across_the_coordinator_and_the_agent() 
     let agent_env = PiEnv::new(&llm.base_url()).unwrap();
     let agent_data = tempfile::tempdir().unwrap();
     let quic = server.quic_addr.clone().unwrap();
-    let token = join_token(&server.data_dir);
+    let token = join_token(PIFACE.as_ref(), &server.data_dir).unwrap();
     let mut agent = start_agent(&agent_env, agent_data.path(), &quic, Some(&token), "worker", &receiver.endpoint());
-    wait_agent_up(&server, "worker").await;
+    server.wait_agent_up("worker").await;
 
     let repo = git_repo();
     let record = server
